@@ -1,0 +1,162 @@
+"""EMT records: load and validate EmoVerse's ms-swift files (JSON list or JSONL) unchanged.
+
+Errors read ``file:record: reason``; the record number is the list index for a JSON list and the
+line number for JSONL, so it is what an editor or ``data[i]`` shows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m2se.tasks import TASKS, infer_task
+
+MEDIA_KEYS = ("images", "videos")
+
+
+class RecordError(ValueError):
+    """A malformed file or record; ``reason`` is a short category used for skip counts."""
+
+    def __init__(self, where: str, message: str, reason: str):
+        super().__init__(f"{where}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Record:
+    query: str
+    response: str
+    task: str
+    images: tuple[Path, ...] = ()
+    videos: tuple[Path, ...] = ()
+    source: str = ""
+    index: int = 0
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.index}"
+
+    @property
+    def media(self) -> tuple[Path, ...]:
+        return self.images + self.videos
+
+
+@dataclass
+class LoadResult:
+    """Records that loaded, and what was skipped: counts by reason and one line per skip."""
+
+    records: list[Record] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def extend(self, other: LoadResult) -> None:
+        self.records += other.records
+        self.skipped += other.skipped
+        self.errors += other.errors
+
+
+def _raw_items(path: Path) -> Iterator[tuple[int, Any]]:
+    """(record number, parsed item or RecordError) for a JSON list or a JSONL file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecordError(str(path), f"cannot read file ({err})", "unreadable file") from None
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            where = f"{path.name}:line {err.lineno}"
+            raise RecordError(where, f"invalid JSON ({err.msg}, column {err.colno})", "bad json") from None
+        yield from enumerate(items)
+        return
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as err:
+            yield lineno, RecordError(f"{path.name}:{lineno}", f"bad JSON line ({err.msg})", "bad json")
+
+
+def _media(item: dict, root: Path, where: str) -> dict[str, tuple[Path, ...]]:
+    found = {}
+    for key in MEDIA_KEYS:
+        value = item.get(key)
+        if value in (None, []):
+            continue
+        paths = [value] if isinstance(value, str) else value
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+            raise RecordError(where, f"'{key}' must be a path or a list of paths", "bad media field")
+        found[key] = tuple(root / p for p in paths)
+    return found
+
+
+def parse_record(
+    item: Any, where: str, source: str, index: int, root: Path, task: str | None, require_media: bool
+) -> Record:
+    """One raw JSON item → Record, or RecordError naming ``where`` and the reason."""
+    if not isinstance(item, dict):
+        raise RecordError(where, f"expected an object, got {type(item).__name__}", "not an object")
+    for key in ("query", "response"):
+        if not isinstance(item.get(key), str):
+            got = "missing" if key not in item else f"not a string ({type(item[key]).__name__})"
+            raise RecordError(where, f"'{key}' is {got}", f"missing {key}")
+    media = _media(item, root, where)
+    if require_media and not media:
+        raise RecordError(where, "no media (expected an 'images' or 'videos' list)", "no media")
+    name = task or infer_task(item["query"])
+    if name is None:
+        raise RecordError(where, "query fits no task (state the source's task explicitly)", "unknown task")
+    if name not in TASKS:
+        raise RecordError(where, f"unknown task {name!r} (known: {', '.join(TASKS)})", "unknown task")
+    problem = TASKS[name].check_response(item["response"])
+    if problem:
+        kind = TASKS[name].kind
+        raise RecordError(where, problem, "unknown label" if kind == "classification" else "bad response")
+    meta = {k: v for k, v in item.items() if k not in ("query", "response", *MEDIA_KEYS)}
+    return Record(item["query"], item["response"], name, source=source, index=index, meta=meta, **media)
+
+
+def load_records(
+    path: str | Path,
+    media_root: str | Path | None = None,
+    task: str | None = None,
+    skip_errors: bool = False,
+    require_media: bool = True,
+    seen: set | None = None,
+) -> LoadResult:
+    """Load one EMT file.
+
+    ``media_root`` defaults to the file's folder; ``task`` overrides inference for every record.
+    With ``skip_errors`` malformed records are skipped and counted in the result; otherwise the first
+    one raises RecordError. Pass the same ``seen`` set to several calls to catch duplicates across files.
+    """
+    path = Path(path)
+    root = Path(media_root) if media_root is not None else path.parent
+    seen = set() if seen is None else seen
+    result = LoadResult()
+    if not path.is_file():
+        raise RecordError(str(path), "no such file", "missing file")
+    for number, item in _raw_items(path):
+        where = f"{path.name}:{number}"
+        try:
+            if isinstance(item, RecordError):
+                raise item
+            record = parse_record(item, where, path.name, number, root, task, require_media)
+            key = (record.query, record.response, record.media)
+            if key in seen:
+                raise RecordError(where, "duplicate record (same query, response and media)", "duplicate")
+            seen.add(key)
+        except RecordError as err:
+            if not skip_errors:
+                raise
+            result.skipped[err.reason] += 1
+            result.errors.append(str(err))
+            continue
+        result.records.append(record)
+    return result

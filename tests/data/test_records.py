@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from m2se.data.records import RecordError, load_records
+from m2se.tasks import TASKS
+
+ERC = TASKS["erc"]
+
+
+def erc(text="Hi .", label="Joy.", **media):
+    return {"query": ERC.query(text), "response": label, **(media or {"videos": ["clips/a.mp4"]})}
+
+
+def write(path, items, jsonl=False):
+    if jsonl:
+        path.write_text("\n".join(i if isinstance(i, str) else json.dumps(i) for i in items) + "\n")
+    else:
+        path.write_text(json.dumps(items))
+    return path
+
+
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_loads_json_and_jsonl_with_media_root(tmp_path, jsonl):
+    path = write(tmp_path / ("d.jsonl" if jsonl else "d.json"), [erc(), erc("Yo .", images=["f.png"])], jsonl)
+    records = load_records(path).records
+    assert [r.task for r in records] == ["erc", "erc"]
+    assert records[0].videos == (tmp_path / "clips/a.mp4",)
+    assert records[1].images == (tmp_path / "f.png",) and records[1].videos == ()
+    other = load_records(path, media_root="/data/meld").records
+    assert str(other[0].videos[0]) == "/data/meld/clips/a.mp4"
+
+
+def test_keeps_extra_fields_as_meta(tmp_path):
+    path = write(tmp_path / "d.json", [{**erc(), "score": -1.4}])
+    assert load_records(path).records[0].meta == {"score": -1.4}
+
+
+MALFORMED = [
+    ('{"query": "x"', "d.jsonl:2: bad JSON line", "bad json"),
+    ({"query": ERC.query("a"), "videos": ["a.mp4"]}, "d.jsonl:2: 'response' is missing", "missing response"),
+    ({"query": ERC.query("b"), "response": "Joy."}, "d.jsonl:2: no media", "no media"),
+    ({**erc("c"), "response": "Joyful."}, "d.jsonl:2: unknown label 'Joyful.' for task erc", "unknown label"),
+    (
+        {"query": "How are you?", "response": "Fine.", "images": ["a.png"]},
+        "d.jsonl:2: query fits no task",
+        "unknown task",
+    ),
+    (erc(), "d.jsonl:2: duplicate record", "duplicate"),
+    ({**erc("d"), "videos": [3]}, "d.jsonl:2: 'videos' must be a path", "bad media field"),
+    ([1, 2], "d.jsonl:2: expected an object, got list", "not an object"),
+]
+
+
+@pytest.mark.parametrize("bad,message,reason", MALFORMED, ids=[m[2] for m in MALFORMED])
+def test_malformed_record_raises_one_line_or_is_counted(tmp_path, bad, message, reason):
+    path = write(tmp_path / "d.jsonl", [erc(), bad, erc("fine")], jsonl=True)
+    with pytest.raises(RecordError) as info:
+        load_records(path)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    result = load_records(path, skip_errors=True)
+    assert len(result.records) == 2
+    assert result.skipped == {reason: 1}
+    assert result.errors[0].startswith(message)
+
+
+def test_explicit_task_and_text_only(tmp_path):
+    path = write(tmp_path / "d.json", [{"query": "free text", "response": "Neutral."}])
+    with pytest.raises(RecordError, match="no media"):
+        load_records(path, task="erc")
+    assert load_records(path, task="erc", require_media=False).records[0].task == "erc"
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(RecordError, match="no such file"):
+        load_records(tmp_path / "absent.json")
+    broken = tmp_path / "b.json"
+    broken.write_text('[{"query": "x",}]')
+    with pytest.raises(RecordError, match=r"b.json:line 1: invalid JSON"):
+        load_records(broken, skip_errors=True)
+
+
+def test_duplicates_across_files(tmp_path):
+    a = write(tmp_path / "a.json", [erc()])
+    b = write(tmp_path / "b.json", [erc()])
+    seen = set()
+    load_records(a, seen=seen)
+    assert load_records(b, seen=seen, skip_errors=True).skipped == {"duplicate": 1}
+
+
+def test_released_emoverse_files_load_unchanged(emoverse_dir):
+    meld = load_records(emoverse_dir / "meld_test_data.json")
+    ecf = load_records(emoverse_dir / "ecf2_caption_test.json")
+    assert len(meld.records) == 2610 and {r.task for r in meld.records} == {"erc"}
+    assert len(ecf.records) == 1821 and {r.task for r in ecf.records} == {"ecpe"}
+    assert sum(r.response == "" for r in ecf.records) == 75
+    assert meld.records[0].videos[0] == emoverse_dir / "MELD/output_repeated_splits_test/dia0_utt0.mp4"
+    assert {ERC.parse(r.response) for r in meld.records} == set(ERC.labels)

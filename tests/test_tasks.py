@@ -1,0 +1,108 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from m2se.tasks import ECPE_EMOTIONS, TASKS, Utterance, ecpe_query, get_task, infer_task, parse_pairs
+
+CLASSIFICATION = [t for t in TASKS.values() if t.kind == "classification"]
+
+
+def test_six_tasks_with_distinct_instructions():
+    assert list(TASKS) == ["msa", "mer", "erc", "fer", "eri", "ecpe"]
+    assert len({t.instruction for t in TASKS.values()}) == 6
+
+
+@pytest.mark.parametrize("task", [t for t in TASKS.values() if t.kind != "pairs"], ids=lambda t: t.name)
+def test_query_layout_and_inference(task):
+    query = task.query("I do not know.")
+    assert query == f"The person says: 'I do not know.' {task.identifier} {task.instruction}"
+    assert infer_task(query) == task.name
+
+
+def test_infer_ecpe_and_unknown():
+    conversation = [Utterance("A", "Hi .", "joy"), Utterance("B", "Oh no .", "sadness")]
+    query = ecpe_query(conversation, 2)
+    assert infer_task(query) == "ecpe"
+    assert "Candidate utterances:1_joy. A: Hi .\nTarget utterance:2_sadness. B: Oh no ." in query
+    assert "Candidate utterances:\nTarget utterance:1_joy" in ecpe_query(conversation, 1)
+    assert infer_task("What is the weather like?") is None
+    # mer and erc share the identifier; only the instruction tells them apart.
+    assert infer_task("The person says: 'x' <emotion> something else") is None
+
+
+@pytest.mark.parametrize("task", CLASSIFICATION, ids=lambda t: t.name)
+@given(data=st.data())
+def test_label_round_trip_with_noise(task, data):
+    label = data.draw(st.sampled_from(task.labels))
+    assert task.parse(task.format(label)) == label
+    case = data.draw(st.sampled_from([str.lower, str.upper, str.title]))
+    pad = data.draw(st.sampled_from(["", " ", "\n", "  \t"]))
+    punct = data.draw(st.sampled_from(["", ".", "!", "..."]))
+    assert task.parse(pad + case(label) + punct + pad) == label
+    assert task.parse(f"The answer is {label.lower()}.") == label
+
+
+@pytest.mark.parametrize("task", CLASSIFICATION, ids=lambda t: t.name)
+@given(text=st.text(max_size=60))
+def test_classification_parser_never_raises(task, text):
+    assert task.parse(text) in (*task.labels, None)
+
+
+def test_classification_ambiguous_and_aliases():
+    erc, mer = get_task("erc"), get_task("mer")
+    assert erc.parse("joy or anger") is None
+    assert erc.parse("") is None
+    assert mer.parse("sad") == "Sadness"
+    assert erc.parse("Happy.") is None  # MOSEI's label is not a MELD label
+    assert erc.check_response("Joyful.").startswith("unknown label 'Joyful.' for task erc")
+    assert erc.check_response("joy") is None
+
+
+pairs = st.lists(
+    st.tuples(st.integers(1, 40), st.sampled_from(ECPE_EMOTIONS), st.integers(1, 40)), max_size=6
+)
+
+
+@given(triples=pairs)
+def test_ecpe_round_trip(triples):
+    ecpe = get_task("ecpe")
+    text = ecpe.format(triples)
+    assert ecpe.parse(text) == triples
+    assert ecpe.check_response(text) is None
+
+
+@given(text=st.text(max_size=80))
+def test_ecpe_parser_never_raises(text):
+    result = parse_pairs(text)
+    assert result is None or all(isinstance(t, int) and isinstance(c, int) for t, _, c in result)
+
+
+def test_ecpe_survives_malformed_pieces():
+    assert parse_pairs("11_fear,9;11_fear,11") == [(11, "fear", 9), (11, "fear", 11)]
+    assert parse_pairs("answer: 3_Surprise ,1; junk; 4_joy,2.") == [(3, "surprise", 1), (4, "joy", 2)]
+    assert parse_pairs("") == []
+    assert parse_pairs("no cause") is None
+    assert parse_pairs("3_happy,1") is None  # not an ECF emotion
+    assert parse_pairs("3_joy,1;junk", strict=True) is None
+    assert get_task("ecpe").check_response("3_joy,1;junk").startswith("malformed emotion-cause pairs")
+
+
+@given(text=st.text(min_size=1, max_size=40).filter(lambda s: ";" not in s and s.strip()))
+def test_fer_phrases_round_trip(text):
+    fer = get_task("fer")
+    parsed = fer.parse(text)
+    if parsed is not None:
+        assert fer.parse(fer.format(parsed)) == parsed
+
+
+def test_fer_and_eri_parse():
+    fer, eri = get_task("fer"), get_task("eri")
+    assert fer.parse("Eyes narrowing; Slightly puzzled.") == ("eyes narrowing", "slightly puzzled")
+    assert fer.parse(" ; ") is None
+    assert eri.parse("  The person is   sad.\n") == "The person is sad."
+    assert eri.check_response("") == "empty response for task eri"
+
+
+def test_get_task_names_the_unknown():
+    with pytest.raises(ValueError, match="unknown task 'sentiment'"):
+        get_task("sentiment")
