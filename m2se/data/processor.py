@@ -1,0 +1,267 @@
+"""Prompt + pixels for InternVL: the project's processor (transformers' InternVLProcessor needs torchvision).
+
+A sample becomes `<|system|>\\n{system}<|end|><|user|>\\n{media}{query}<|end|><|assistant|>\\n{answer}<|end|>`
+(the tokenizer's chat template decides the wrapping), media first as ms-swift wrote them:
+`Frame{i}: <image>\\n` per video frame, `<image>\\n` for one image (`Image-{i}: <image>\\n` for several),
+each `<image>` being `<img>` + `<IMG_CONTEXT>` × (tokens per tile × tiles) + `</img>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoTokenizer, GotOcr2ImageProcessorPil, PreTrainedTokenizerBase
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling, SizeDict
+from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+IGNORE_INDEX = -100
+IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
+_SLOT = "\x00M2SE_SLOT\x00"  # stands in for a message's content to cut the chat template around it
+
+
+class OverBudgetError(Exception):
+    """A sample does not fit in max_length (and could not, or was not allowed to, be truncated)."""
+
+
+def _image_processor(tile_size: int) -> GotOcr2ImageProcessorPil:
+    # InternVL's preprocessing: bicubic resize, /255, ImageNet mean/std (not GotOcr2's CLIP defaults).
+    return GotOcr2ImageProcessorPil(
+        size={"height": tile_size, "width": tile_size},
+        resample=PILImageResampling.BICUBIC,
+        image_mean=IMAGENET_DEFAULT_MEAN,
+        image_std=IMAGENET_DEFAULT_STD,
+    )
+
+
+def _check_rgb(array: np.ndarray, ndim: int, what: str) -> None:
+    if array.dtype != np.uint8 or array.ndim != ndim or array.shape[-1] != 3 or array.size == 0:
+        raise ValueError(
+            f"{what}: expected non-empty uint8 RGB of {ndim} dims (..., 3), got {array.dtype} {array.shape}"
+        )
+
+
+def count_tiles(height: int, width: int, tile_size: int, max_tiles: int, use_thumbnail: bool = True) -> int:
+    """How many tiles tile_image gives for an image of this size (without decoding it)."""
+    if max_tiles < 1:
+        raise ValueError(f"max_tiles must be >= 1, got {max_tiles}")
+    columns, rows = get_optimal_tiled_canvas((height, width), (tile_size, tile_size), 1, max_tiles)
+    return columns * rows + (1 if use_thumbnail and columns * rows > 1 else 0)
+
+
+def tile_image(image: np.ndarray, tile_size: int, max_tiles: int, use_thumbnail: bool = True) -> np.ndarray:
+    """InternVL dynamic tiling of one uint8 (H, W, 3) image → uint8 (T, tile_size, tile_size, 3).
+
+    The grid (cols × rows ≤ max_tiles) has the aspect ratio closest to the image's; a thumbnail of
+    the whole image is appended when the grid has more than one tile.
+    """
+    _check_rgb(image, 3, "tile_image")
+    if max_tiles < 1:
+        raise ValueError(f"max_tiles must be >= 1, got {max_tiles}")
+    # Channels-first in, so a 3-pixel-high image cannot be mistaken for channels-first.
+    tiles = _image_processor(tile_size).crop_image_to_patches(
+        np.moveaxis(image, -1, 0),
+        min_patches=1,
+        max_patches=max_tiles,
+        use_thumbnail=use_thumbnail,
+        patch_size=SizeDict(height=tile_size, width=tile_size),
+        resample=PILImageResampling.BICUBIC,
+    )
+    return np.moveaxis(np.stack(tiles), 1, -1)
+
+
+@dataclass
+class EncodedSample:
+    """One processed sample. labels are IGNORE_INDEX except on the answer and its closing <|end|>."""
+
+    input_ids: torch.Tensor  # (L,) long
+    labels: torch.Tensor  # (L,) long
+    attention_mask: torch.Tensor  # (L,) long
+    pixel_values: torch.Tensor | None  # (tiles, 3, S, S) float32, in the order the <image>s appear
+    num_visual_tokens: int
+    num_text_tokens: int
+    truncated: bool
+
+
+class M2SEProcessor:
+    """Turns (query, response, media) into token ids, labels and pixel values for InternVL."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        tile_size: int = 448,
+        tokens_per_tile: int = 256,
+        max_tiles: int = 12,
+        use_thumbnail: bool = True,
+        system_prompt: str | None = "You are an sentiment and emotion analysis expert.",
+        max_length: int | None = 4096,
+        over_budget: Literal["truncate", "skip"] = "truncate",
+    ) -> None:
+        if over_budget not in ("truncate", "skip"):
+            raise ValueError(f"over_budget must be 'truncate' or 'skip', got {over_budget!r}")
+        missing = [t for t in (IMG_START, IMG_END, IMG_CONTEXT) if t not in tokenizer.get_vocab()]
+        if missing:
+            raise ValueError(f"tokenizer lacks the InternVL image tokens {missing}")
+        if tokenizer.pad_token_id is None:
+            raise ValueError("tokenizer has no pad token; collate needs one")
+        self.tokenizer = tokenizer
+        self.tile_size, self.tokens_per_tile = tile_size, tokens_per_tile
+        self.max_tiles, self.use_thumbnail = max_tiles, use_thumbnail
+        self.system_prompt, self.max_length, self.over_budget = system_prompt, max_length, over_budget
+        self.image_ids = tokenizer.convert_tokens_to_ids([IMG_START, IMG_CONTEXT, IMG_END])
+        self.image_token_id = self.image_ids[1]
+        self._image_processor = _image_processor(tile_size)
+        # The chat template is rendered once around placeholders: the user turn splits into the text
+        # before/after its content, and the assistant turn gives what wraps an answer.
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        user = [*system, {"role": "user", "content": _SLOT}]
+        prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": _SLOT}], tokenize=False)
+        if prompt.count(_SLOT) != 1 or not full.startswith(prompt) or full.count(_SLOT) != 2:
+            raise ValueError(
+                "the tokenizer's chat template must write a generation prompt that prefixes the answer"
+            )
+        self._user_head, self._user_tail = prompt.split(_SLOT)
+        self._answer_head, self._answer_tail = full[len(prompt) :].split(_SLOT)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **overrides) -> M2SEProcessor:
+        """Tokenizer, tile size (vision image_size) and tokens per tile (image_seq_length) from a model dir."""
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path)
+        height, width = config.vision_config.image_size
+        if height != width:
+            raise ValueError(f"{path}: non-square vision image_size {height}x{width} is not supported")
+        context_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+        if config.image_token_id != context_id:
+            raise ValueError(
+                f"{path}: config.image_token_id {config.image_token_id} != {IMG_CONTEXT} id {context_id}"
+            )
+        kwargs = dict(tokenizer=tokenizer, tile_size=height, tokens_per_tile=config.image_seq_length)
+        return cls(**{**kwargs, **overrides})
+
+    def tile(self, image: np.ndarray) -> np.ndarray:
+        """tile_image with this processor's tile size, max_tiles and use_thumbnail."""
+        return tile_image(image, self.tile_size, self.max_tiles, self.use_thumbnail)
+
+    def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
+        """uint8 (T, H, W, 3) → float32 (T, 3, S, S), squashed to S×S if needed, ImageNet-normalised."""
+        out = self._image_processor(list(tiles), return_tensors="pt", input_data_format="channels_last")
+        return out.pixel_values
+
+    def __call__(
+        self,
+        query: str,
+        response: str | None = None,
+        images: Sequence[np.ndarray] = (),
+        videos: Sequence[np.ndarray] = (),
+    ) -> EncodedSample:
+        """Encode one sample; response=None gives the generation prompt (a prefix of the training ids
+        unless truncation cut the query: the prompt alone has more room).
+
+        images: one uint8 (T, H, W, 3) array per image, its tiles (see tile_image); videos: one
+        uint8 (N, H, W, 3) array per clip, one tile per frame. Raises OverBudgetError when the sample
+        exceeds max_length and cannot (or, with over_budget="skip", may not) be cut down.
+        """
+        for i, array in enumerate(images):
+            _check_rgb(array, 4, f"images[{i}]")
+        for i, array in enumerate(videos):
+            _check_rgb(array, 4, f"videos[{i}]")
+        image_tiles, video_frames = [len(x) for x in images], [len(x) for x in videos]
+        head, media_ids, query_ids, tail, answer_ids = self._pieces(
+            query, response, image_tiles, video_frames
+        )
+        num_visual = (sum(image_tiles) + sum(video_frames)) * self.tokens_per_tile
+        query_ids, truncated = self._fit(query_ids, len(head) + len(media_ids) + len(tail) + len(answer_ids))
+        prompt_ids = head + media_ids + query_ids + tail
+        input_ids = torch.tensor(prompt_ids + answer_ids, dtype=torch.long)
+        if int((input_ids == self.image_token_id).sum()) != num_visual:
+            raise ValueError(
+                f"query or response contains the text {IMG_CONTEXT!r}; it would misalign the image features"
+            )
+        labels = input_ids.clone()
+        labels[: len(prompt_ids)] = IGNORE_INDEX
+        # Tiles in text order: images, then video frames.
+        pixels = torch.cat([self.pixel_values(x) for x in (*images, *videos)]) if num_visual else None
+        return EncodedSample(
+            input_ids=input_ids,
+            labels=labels,
+            attention_mask=torch.ones_like(input_ids),
+            pixel_values=pixels,
+            num_visual_tokens=num_visual,
+            num_text_tokens=len(input_ids) - num_visual,
+            truncated=truncated,
+        )
+
+    def count_tokens(
+        self,
+        query: str,
+        response: str | None = None,
+        image_tiles: Sequence[int] = (),
+        video_frames: Sequence[int] = (),
+    ) -> int:
+        """Length (visual + text) that __call__ would give before any truncation, without any pixels."""
+        return sum(map(len, self._pieces(query, response, image_tiles, video_frames)))
+
+    def _pieces(
+        self, query: str, response: str | None, image_tiles: Sequence[int], video_frames: Sequence[int]
+    ) -> tuple[list[int], ...]:
+        """Token ids of (template head, media, query, template tail, answer + end of turn)."""
+        # Per <image>: the text before it and its number of tiles; images first, then video frames.
+        prefixes = ["" if len(image_tiles) == 1 else f"Image-{i}: " for i in range(1, len(image_tiles) + 1)]
+        prefixes += [f"Frame{i}: " for n in video_frames for i in range(1, n + 1)]
+        tile_counts = [*image_tiles, *([1] * sum(video_frames))]
+        # Text is tokenized piecewise (ms-swift style) so that the query's tokens are known exactly;
+        # visual tokens are written as ids, never parsed from text.
+        pieces = [self._user_head, *prefixes, "\n", query, self._user_tail]
+        head, *prefix_ids, newline, query_ids, tail = self.tokenizer(
+            pieces, add_special_tokens=False
+        ).input_ids
+        start, context, end = self.image_ids
+        media_ids: list[int] = []
+        for ids, n_tiles in zip(prefix_ids, tile_counts, strict=True):
+            media_ids += ids + [start] + [context] * (self.tokens_per_tile * n_tiles) + [end] + newline
+        answer_ids = []
+        if response is not None:
+            answer = self._answer_head + response + self._answer_tail
+            answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        return head, media_ids, query_ids, tail, answer_ids
+
+    def _fit(self, query_ids: list[int], fixed: int) -> tuple[list[int], bool]:
+        """Drop tokens from the start of the query so fixed + query fits max_length (the tail holds the task)."""
+        total = fixed + len(query_ids)
+        if self.max_length is None or total <= self.max_length:
+            return query_ids, False
+        excess = total - self.max_length
+        if self.over_budget == "skip":
+            raise OverBudgetError(
+                f"sample has {total} tokens > max_length {self.max_length} (over_budget='skip')"
+            )
+        if excess >= len(query_ids):
+            raise OverBudgetError(
+                f"sample has {total} tokens > max_length {self.max_length}; {fixed} of them (media, template, "
+                f"answer) are never cut, and cutting {excess} would leave nothing of the {len(query_ids)}-token query"
+            )
+        return query_ids[excess:], True
+
+    def collate(self, batch: list[EncodedSample], padding_side: Literal["right", "left"] = "right") -> dict:
+        """Pad to the longest sample (left padding for batched generation); model(**collate(batch)) runs."""
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        length = max(len(sample.input_ids) for sample in batch)
+
+        def pad(values: torch.Tensor, fill: int) -> torch.Tensor:
+            padding = values.new_full((length - len(values),), fill)
+            return torch.cat([values, padding] if padding_side == "right" else [padding, values])
+
+        pixels = [sample.pixel_values for sample in batch if sample.pixel_values is not None]
+        return {
+            "input_ids": torch.stack([pad(s.input_ids, self.tokenizer.pad_token_id) for s in batch]),
+            "labels": torch.stack([pad(s.labels, IGNORE_INDEX) for s in batch]),
+            "attention_mask": torch.stack([pad(s.attention_mask, 0) for s in batch]),
+            "pixel_values": torch.cat(pixels) if pixels else None,
+        }

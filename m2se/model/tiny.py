@@ -1,0 +1,161 @@
+"""A tiny random native InternVL with its own BPE tokenizer, built in code for tests and the demo.
+
+    python -m m2se.model.tiny --out /tmp/tiny-internvl [--seed 0]
+
+The directory loads offline with `InternVLForConditionalGeneration.from_pretrained(dir)` and
+`AutoTokenizer.from_pretrained(dir)`, and speaks InternVL2-4B's phi3-chat format.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    GenerationConfig,
+    InternVLConfig,
+    InternVLForConditionalGeneration,
+    PreTrainedTokenizerFast,
+)
+
+IMAGE_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
+CHAT_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
+PAD_TOKEN = "<pad>"
+
+# InternVL2-4B's phi3-chat conversation, as EmoVerse trained it (PROTOCOL §3). No BOS, no newline
+# after <|end|>; the generation prompt is exactly the text before an answer.
+PHI3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+
+# Enough English for the EmoVerse prompts to tokenize into whole words rather than bytes, which
+# keeps the tiny model's sequences short. Byte-level BPE still encodes any text.
+CORPUS = """\
+The person says: 'I can't believe you did that!' <emotion> Please determine which emotion label in the video represents: anger, sadness, surprise, disgust, joy, neutral or fear.
+The person says: "This is the best day of my life." <sentiment> Please determine which sentiment label in the video represents: positive or negative.
+The person says: 'Oh my God, what happened?' <emotion> Please determine which emotion label in the video represents: anger, sad, surprise, disgust, happy, neutral or fear.
+The person says: 'Leave me alone.' <reason> What is the emotional state of the person in the video? Please tell me the reason.
+Detail the facial expressions used in the image. Eyes narrowing; Slightly puzzled; Lips pressed; Brows raised; Smiling widely.
+Positive. Negative. Happy. Sadness. Surprise. Disgust. Anger. Fear. Neutral. Joy.
+positive negative happy sad sadness surprise disgust anger angry fear neutral joy joyful
+Below is a conversation containing multiple utterances from different speakers, \nalong with the corresponding emotion label for each utterance. \nYour task is to identify the indices of the candidate utterances that elicited the emotion in the target utterance.
+Input conversation:1_neutral. Ross: Hey, how are you doing?\n2_joy. Rachel: I got the job!\n3_surprise. Monica: Really? That is great news.
+Candidate utterances:1,2\nTarget utterance:3_surprise. Monica: Really? That is great news.
+You need to return the answer as, for example, "3_surprise,1", \nwhich means that the emotion of surprise in the third sentence is related to the first sentence, \nand if the emotion is related to more than one sentence, separate the sentences with “;”.
+The emotion-cause indices of the target utterance are: 3_surprise,2;11_fear,9;11_fear,11
+Chandler Joey Phoebe Ross Rachel Monica said told asked looked smiled frowned shouted laughed cried.
+Frame1: Frame2: Frame3: Frame4: Frame5: Frame6: Frame7: Frame8: Image-1: Image-2: 0 1 2 3 4 5 6 7 8 9 10 12
+The speaker looks upset because her friend forgot the party, and her voice is loud and trembling.
+You are an sentiment and emotion analysis expert. The video shows a man and a woman talking in a room.
+"""
+
+
+def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on CORPUS; deterministic (the trainer breaks ties by pair order)."""
+    specials = [PAD_TOKEN, *CHAT_TOKENS, *IMAGE_TOKENS]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(CORPUS.splitlines(), trainer)
+    # Byte-level BPE encodes every byte, so there is no unknown token; no BOS either (phi3-chat
+    # as EmoVerse used it starts with <|system|>).
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|end|>",
+        pad_token=PAD_TOKEN,
+        extra_special_tokens=[*CHAT_TOKENS[:3], *IMAGE_TOKENS],
+        model_max_length=4096,
+    )
+    tokenizer.chat_template = PHI3_CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_config(tokenizer: PreTrainedTokenizerFast, tile_size: int = 56) -> InternVLConfig:
+    """Vision 32 / Qwen2 64 wide, 2 layers each; 56-px tiles → 4×4 patches → 4 tokens per tile."""
+    patch_size, downsample_ratio = 14, 0.5
+    tokens_per_tile = int((tile_size // patch_size) ** 2 * downsample_ratio**2)
+    vision = dict(
+        model_type="internvl_vision",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=tile_size,
+        patch_size=patch_size,
+    )
+    text = dict(
+        model_type="qwen2",
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=4096,
+        # With std 0.02 the tied embeddings give near-uniform logits and the demo's loss sits at
+        # ≈ ln(vocab) while accuracy already rises (PROTOCOL §6); 0.2 lets the loss move visibly.
+        initializer_range=0.2,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return InternVLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=tokens_per_tile,
+        downsample_ratio=downsample_ratio,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_internvl(out_dir: Path, seed: int = 0, tile_size: int = 56) -> Path:
+    """Write a random tiny InternVL (weights, config, generation config, tokenizer) to out_dir.
+
+    Same seed → bitwise-identical weights and the same tokenizer. The global torch RNG is left as
+    it was. Returns out_dir.
+    """
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer()
+    config = tiny_config(tokenizer, tile_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = InternVLForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="directory to write")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = build_tiny_internvl(args.out, seed=args.seed)
+    model = InternVLForConditionalGeneration.from_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(
+        f"wrote {out}: tiny InternVL, {n_params:,} parameters, vocab {model.config.text_config.vocab_size}, "
+        f"{model.config.image_seq_length} tokens per {model.config.vision_config.image_size[0]}-px tile"
+    )
+
+
+if __name__ == "__main__":
+    main()
