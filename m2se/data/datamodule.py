@@ -1,0 +1,232 @@
+"""MultiTaskDataModule: EMT sources → task-weighted single-task batches, validation and test loaders."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch.utils.data import DataLoader
+
+from m2se.data.dataset import Collator, EncodedDataset
+from m2se.data.processor import M2SEProcessor
+from m2se.data.records import LoadResult, Record, load_records
+from m2se.data.report import DataReport, token_lengths
+from m2se.data.sampler import TaskWeightedBatchSampler
+from m2se.data.video import MediaLoader
+
+
+@dataclass(frozen=True)
+class Source:
+    """One EMT file. ``task`` overrides inference; ``mixtures`` limits which mixtures draw from it."""
+
+    path: str
+    media_root: str | None = None
+    task: str | None = None
+    mixtures: Sequence[str] | None = None
+    text_only: bool = False
+
+
+def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
+    return [s if isinstance(s, Source) else Source(**s) for s in items or ()]
+
+
+class MultiTaskDataModule(L.LightningDataModule):
+    """Training batches come from ``TaskWeightedBatchSampler`` over the active mixture.
+
+    ``mixtures`` maps a name to a list of ``{task, weight}`` (weight omitted: size-based with
+    ``temperature``). ``set_mixture`` switches the running sampler without rebuilding the loader.
+    Validation is ``val_sources`` or a random ``val_fraction`` of every training file; ``test_sources``
+    maps a task to its test file. ``data_dir`` is only a handle for config interpolation.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source | Mapping],
+        mixtures: Mapping[str, Sequence[Mapping[str, Any]]],
+        processor: M2SEProcessor,
+        mixture: str = "first",
+        temperature: float | None = None,
+        val_fraction: float = 0.01,
+        val_sources: Sequence[Source | Mapping] | None = None,
+        val_max_per_task: int | None = None,
+        test_sources: Mapping[str, Source | Mapping] | None = None,
+        num_frames: int = 8,
+        max_tiles: int = 12,
+        use_thumbnail: bool = True,
+        video_backend: Literal["auto", "decord", "pyav"] = "auto",
+        batch_size: int = 1,
+        num_batches: int | None = None,
+        num_workers: int = 2,
+        on_bad_record: Literal["raise", "skip"] = "raise",
+        on_media_error: Literal["skip", "raise"] = "skip",
+        seed: int = 42,
+        data_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.sources, self.val_sources = _sources(sources), _sources(val_sources)
+        self.test_sources = {task: _sources([s])[0] for task, s in (test_sources or {}).items()}
+        self.mixtures = {
+            name: {e["task"]: e.get("weight") for e in entries} for name, entries in mixtures.items()
+        }
+        self.processor, self._mixture, self.temperature = processor, mixture, temperature
+        self.val_fraction, self.val_max_per_task, self.batch_size = val_fraction, val_max_per_task, batch_size
+        self.num_batches, self.num_workers, self.seed = num_batches, num_workers, seed
+        self.on_bad_record, self.on_media_error = on_bad_record, on_media_error
+        self.media = MediaLoader(num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend)
+        self.sampler: TaskWeightedBatchSampler | None = None
+        self.runtime_skips: Counter = Counter()
+        self.report: DataReport | None = None
+
+    # -- loading --------------------------------------------------------------------------------
+    def _load(self, sources: list[Source], seen: set) -> tuple[list[tuple[Source, list[Record]]], LoadResult]:
+        total, per_source = LoadResult(), []
+        for source in sources:
+            result = load_records(
+                source.path,
+                source.media_root,
+                source.task,
+                self.on_bad_record == "skip",
+                not source.text_only,
+                seen,
+            )
+            total.extend(result)
+            per_source.append((source, result.records))
+        return per_source, total
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.report is not None:
+            return
+        seen: set = set()
+        per_source, loaded = self._load(self.sources, seen)
+        rng = random.Random(self.seed)
+        self.train_records, self.val_records, self.scopes = [], [], []
+        for source, records in per_source:
+            held = set()
+            if not self.val_sources and self.val_fraction > 0 and len(records) > 1:
+                count = max(1, round(len(records) * self.val_fraction))
+                held = set(rng.sample(range(len(records)), count))
+            for i, record in enumerate(records):
+                if i in held:
+                    self.val_records.append(record)
+                else:
+                    self.train_records.append(record)
+                    self.scopes.append(source.mixtures)
+        if self.val_sources:
+            self.val_records = [r for _, rs in self._load(self.val_sources, seen)[0] for r in rs]
+        test_loaded = self._load(list(self.test_sources.values()), set())[0]
+        self.test_records = {
+            task: records for task, (_, records) in zip(self.test_sources, test_loaded, strict=True)
+        }
+        lengths = token_lengths(self.train_records, self.processor, self.media)
+        self.report = DataReport.build(
+            self.train_records,
+            self.val_records,
+            self.test_records,
+            loaded,
+            lengths,
+            self.processor.max_length,
+            self.processor.over_budget,
+        )
+        rank_zero_info(self.report.render())
+        self.sampler = self._build_sampler()
+
+    def _build_sampler(self) -> TaskWeightedBatchSampler:
+        # Sampler keys are "mixture:task" so that a mixture draws only from the files scoped to it.
+        keyed: dict[str, list[int]] = {}
+        for name, weights in self.mixtures.items():
+            for index, (record, scope) in enumerate(zip(self.train_records, self.scopes, strict=True)):
+                if record.task in weights and (scope is None or name in scope):
+                    keyed.setdefault(f"{name}:{record.task}", []).append(index)
+        mixtures = {
+            name: {f"{name}:{t}": w for t, w in weights.items()} for name, weights in self.mixtures.items()
+        }
+        return TaskWeightedBatchSampler(
+            keyed,
+            self.batch_size,
+            mixtures,
+            self._mixture,
+            temperature=self.temperature,
+            seed=self.seed,
+            num_batches=self.num_batches,
+        )
+
+    # -- mixture --------------------------------------------------------------------------------
+    @property
+    def mixture(self) -> str:
+        return self.sampler.mixture if self.sampler else self._mixture
+
+    def set_mixture(self, name: str) -> None:
+        """Switch the active mixture; a running training loader draws from it from its next batch."""
+        if name not in self.mixtures:
+            raise ValueError(f"unknown mixture {name!r} (configured: {', '.join(self.mixtures)})")
+        self._mixture = name
+        if self.sampler is not None:
+            self.sampler.set_mixture(name)
+
+    # -- loaders --------------------------------------------------------------------------------
+    def _loader(self, records: list[Record], batch_sampler, generation: bool = False) -> DataLoader:
+        dataset = EncodedDataset(records, self.processor, self.media, self.on_media_error, generation)
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=self.num_workers,
+            collate_fn=Collator(self.processor, "left" if generation else "right"),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_records, self.sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        """One loader over the tasks of the active mixture, in task-grouped batches."""
+        active = self.mixtures[self.mixture]
+        return self._loader(
+            self.val_records, _grouped(self.val_records, active, self.batch_size, self.val_max_per_task)
+        )
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One generation loader (prompts only, left padding) per test task, in ``test_sources`` order."""
+        return [
+            self._loader(records, _grouped(records, None, self.batch_size, None), generation=True)
+            for records in self.test_records.values()
+        ]
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        for skip in batch.get("skipped", ()):
+            if not self.runtime_skips[skip.reason]:
+                rank_zero_warn(f"skipping {skip.where}: {skip.message} (further skips are counted)")
+            self.runtime_skips[skip.reason] += 1
+        return batch
+
+    def teardown(self, stage: str) -> None:
+        if self.runtime_skips:
+            counts = ", ".join(f"{reason} {n}" for reason, n in self.runtime_skips.most_common())
+            rank_zero_info(f"samples skipped while loading ({stage}): {counts}")
+
+    def state_dict(self) -> dict:
+        return {"sampler": self.sampler.state_dict()} if self.sampler else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "sampler" in state:
+            self.setup("fit")
+            self.sampler.load_state_dict(state["sampler"])
+
+
+def _grouped(records: list[Record], tasks, batch_size: int, limit: int | None) -> list[list[int]]:
+    """Batches of one task each, in record order, at most ``limit`` records per task."""
+    by_task: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        if tasks is None or record.task in tasks:
+            by_task.setdefault(record.task, []).append(i)
+    return [
+        indices[start : start + batch_size]
+        for indices in (v[:limit] for v in by_task.values())
+        for start in range(0, len(indices), batch_size)
+    ]

@@ -1,0 +1,82 @@
+"""Records → processed samples, and the collate that turns them into single-task batches.
+
+A record whose media are missing or corrupt, or that cannot fit the token budget, becomes a
+``Skip``; the collate carries skips in ``batch["skipped"]`` so that the main process counts them
+(DataLoader workers cannot share a counter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from torch.utils.data import Dataset
+
+from m2se.data.processor import EncodedSample, M2SEProcessor, OverBudgetError
+from m2se.data.records import Record
+from m2se.data.video import MediaError, MediaLoader
+
+
+@dataclass(frozen=True)
+class Skip:
+    where: str
+    reason: str
+    message: str
+
+
+class EncodedDataset(Dataset):
+    """Map-style dataset over records; ``generation=True`` encodes prompts without the answer."""
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        processor: M2SEProcessor,
+        media: MediaLoader,
+        on_media_error: Literal["skip", "raise"] = "skip",
+        generation: bool = False,
+    ) -> None:
+        self.records, self.processor, self.media = list(records), processor, media
+        self.on_media_error, self.generation = on_media_error, generation
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[Record, EncodedSample | Skip]:
+        record = self.records[index]
+        try:
+            images, videos = self.media.load(record.images, record.videos)
+            response = None if self.generation else record.response
+            return record, self.processor(record.query, response, images=images, videos=videos)
+        except MediaError as err:
+            if self.on_media_error == "raise":
+                raise MediaError(f"{record.where}: {err}") from None
+            return record, Skip(record.where, "media error", str(err))
+        except OverBudgetError as err:
+            return record, Skip(record.where, "over budget", str(err))
+
+
+class Collator:
+    """Pads encoded samples into a batch with ``task``, ``records`` and ``skipped`` beside the tensors.
+
+    A batch whose every sample was skipped has ``input_ids`` None; the training step passes over it.
+    """
+
+    def __init__(self, processor: M2SEProcessor, padding_side: Literal["right", "left"] = "right") -> None:
+        self.processor, self.padding_side = processor, padding_side
+
+    def __call__(self, items: list[tuple[Record, EncodedSample | Skip]]) -> dict:
+        kept = [(r, s) for r, s in items if not isinstance(s, Skip)]
+        skipped = [s for _, s in items if isinstance(s, Skip)]
+        batch = {"input_ids": None, "labels": None, "attention_mask": None, "pixel_values": None}
+        if kept:
+            batch = self.processor.collate([s for _, s in kept], padding_side=self.padding_side)
+        tasks = sorted({r.task for r, _ in items})
+        batch.update(
+            task=tasks[0] if len(tasks) == 1 else None,
+            tasks=[r.task for r, _ in kept],
+            records=[r for r, _ in kept],
+            skipped=skipped,
+            truncated=sum(s.truncated for _, s in kept),
+        )
+        return batch

@@ -1,0 +1,181 @@
+"""Frames and images as uint8 RGB arrays, read the way InternVL2 (and so EmoVerse) reads them.
+
+A video becomes ``num_frames`` frames at segment centres, each resized to one square tile; an image
+becomes its dynamic tiles (``m2se.data.processor.tile_image``). Every failure to read media is a
+``MediaError`` naming the file, so a dataset can count it as a skip instead of crashing a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+Backend = Literal["auto", "decord", "pyav"]
+
+
+class MediaError(Exception):
+    """Missing, empty, unreadable or corrupt media; the message is one line, ``<path>: <reason>``."""
+
+
+def segment_centres(total: int, num_frames: int) -> list[int]:
+    """InternVL2's frame indices: the centres of ``num_frames`` equal segments of the clip.
+
+    Exactly InternVL's (and ms-swift's) ``get_index`` without a time bound: the span is
+    [0, total - 1] and offsets use numpy's half-to-even rounding, so indices match the originals
+    frame for frame. Indices repeat when ``total < num_frames``.
+    """
+    if total < 1 or num_frames < 1:
+        raise ValueError(f"need total >= 1 and num_frames >= 1, got total={total}, num_frames={num_frames}")
+    segment = (total - 1) / num_frames
+    return [int(segment / 2 + np.round(segment * i)) for i in range(num_frames)]
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The image as uint8 (H, W, 3) RGB; transparency is dropped as InternVL does (``convert('RGB')``)."""
+    _check_file(path)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except UnidentifiedImageError:
+        raise MediaError(f"{path}: unreadable image (not a known image format)") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise MediaError(f"{path}: corrupt image ({error})") from None
+
+
+def read_video(
+    path: str | os.PathLike, num_frames: int = 8, size: int | None = 448, backend: Backend = "auto"
+) -> np.ndarray:
+    """``num_frames`` frames at ``segment_centres`` as uint8 (N, size, size, 3) RGB.
+
+    Each frame is resized (bicubic, aspect not kept) to one ``size`` x ``size`` tile, as InternVL
+    does for video; ``size=None`` keeps the decoded size. ``auto`` uses decord and falls back to
+    PyAV when decord is not installed or fails on the file (decord 0.6 cannot even copy out frames
+    of some small widths); both pick the same frame indices.
+    """
+    _check_file(path)
+    decord = None if backend == "pyav" else _import_decord(required=backend == "decord")
+    if decord is None:
+        frames = _read_pyav(path, num_frames)
+    else:
+        try:
+            frames = _read_decord(decord, path, num_frames)
+        except Exception as error:
+            if backend == "decord":
+                raise error if isinstance(error, MediaError) else _corrupt(path, error) from None
+            frames = _read_pyav(path, num_frames)
+    if size is None:
+        return frames
+    return np.stack([_resize(frame, size) for frame in frames])
+
+
+@dataclass(frozen=True)
+class MediaLoader:
+    """Reads a sample's media: per image its tiles (T, S, S, 3), per video its frames (N, S, S, 3)."""
+
+    num_frames: int = 8
+    tile_size: int = 448
+    max_tiles: int = 12
+    use_thumbnail: bool = True
+    backend: Backend = "auto"
+
+    def load(
+        self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        # Imported on first use: the processor pulls in transformers, which reading frames does not need.
+        from m2se.data.processor import tile_image
+
+        image_tiles = [
+            tile_image(read_image(path), self.tile_size, self.max_tiles, self.use_thumbnail)
+            for path in images
+        ]
+        video_frames = [read_video(path, self.num_frames, self.tile_size, self.backend) for path in videos]
+        return image_tiles, video_frames
+
+
+def _check_file(path: str | os.PathLike) -> None:
+    if not Path(path).is_file():
+        raise MediaError(f"{path}: missing file")
+    if Path(path).stat().st_size == 0:
+        raise MediaError(f"{path}: empty file")
+
+
+def _import_decord(required: bool) -> ModuleType | None:
+    try:
+        import decord
+    except ImportError:
+        if required:
+            raise
+        return None
+    return decord
+
+
+def _read_decord(decord: ModuleType, path: str | os.PathLike, num_frames: int) -> np.ndarray:
+    # One thread: clips are short, and data-loader workers already use the cores.
+    reader = decord.VideoReader(str(path), num_threads=1)
+    if len(reader) == 0:
+        raise MediaError(f"{path}: corrupt video (no decodable frames)")
+    batch = reader.get_batch(segment_centres(len(reader), num_frames))
+    # A process-wide decord.bridge.set_bridge("torch") elsewhere turns the batch into a tensor.
+    return batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
+
+
+def _read_pyav(path: str | os.PathLike, num_frames: int) -> np.ndarray:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            total = stream.frames or _count_packets(path)
+            if total == 0:
+                raise MediaError(f"{path}: corrupt video (no decodable frames)")
+            wanted = segment_centres(total, num_frames)
+            picked: dict[int, np.ndarray] = {}
+            last = None
+            for index, last in enumerate(container.decode(stream)):
+                if index in wanted:
+                    picked[index] = last.to_ndarray(format="rgb24")
+                if index >= wanted[-1]:
+                    break
+            if last is None:
+                raise MediaError(f"{path}: corrupt video (no decodable frames)")
+            # A header that overcounts frames leaves the last wanted indices undecoded: they repeat
+            # the clip's last frame.
+            end = last.to_ndarray(format="rgb24")
+            return np.stack([picked.get(i, end) for i in wanted])
+    except MediaError:
+        raise
+    except Exception as error:
+        raise _corrupt(path, error) from None
+
+
+def _count_packets(path: str | os.PathLike) -> int:
+    # decord counts frames from the container's index; counting packets is PyAV's equivalent when
+    # the header leaves the count out. A second open: some demuxers (avi) cannot seek back.
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+
+
+def _resize(frame: np.ndarray, size: int) -> np.ndarray:
+    if frame.shape[:2] == (size, size):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def _corrupt(path: str | os.PathLike, error: Exception) -> MediaError:
+    # FFmpeg errors repeat the path in str(error); their strerror is the reason alone. decord
+    # prefixes "[time] /its/source.cc:61: " and appends a C++ stack trace.
+    lines = (getattr(error, "strerror", None) or str(error) or type(error).__name__).strip().splitlines()
+    reason = re.sub(r"^\[[\d:]+\] \S+: ", "", lines[0]).strip()[:200] if lines else type(error).__name__
+    return MediaError(f"{path}: corrupt video ({reason})")

@@ -1,0 +1,173 @@
+import json
+
+import pytest
+
+from m2se.data.datamodule import MultiTaskDataModule, Source
+from m2se.data.processor import M2SEProcessor
+from m2se.data.records import RecordError
+from m2se.data.video import MediaError
+from m2se.tasks import TASKS
+
+MIXTURES = {
+    "first": [{"task": "msa", "weight": 3}, {"task": "mer", "weight": 1}, {"task": "fer", "weight": 3}],
+    "second": [{"task": t, "weight": w} for t, w in (("msa", 1), ("eri", 3), ("erc", 3), ("ecpe", 3))],
+}
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return M2SEProcessor.from_pretrained(tiny_model_dir, max_length=1024)
+
+
+def make(demo_dir, processor, **overrides):
+    args = dict(
+        sources=[
+            {"path": str(demo_dir / "first_stage.json"), "mixtures": ["first"]},
+            {"path": str(demo_dir / "second_stage.json"), "mixtures": ["second"]},
+        ],
+        mixtures=MIXTURES,
+        processor=processor,
+        test_sources={
+            t: {"path": str(demo_dir / f"test/{t}.json"), "media_root": str(demo_dir)} for t in TASKS
+        },
+        num_frames=2,
+        max_tiles=2,
+        batch_size=4,
+        num_workers=0,
+        val_fraction=0.05,
+        seed=0,
+    )
+    return MultiTaskDataModule(**{**args, **overrides})
+
+
+@pytest.fixture(scope="module")
+def datamodule(demo_dir, processor):
+    dm = make(demo_dir, processor)
+    dm.setup("fit")
+    return dm
+
+
+def test_report_counts_every_split(datamodule, demo_dir):
+    first = json.loads((demo_dir / "first_stage.json").read_text())
+    second = json.loads((demo_dir / "second_stage.json").read_text())
+    assert len(datamodule.train_records) + len(datamodule.val_records) == len(first) + len(second)
+    # 5 % of each file is held out, at random, and never trained on.
+    assert len(datamodule.val_records) == round(len(first) * 0.05) + round(len(second) * 0.05)
+    assert not {r.where for r in datamodule.val_records} & {r.where for r in datamodule.train_records}
+    table = datamodule.report.render()
+    assert table.splitlines()[0].split()[:4] == ["task", "train", "val", "test"]
+    assert all(f"\n{task} " in "\n" + table for task in TASKS)
+    assert datamodule.report.counts["ecpe"]["test"] == 40
+
+
+def test_train_batches_follow_the_active_mixture_and_its_files(datamodule):
+    loader = datamodule.train_dataloader()
+    tasks = set()
+    for _, batch in zip(range(30), loader, strict=False):
+        assert batch["input_ids"].shape[0] == 4 and len(set(batch["tasks"])) == 1
+        image_tokens = int((batch["input_ids"] == datamodule.processor.image_token_id).sum())
+        assert image_tokens == batch["pixel_values"].shape[0] * datamodule.processor.tokens_per_tile
+        assert {r.source for r in batch["records"]} == {"first_stage.json"}
+        tasks.add(batch["task"])
+    assert tasks == {"msa", "mer", "fer"}
+    datamodule.set_mixture("second")
+    try:
+        batches = [b for _, b in zip(range(30), loader, strict=False)]
+        assert {b["task"] for b in batches} == {"msa", "eri", "erc", "ecpe"}
+        assert {r.source for b in batches for r in b["records"]} == {"second_stage.json"}
+    finally:
+        datamodule.set_mixture("first")
+    with pytest.raises(ValueError, match="unknown mixture 'third'"):
+        datamodule.set_mixture("third")
+
+
+def test_val_and_test_loaders(datamodule):
+    val = list(datamodule.val_dataloader())
+    assert {b["task"] for b in val} == {"msa", "mer", "fer"}  # the active mixture's tasks
+    tests = datamodule.test_dataloader()
+    assert len(tests) == 6
+    batch = next(iter(tests[list(datamodule.test_records).index("erc")]))
+    assert batch["task"] == "erc"
+    assert (batch["labels"] == -100).all()  # prompts only: generation
+    assert (batch["attention_mask"][:, -1] == 1).all()  # left padding
+
+
+def test_missing_media_is_a_counted_skip_or_an_error(tmp_path, demo_dir, processor):
+    records = json.loads((demo_dir / "test/erc.json").read_text())[:4]
+    records[1]["videos"] = ["media/clips/absent.mp4"]
+    path = tmp_path / "erc.json"
+    path.write_text(json.dumps(records))
+    dm = make(
+        demo_dir,
+        processor,
+        sources=[{"path": str(path), "media_root": str(demo_dir)}],
+        mixtures={"m": [{"task": "erc", "weight": 1}]},
+        mixture="m",
+        val_fraction=0,
+        test_sources=None,
+    )
+    dm.setup("fit")
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert len(batch["records"]) == 3 and batch["input_ids"].shape[0] == 3
+    assert batch["skipped"][0].where == "erc.json:1" and dm.runtime_skips == {"media error": 1}
+    strict = make(
+        demo_dir,
+        processor,
+        sources=[{"path": str(path), "media_root": str(demo_dir)}],
+        mixtures={"m": [{"task": "erc"}]},
+        mixture="m",
+        val_fraction=0,
+        on_media_error="raise",
+    )
+    strict.setup("fit")
+    with pytest.raises(MediaError, match=r"erc.json:1: .*absent.mp4"):
+        list(strict.train_dataloader())
+
+
+def test_over_budget_samples_are_counted(demo_dir, tiny_model_dir):
+    tight = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=40, over_budget="skip")
+    dm = make(
+        demo_dir,
+        tight,
+        sources=[Source(str(demo_dir / "test/ecpe.json"), str(demo_dir))],
+        mixtures={"m": [{"task": "ecpe", "weight": 1}]},
+        mixture="m",
+        val_fraction=0,
+        test_sources=None,
+    )
+    dm.setup("fit")
+    assert dm.report.over("ecpe") == len(dm.train_records)
+    assert "over-budget samples are skipped" in dm.report.render()
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert batch["input_ids"] is None and dm.runtime_skips["over budget"] == 4
+
+
+def test_bad_records_raise_or_are_reported(tmp_path, demo_dir, processor):
+    good = json.loads((demo_dir / "test/msa.json").read_text())[:3]
+    path = tmp_path / "msa.json"
+    path.write_text(json.dumps([*good, {**good[0], "response": "Meh."}]))
+    args = dict(
+        sources=[{"path": str(path), "media_root": str(demo_dir)}],
+        mixtures={"m": [{"task": "msa", "weight": 1}]},
+        mixture="m",
+        val_fraction=0,
+        test_sources=None,
+    )
+    with pytest.raises(RecordError, match=r"msa.json:3: unknown label 'Meh.' for task msa"):
+        make(demo_dir, processor, **args).setup("fit")
+    dm = make(demo_dir, processor, on_bad_record="skip", **args)
+    dm.setup("fit")
+    assert len(dm.train_records) == 3 and "skipped at load: unknown label 1" in dm.report.render()
+
+
+def test_sampler_state_round_trips(demo_dir, processor):
+    dm = make(demo_dir, processor)
+    dm.setup("fit")
+    it = iter(dm.sampler)
+    [next(it) for _ in range(3)]
+    state = dm.state_dict()
+    rest = [next(it) for _ in range(5)]
+    resumed = make(demo_dir, processor)
+    resumed.load_state_dict(state)
+    it2 = iter(resumed.sampler)
+    assert [next(it2) for _ in range(5)] == rest

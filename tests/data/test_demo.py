@@ -1,0 +1,161 @@
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from m2se.data.demo import EMOTION_LOOKS, ecpe_causes, emotion_of, main, write_demo_dataset
+from m2se.data.video import read_image, read_video
+from m2se.tasks import ECPE_EMOTIONS, TASKS, Utterance, infer_task, normalize, parse_pairs
+
+STAGE_TASKS = {"first_stage": {"msa", "mer", "fer"}, "second_stage": {"msa", "eri", "erc", "ecpe"}}
+TEST_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
+
+
+def _load(demo_dir: Path, name: str) -> list[dict]:
+    return json.loads((demo_dir / name).read_text(encoding="utf-8"))
+
+
+def _by_task(demo_dir: Path, task: str) -> tuple[list[dict], list[dict]]:
+    train = [
+        r for stage in STAGE_TASKS for r in _load(demo_dir, f"{stage}.json") if infer_task(r["query"]) == task
+    ]
+    return train, _load(demo_dir, f"test/{task}.json")
+
+
+def _conversation(query: str) -> tuple[list[Utterance], int]:
+    lines = query.split("Input conversation:")[1].split("\nCandidate utterances:")[0].split("\n")
+    parsed = [re.fullmatch(r"(\d+)_(\w+)\. (\w+): (.*)", line).groups() for line in lines]
+    target = int(re.search(r"\nTarget utterance:(\d+)_", query)[1])
+    return [Utterance(speaker, text, emotion) for _, emotion, speaker, text in parsed], target
+
+
+def test_stage_and_test_files_hold_their_tasks(demo_dir):
+    for stage, tasks in STAGE_TASKS.items():
+        records = _load(demo_dir, f"{stage}.json")
+        assert {infer_task(r["query"]) for r in records} == tasks
+    for task in TEST_TASKS:
+        assert {infer_task(r["query"]) for r in _load(demo_dir, f"test/{task}.json")} == {task}
+    # msa: a high share of stage one, a low share of stage two.
+    shares = [Counter(infer_task(r["query"]) for r in _load(demo_dir, f"{s}.json")) for s in STAGE_TASKS]
+    assert shares[0]["msa"] / shares[0].total() > 0.3 > 0.15 > shares[1]["msa"] / shares[1].total()
+
+
+def test_records_are_valid_emt(demo_dir):
+    for path in sorted(demo_dir.rglob("*.json")):
+        for record in json.loads(path.read_text(encoding="utf-8")):
+            task = infer_task(record["query"])
+            media_key = "images" if task in ("msa", "mer", "fer") else "videos"
+            assert set(record) == {"query", "response", media_key}, path
+            assert len(record[media_key]) == 1 and not Path(record[media_key][0]).is_absolute()
+            assert TASKS[task].check_response(record["response"]) is None, (path, record["response"])
+            assert TASKS[task].parse(record["response"]) is not None or task == "ecpe"
+
+
+def test_every_media_file_decodes(demo_dir):
+    records = [r for path in demo_dir.rglob("*.json") for r in json.loads(path.read_text(encoding="utf-8"))]
+    media = {m for r in records for m in r.get("images", []) + r.get("videos", [])}
+    assert len(media) > 700
+    for relative in media:
+        if relative.endswith(".png"):
+            assert read_image(demo_dir / relative).shape == (64, 64, 3)
+        else:
+            assert read_video(demo_dir / relative, 8, None).shape == (8, 64, 64, 3)
+
+
+def test_test_records_use_their_own_media(demo_dir):
+    for task in TEST_TASKS:
+        train, test = _by_task(demo_dir, task)
+        media = [
+            {m for r in records for m in r.get("images", []) + r.get("videos", [])}
+            for records in (train, test)
+        ]
+        assert media[0] and media[1] and not media[0] & media[1], task
+
+
+def test_utterances_never_name_a_label(demo_dir):
+    label_words = {normalize(label) for task in TASKS.values() for label in task.labels}
+    label_words |= set(ECPE_EMOTIONS) | {"happy", "sad", "angry", "afraid", "disgusted", "surprised"}
+    for task in ("msa", "mer", "erc", "fer", "eri"):
+        for record in [*_by_task(demo_dir, task)[0], *_by_task(demo_dir, task)[1]]:
+            utterance = re.match(r"The person says: '(.*)' <", record["query"])[1]
+            assert not set(normalize(utterance).split()) & label_words, utterance
+
+
+def test_ecpe_records_have_valid_causes(demo_dir):
+    train, test = _by_task(demo_dir, "ecpe")
+    for record in train + test:
+        conversation, target = _conversation(record["query"])
+        assert 4 <= len(conversation) <= 8 and conversation[target - 1].emotion != "neutral"
+        pairs = parse_pairs(record["response"], strict=True)
+        assert all(t == target and e == conversation[t - 1].emotion and 1 <= c <= t for t, e, c in pairs)
+        assert [c for _, _, c in pairs] == ecpe_causes(conversation, target)
+        expected_clip = f"media/clips/{conversation[target - 1].emotion}_"
+        assert record["videos"][0].startswith(expected_clip)
+    responses = [r["response"] for r in train]
+    assert "" in responses and any(";" in r for r in responses)
+
+
+def test_same_seed_same_files_other_seed_other_files(demo_dir, tmp_path):
+    again, other = (
+        write_demo_dataset(tmp_path / "again", seed=0),
+        write_demo_dataset(tmp_path / "other", seed=1),
+    )
+    for name in ("first_stage.json", "second_stage.json", "test/ecpe.json"):
+        assert (again / name).read_bytes() == (demo_dir / name).read_bytes()
+        assert (other / name).read_bytes() != (demo_dir / name).read_bytes()
+    assert (again / "media/images/fer_test_0001.png").read_bytes() == (
+        demo_dir / "media/images/fer_test_0001.png"
+    ).read_bytes()
+    for clip in ("joy_train0.mp4", "anger_test1.mp4"):
+        np.testing.assert_array_equal(
+            read_video(again / "media/clips" / clip, 8, None),
+            read_video(demo_dir / "media/clips" / clip, 8, None),
+        )
+
+
+def test_dataset_is_small(demo_dir):
+    assert sum(f.stat().st_size for f in demo_dir.rglob("*") if f.is_file()) < 5e6
+
+
+def test_command_line_writes_and_summarizes(tmp_path, capsys):
+    main(["--out", str(tmp_path / "demo"), "--seed", "3", "--test-size", "5"])
+    printed = capsys.readouterr().out
+    assert "test/ecpe.json: 5 records (ecpe 5)" in printed and "MB" in printed
+    assert len(_load(tmp_path / "demo", "test/mer.json")) == 5
+
+
+def _nearest_centroid_accuracy(
+    train: list[tuple[np.ndarray, str]], test: list[tuple[np.ndarray, str]]
+) -> float:
+    classes = sorted({label for _, label in train})
+    centroids = np.stack([np.mean([f for f, label in train if label == c], axis=0) for c in classes])
+    predicted = [classes[np.linalg.norm(centroids - f, axis=1).argmin()] for f, _ in test]
+    return float(np.mean([p == label for p, (_, label) in zip(predicted, test, strict=True)]))
+
+
+def _features(demo_dir: Path, record: dict) -> np.ndarray:
+    """What survives a tiny model's downscale: the picture (or mean sampled frame) at 8 x 8 px."""
+    if "images" in record:
+        pixels = read_image(demo_dir / record["images"][0])[None]
+    else:
+        pixels = read_video(demo_dir / record["videos"][0], 8, None)
+    return pixels.reshape(len(pixels), 8, 8, 8, 8, 3).mean(axis=(0, 2, 4)).ravel()
+
+
+@pytest.mark.parametrize("task", ["msa", "mer", "fer", "erc"])
+def test_pictures_carry_the_answer(demo_dir, task):
+    train, test = ([(_features(demo_dir, r), r["response"]) for r in rs] for rs in _by_task(demo_dir, task))
+    assert _nearest_centroid_accuracy(train, test) >= 0.8  # chance: 0.5 (msa) to 0.1 (fer)
+
+
+def test_msa_is_warm_or_cold_and_emotion_hues_are_distinct(demo_dir):
+    for record in _by_task(demo_dir, "msa")[1]:
+        red, _, blue = read_image(demo_dir / record["images"][0]).reshape(-1, 3).mean(axis=0)
+        assert (red > blue) == (record["response"] == "Positive.")
+    colours = np.array([rgb for _, rgb, *_ in EMOTION_LOOKS.values()], float)
+    distances = np.linalg.norm(colours[:, None] - colours[None], axis=-1)
+    assert distances[~np.eye(len(colours), dtype=bool)].min() > 100
+    assert {emotion_of(label) for label in TASKS["erc"].labels} == set(EMOTION_LOOKS) == set(ECPE_EMOTIONS)

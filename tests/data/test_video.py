@@ -1,0 +1,155 @@
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from m2se.data.demo import write_clip
+from m2se.data.video import MediaError, MediaLoader, read_image, read_video, segment_centres
+
+BACKENDS = ("decord", "pyav")
+
+
+@pytest.fixture(scope="module")
+def ramp_clip(tmp_path_factory) -> Path:
+    """20 grey frames, frame i at brightness 20 + 10 i: a frame's mean tells its index."""
+    frames = np.stack([np.full((40, 64, 3), 20 + 10 * i, np.uint8) for i in range(20)])
+    path = tmp_path_factory.mktemp("video") / "ramp.mp4"
+    write_clip(path, frames)
+    return path
+
+
+@pytest.fixture(scope="module")
+def moving_clip(tmp_path_factory) -> Path:
+    """A red square crossing a blue field over 24 frames."""
+    frames = np.zeros((24, 64, 64, 3), np.uint8)
+    frames[..., 2] = 160
+    for i, frame in enumerate(frames):
+        frame[20:40, 2 * i : 2 * i + 16] = (220, 30, 30)
+    path = tmp_path_factory.mktemp("video") / "moving.mp4"
+    write_clip(path, frames)
+    return path
+
+
+def test_segment_centres_follow_internvl():
+    assert segment_centres(100, 8) == [6, 18, 31, 43, 56, 68, 80, 93]
+    assert segment_centres(20, 8) == [1, 3, 6, 8, 11, 13, 15, 18]
+    assert segment_centres(3, 8) == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert segment_centres(1, 4) == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("total", [1, 2, 7, 8, 9, 31, 300])
+def test_segment_centres_are_sorted_frames_of_the_clip(total):
+    indices = segment_centres(total, 8)
+    assert len(indices) == 8 and indices == sorted(indices)
+    assert indices[0] >= 0 and indices[-1] < total
+
+
+def test_segment_centres_reject_an_empty_clip():
+    with pytest.raises(ValueError, match="total"):
+        segment_centres(0, 8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_read_video_samples_segment_centres_in_order(ramp_clip, backend):
+    frames = read_video(ramp_clip, num_frames=8, size=32, backend=backend)
+    assert frames.shape == (8, 32, 32, 3) and frames.dtype == np.uint8
+    expected = [20 + 10 * i for i in segment_centres(20, 8)]
+    np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), expected, atol=3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_read_video_without_size_keeps_the_decoded_frame(ramp_clip, backend):
+    assert read_video(ramp_clip, num_frames=3, size=None, backend=backend).shape == (3, 40, 64, 3)
+
+
+def test_decord_and_pyav_agree(moving_clip):
+    by_decord, by_pyav = (read_video(moving_clip, 8, 64, backend) for backend in BACKENDS)
+    # Same frames; only YUV -> RGB conversion details may differ.
+    difference = np.abs(by_decord.astype(int) - by_pyav.astype(int))
+    assert difference.mean() < 2 and np.percentile(difference, 99) < 16
+    np.testing.assert_array_equal(read_video(moving_clip, 8, 64, "auto"), by_decord)
+
+
+def test_auto_falls_back_to_pyav_where_decord_fails(tmp_path):
+    # decord 0.6 cannot copy out frames of some small widths (48 px: "The size must exactly match").
+    write_clip(tmp_path / "narrow.mp4", np.full((6, 40, 48, 3), 100, np.uint8))
+    with pytest.raises(MediaError, match="narrow.mp4: corrupt video"):
+        read_video(tmp_path / "narrow.mp4", 4, None, "decord")
+    frames = read_video(tmp_path / "narrow.mp4", 4, None, "auto")
+    np.testing.assert_array_equal(frames, read_video(tmp_path / "narrow.mp4", 4, None, "pyav"))
+    assert frames.shape == (4, 40, 48, 3)
+
+
+def test_read_image_gives_rgb(tmp_path):
+    rgba = np.zeros((10, 14, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    Image.fromarray(np.full((6, 5), 90, np.uint8)).save(tmp_path / "grey.png")
+    image = read_image(tmp_path / "a.png")
+    assert image.shape == (10, 14, 3) and image.dtype == np.uint8 and image[0, 0].tolist() == [200, 0, 0]
+    assert read_image(tmp_path / "grey.png").shape == (6, 5, 3)
+
+
+def test_media_loader_tiles_images_and_reads_frames(tmp_path, moving_clip):
+    Image.fromarray(np.zeros((64, 100, 3), np.uint8)).save(tmp_path / "wide.png")
+    Image.fromarray(np.zeros((30, 30, 3), np.uint8)).save(tmp_path / "small.png")
+    loader = MediaLoader(num_frames=4, tile_size=28, max_tiles=6, use_thumbnail=True)
+    images, videos = loader.load([tmp_path / "wide.png", tmp_path / "small.png"], [moving_clip])
+    wide, small = images
+    assert wide.shape[0] > 1 and wide.shape[1:] == (28, 28, 3) and wide.dtype == np.uint8
+    assert small.shape == (1, 28, 28, 3)  # one tile: no thumbnail
+    assert len(videos) == 1 and videos[0].shape == (4, 28, 28, 3)
+    assert loader.load([], []) == ([], [])
+
+
+def _broken_media(folder: Path) -> dict[str, Path]:
+    """Files no reader can use, by what is wrong with them."""
+    paths = {name: folder / name for name in ("empty.mp4", "garbage.mp4", "no_frames.avi", "no_video.mp4")}
+    paths["missing"] = folder / "missing.mp4"
+    paths["empty.mp4"].write_bytes(b"")
+    paths["garbage.mp4"].write_bytes(np.random.default_rng(0).bytes(4000))
+    with av.open(str(paths["no_frames.avi"]), "w", format="avi") as container:  # a video stream, no frame
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+    with av.open(str(paths["no_video.mp4"]), "w", format="mp4") as container:  # header only
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+    return paths
+
+
+@pytest.mark.parametrize("backend", ("auto", *BACKENDS))
+@pytest.mark.parametrize("case", ["missing", "empty.mp4", "garbage.mp4", "no_frames.avi", "no_video.mp4"])
+def test_broken_video_raises_media_error_naming_the_file(tmp_path, case, backend):
+    path = _broken_media(tmp_path)[case]
+    with pytest.raises(MediaError) as caught:
+        read_video(path, backend=backend)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+def test_truncated_video_raises_media_error(tmp_path, moving_clip):
+    data = moving_clip.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="cut.mp4: corrupt video"):
+        read_video(tmp_path / "cut.mp4")
+
+
+def test_broken_image_raises_media_error(tmp_path, moving_clip):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)).save(
+        tmp_path / "ok.png"
+    )
+    data = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.png").write_bytes(b"")
+    for path, reason in [
+        (tmp_path / "missing.png", "missing file"),
+        (tmp_path / "empty.png", "empty file"),
+        (tmp_path / "cut.png", "corrupt image"),
+        (moving_clip, "unreadable image"),
+    ]:
+        with pytest.raises(MediaError, match=f"^{path}: {reason}"):
+            read_image(path)
