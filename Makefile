@@ -28,7 +28,7 @@ demo: setup
 	$(PY) -m m2se.model.tiny --out $(DEMO)/tiny-internvl
 	$(PY) -m m2se.data.demo --out $(DEMO)/data
 	$(PY) -m m2se.data.inspect $(DEMO)/data/first_stage.json $(DEMO)/data/second_stage.json \
-		$(DEMO)/data/test/*.json --media-root $(DEMO)/data --model $(DEMO)/tiny-internvl --decode
+		$(DEMO)/data/test/*.json --media-root $(DEMO)/data --model $(DEMO)/tiny-internvl --decode --plot $(DEMO)/inspect.png
 	$(PY) train.py experiment=demo
 
 test: setup

@@ -5,12 +5,28 @@ Thin entry point: Hydra composes conf/train.yaml and hands the config to ``train
 
 from __future__ import annotations
 
+import os
+import sys
+
 import hydra
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
 from m2se.data.datamodule import MultiTaskDataModule
+from m2se.data.records import RecordError
+from m2se.data.video import MediaError
+
+# What bad input or a wrong path raises; these end the run with one line, not a traceback.
+USER_ERRORS = (RecordError, MediaError, OSError, ValueError, InstantiationException)
+
+
+def one_line(err: BaseException) -> str:
+    """The innermost cause's first line: Hydra wraps errors raised while building objects."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return str(err).strip().splitlines()[0]
 
 
 def train(cfg: DictConfig) -> MultiTaskDataModule:
@@ -30,7 +46,12 @@ def train(cfg: DictConfig) -> MultiTaskDataModule:
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    train(cfg)
+    try:
+        train(cfg)
+    except USER_ERRORS as err:
+        if os.environ.get("M2SE_TRACEBACK"):
+            raise
+        sys.exit(f"error: {one_line(err)}")
 
 
 if __name__ == "__main__":

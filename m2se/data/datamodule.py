@@ -70,6 +70,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         super().__init__()
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if mixture not in mixtures:
+            raise ValueError(f"unknown mixture {mixture!r} (configured: {', '.join(mixtures)})")
         self.sources, self.val_sources = _sources(sources), _sources(val_sources)
         self.test_sources = {task: _sources([s])[0] for task, s in (test_sources or {}).items()}
         self.mixtures = {

@@ -1,6 +1,6 @@
 """Inspect EMT files: records per task, label distributions, media problems, length percentiles.
 
-    python -m m2se.data.inspect FILE... [--media-root DIR] [--model DIR] [--decode] [--json] [--strict]
+    python -m m2se.data.inspect FILE... [--media-root DIR] [--model DIR] [--decode] [--plot PNG] [--json] [--strict]
 
 Exit status: 0 when every record parses (missing media are reported), 2 when a file or record is
 malformed (each error names file and record), 1 under ``--strict`` when media are missing or corrupt.
@@ -35,8 +35,9 @@ def answer_summary(records: list[Record]) -> dict[str, dict[str, int]]:
             counts.update(f"pair:{emotion}" for _, emotion, _ in triples)
         elif task.kind == "phrases":
             counts.update(task.parse(record.response) or ())
-        else:
-            counts["answers"] += 1
+        else:  # free text: how long the answers are
+            words = len(record.response.split())
+            counts[f"{words // 25 * 25}-{words // 25 * 25 + 24} words"] += 1
     return {name: dict(counts.most_common()) for name, counts in out.items()}
 
 
@@ -57,23 +58,27 @@ def media_problems(records: list[Record], decode: bool) -> tuple[list[str], list
     return missing, corrupt
 
 
-def length_percentiles(records: list[Record], model: str | None) -> dict[str, object]:
-    """Percentiles of query + response length in tokens (with a model's tokenizer) or words."""
+def text_lengths(records: list[Record], model: str | None) -> list[int]:
+    """Query + response length of each record in tokens (with a model's tokenizer) or words."""
     texts = [r.query + " " + r.response for r in records]
-    if not texts:
-        return {}
-    if model:
+    if model and texts:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model)
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    else:
-        lengths = [len(t.split()) for t in texts]
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return [len(t.split()) for t in texts]
+
+
+def percentiles(lengths: list[int], unit: str) -> dict[str, object]:
+    if not lengths:
+        return {}
     p50, p90, p99 = np.percentile(lengths, [50, 90, 99]).round().astype(int).tolist()
-    return {"unit": "tokens" if model else "words", "p50": p50, "p90": p90, "p99": p99, "max": max(lengths)}
+    return {"unit": unit, "p50": p50, "p90": p90, "p99": p99, "max": max(lengths)}
 
 
-def inspect_files(files: list[Path], media_root: Path | None, model: str | None, decode: bool) -> dict:
+def inspect_files(
+    files: list[Path], media_root: Path | None, model: str | None, decode: bool, plot: Path | None = None
+) -> dict:
     result, file_counts, seen = LoadResult(), {}, set()
     for path in files:
         try:
@@ -85,18 +90,28 @@ def inspect_files(files: list[Path], media_root: Path | None, model: str | None,
         file_counts[path.name] = len(loaded.records)
         result.extend(loaded)
     missing, corrupt = media_problems(result.records, decode)
+    lengths, unit = text_lengths(result.records, model), "tokens" if model else "words"
+    by_task: dict[str, list[int]] = {}
+    for record, length in zip(result.records, lengths, strict=True):
+        by_task.setdefault(record.task, []).append(length)
+    answers = answer_summary(result.records)
+    if plot is not None:
+        from m2se.data.plots import plot_inspection
+
+        plot_inspection(answers, by_task, unit, plot)
     return {
         "records": len(result.records),
         "files": file_counts,
         "tasks": dict(Counter(r.task for r in result.records).most_common()),
-        "answers": answer_summary(result.records),
+        "answers": answers,
         "errors": result.errors,
         "skipped": dict(result.skipped),
         "missing_media": len(missing),
         "missing_examples": missing[:5],
         "corrupt_media": len(corrupt),
         "corrupt_examples": corrupt[:5],
-        "length": length_percentiles(result.records, model),
+        "length": percentiles(lengths, unit),
+        "length_by_task": {task: percentiles(values, unit) for task, values in by_task.items()},
     }
 
 
@@ -134,11 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode", action="store_true", help="decode every medium to find corrupt ones")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument(
+        "--plot", type=Path, help="write answer distributions and length histograms to this PNG"
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="missing or corrupt media make the exit status 1"
     )
     args = parser.parse_args(argv)
     try:
-        report = inspect_files(args.files, args.media_root, args.model, args.decode)
+        report = inspect_files(args.files, args.media_root, args.model, args.decode, args.plot)
     except OSError as err:  # e.g. --model is not a model directory
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -131,8 +131,14 @@ class M2SEProcessor:
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides) -> M2SEProcessor:
         """Tokenizer, tile size (vision image_size) and tokens per tile (image_seq_length) from a model dir."""
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        config = AutoConfig.from_pretrained(path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            config = AutoConfig.from_pretrained(path)
+        except OSError:
+            raise OSError(
+                f"{path}: no model there (a local model directory or a cached hub id is needed; "
+                f"the tiny demo model is built by `python -m m2se.model.tiny --out {path}`)"
+            ) from None
         height, width = config.vision_config.image_size
         if height != width:
             raise ValueError(f"{path}: non-square vision image_size {height}x{width} is not supported")

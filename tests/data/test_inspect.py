@@ -22,7 +22,7 @@ def test_released_files_parse_with_missing_videos(emoverse_dir, capsys):
     assert run(capsys, *files, "--strict")[0] == 1
 
 
-def test_demo_table_with_tokens_and_decoding(demo_dir, tiny_model_dir, capsys):
+def test_demo_table_with_tokens_decoding_and_plot(tmp_path, demo_dir, tiny_model_dir, capsys):
     files = [
         demo_dir / "first_stage.json",
         demo_dir / "second_stage.json",
