@@ -6,6 +6,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -85,6 +86,9 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.sampler: TaskWeightedBatchSampler | None = None
         self.runtime_skips: Counter = Counter()
         self.report: DataReport | None = None
+        self.test_records: dict[str, list[Record]] = {}
+        self.missing_tests: list[str] = []
+        self.truncated = 0
 
     # -- loading --------------------------------------------------------------------------------
     def _load(self, sources: list[Source], seen: set) -> tuple[list[tuple[Source, list[Record]]], LoadResult]:
@@ -103,41 +107,51 @@ class MultiTaskDataModule(L.LightningDataModule):
         return per_source, total
 
     def setup(self, stage: str | None = None) -> None:
-        if self.report is not None:
-            return
-        seen: set = set()
-        per_source, loaded = self._load(self.sources, seen)
+        """Load and split the sources once, print the report; test files are required only to test."""
+        if self.report is None:
+            seen: set = set()
+            per_source, loaded = self._load(self.sources, seen)
+            self._split(per_source)
+            if self.val_sources:
+                self.val_records = [r for _, rs in self._load(self.val_sources, seen)[0] for r in rs]
+            self._load_tests(required=stage in ("test", "predict"))
+            lengths = token_lengths(self.train_records, self.processor, self.media)
+            self.report = DataReport.build(
+                self.train_records,
+                self.val_records,
+                self.test_records,
+                loaded,
+                lengths,
+                self.processor.max_length,
+                self.processor.over_budget,
+                self.missing_tests,
+            )
+            rank_zero_info(self.report.render())
+            self.sampler = self._build_sampler()
+        elif stage in ("test", "predict") and self.missing_tests:
+            self._load_tests(required=True)
+
+    def _split(self, per_source: list[tuple[Source, list[Record]]]) -> None:
+        """Hold out a random ``val_fraction`` of every file (unless ``val_sources`` are given)."""
         rng = random.Random(self.seed)
         self.train_records, self.val_records, self.scopes = [], [], []
         for source, records in per_source:
             held = set()
             if not self.val_sources and self.val_fraction > 0 and len(records) > 1:
-                count = max(1, round(len(records) * self.val_fraction))
-                held = set(rng.sample(range(len(records)), count))
+                held = set(rng.sample(range(len(records)), max(1, round(len(records) * self.val_fraction))))
             for i, record in enumerate(records):
                 if i in held:
                     self.val_records.append(record)
                 else:
                     self.train_records.append(record)
                     self.scopes.append(source.mixtures)
-        if self.val_sources:
-            self.val_records = [r for _, rs in self._load(self.val_sources, seen)[0] for r in rs]
-        test_loaded = self._load(list(self.test_sources.values()), set())[0]
-        self.test_records = {
-            task: records for task, (_, records) in zip(self.test_sources, test_loaded, strict=True)
-        }
-        lengths = token_lengths(self.train_records, self.processor, self.media)
-        self.report = DataReport.build(
-            self.train_records,
-            self.val_records,
-            self.test_records,
-            loaded,
-            lengths,
-            self.processor.max_length,
-            self.processor.over_budget,
-        )
-        rank_zero_info(self.report.render())
-        self.sampler = self._build_sampler()
+
+    def _load_tests(self, required: bool) -> None:
+        # Training does not need the test files: missing ones are listed in the report instead.
+        present = {t: s for t, s in self.test_sources.items() if required or Path(s.path).is_file()}
+        self.missing_tests = sorted(set(self.test_sources) - set(present))
+        loaded = self._load(list(present.values()), set())[0]
+        self.test_records = {task: records for task, (_, records) in zip(present, loaded, strict=True)}
 
     def _build_sampler(self) -> TaskWeightedBatchSampler:
         # Sampler keys are "mixture:task" so that a mixture draws only from the files scoped to it.
@@ -201,6 +215,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         ]
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        self.truncated += batch.get("truncated", 0)
         for skip in batch.get("skipped", ()):
             if not self.runtime_skips[skip.reason]:
                 rank_zero_warn(f"skipping {skip.where}: {skip.message} (further skips are counted)")
@@ -208,9 +223,9 @@ class MultiTaskDataModule(L.LightningDataModule):
         return batch
 
     def teardown(self, stage: str) -> None:
-        if self.runtime_skips:
-            counts = ", ".join(f"{reason} {n}" for reason, n in self.runtime_skips.most_common())
-            rank_zero_info(f"samples skipped while loading ({stage}): {counts}")
+        if self.runtime_skips or self.truncated:
+            counts = ", ".join(f"{reason} {n}" for reason, n in self.runtime_skips.most_common()) or "none"
+            rank_zero_info(f"samples skipped while loading ({stage}): {counts}; truncated: {self.truncated}")
 
     def state_dict(self) -> dict:
         return {"sampler": self.sampler.state_dict()} if self.sampler else {}

@@ -46,6 +46,7 @@ class DataReport:
     lengths: dict[str, list[int]] = field(default_factory=dict)  # task -> training lengths
     max_length: int | None = None
     over_budget: str = "truncate"
+    missing_tests: list[str] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -57,8 +58,14 @@ class DataReport:
         lengths: list[int],
         max_length: int | None,
         over_budget: str,
+        missing_tests: list[str] = (),
     ) -> DataReport:
-        report = cls(skipped=Counter(loaded.skipped), max_length=max_length, over_budget=over_budget)
+        report = cls(
+            skipped=Counter(loaded.skipped),
+            max_length=max_length,
+            over_budget=over_budget,
+            missing_tests=list(missing_tests),
+        )
         splits = {"train": train, "val": val, "test": [r for rs in test.values() for r in rs]}
         for split, records in splits.items():
             for record in records:
@@ -88,6 +95,8 @@ class DataReport:
         if self.max_length is not None:
             verb = {"truncate": "truncated", "skip": "skipped"}.get(self.over_budget, self.over_budget)
             lines.append(f"budget: {self.max_length} tokens per sample; over-budget samples are {verb}")
+        if self.missing_tests:
+            lines.append("test files not found (needed only to test): " + ", ".join(self.missing_tests))
         if self.skipped:
             lines.append("skipped at load: " + ", ".join(f"{k} {v}" for k, v in self.skipped.most_common()))
         return "\n".join(lines)

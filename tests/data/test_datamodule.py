@@ -171,3 +171,33 @@ def test_sampler_state_round_trips(demo_dir, processor):
     resumed.load_state_dict(state)
     it2 = iter(resumed.sampler)
     assert [next(it2) for _ in range(5)] == rest
+
+
+def test_test_files_are_needed_only_to_test(demo_dir, processor):
+    tests = {
+        "erc": {"path": str(demo_dir / "test/erc.json"), "media_root": str(demo_dir)},
+        "mer": {"path": str(demo_dir / "test/absent.json")},
+    }
+    dm = make(demo_dir, processor, test_sources=tests)
+    dm.setup("fit")
+    assert list(dm.test_records) == ["erc"]
+    assert "test files not found (needed only to test): mer" in dm.report.render()
+    with pytest.raises(RecordError, match="absent.json: no such file"):
+        dm.setup("test")
+
+
+def test_truncation_is_counted(demo_dir, tiny_model_dir):
+    tight = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=200)
+    dm = make(
+        demo_dir,
+        tight,
+        sources=[Source(str(demo_dir / "test/ecpe.json"), str(demo_dir))],
+        mixtures={"m": [{"task": "ecpe", "weight": 1}]},
+        mixture="m",
+        val_fraction=0,
+        test_sources=None,
+    )
+    dm.setup("fit")
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert batch["input_ids"].shape == (4, 200) and dm.truncated == 4 and not dm.runtime_skips
+    assert (batch["labels"] != -100).any(dim=1).all()  # the answers survive truncation
