@@ -1,4 +1,4 @@
-"""python train.py stage=first | python train.py experiment=demo
+"""python train.py stage=first | stage=second ckpt=PATH | stage=curriculum | experiment=demo
 
 Thin entry point: Hydra composes conf/train.yaml and hands the config to ``train(cfg)``.
 """
@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
+import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch import seed_everything
-from omegaconf import DictConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, open_dict
 
-from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
+from m2se.model.internvl import resolve_model_path
 
 # What bad input or a wrong path raises; these end the run with one line, not a traceback.
 USER_ERRORS = (RecordError, MediaError, OSError, ValueError, InstantiationException)
@@ -29,19 +32,46 @@ def one_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0]
 
 
-def train(cfg: DictConfig) -> MultiTaskDataModule:
-    """Build the data pipeline for the configured stage and draw a first batch of each split.
+def prepare_demo(cfg: DictConfig) -> None:
+    """Build the tiny model and the demo dataset where the config expects them, if they are missing."""
+    from m2se.data.demo import write_demo_dataset
+    from m2se.model.tiny import build_tiny_internvl
 
-    Model training (the LightningModule and the curriculum) builds on this in the next milestone.
-    """
-    seed_everything(cfg.seed, workers=True)
-    datamodule: MultiTaskDataModule = instantiate(cfg.data, _convert_="all")
+    if not (Path(cfg.model.path) / "config.json").is_file():
+        build_tiny_internvl(Path(cfg.model.path))
+    if not (Path(cfg.data.data_dir) / "first_stage.json").is_file():
+        write_demo_dataset(Path(cfg.data.data_dir))
+
+
+def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
+    callbacks = [instantiate(c, _convert_="all") for c in cfg.callbacks.values() if c]
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and not has_validation:
+            callback.monitor, callback.save_top_k = None, 1  # nothing to select on: keep the latest
+    logger = instantiate(cfg.logger) if cfg.logger else False
+    precision = cfg.trainer.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, precision=precision, _convert_="all")
+
+
+def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDataModule]:
+    """Set up data, model and trainer from the config and fit; returns them for inspection."""
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.stage == "second" and not (cfg.ckpt or cfg.resume):
+        raise ValueError(
+            "stage=second needs ckpt=PATH: stage one's checkpoints/last.ckpt or its adapter folder"
+        )
+    if cfg.prepare_demo:
+        prepare_demo(cfg)
+    with open_dict(cfg):  # the processor and the module read the resolved, native directory
+        cfg.model.path = str(resolve_model_path(cfg.model.path, cfg.model.cache_dir))
+    datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
-    batch = next(iter(datamodule.train_dataloader()))
-    shape = tuple(batch["input_ids"].shape) if batch["input_ids"] is not None else None
-    print(f"stage {cfg.stage}: mixture '{datamodule.mixture}', first batch task {batch['task']}, ids {shape}")
-    print("Model training is not wired yet: this run checks the data pipeline only.")
-    return datamodule
+    module = instantiate(cfg.module, _convert_="all")
+    trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+    return trainer, module, datamodule
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")

@@ -1,4 +1,4 @@
-"""Every stage × data config composes; the demo experiment instantiates the real DataModule."""
+"""Every config composes; each starts with its command; the demo experiment instantiates."""
 
 from pathlib import Path
 
@@ -9,20 +9,44 @@ from hydra.utils import instantiate
 from m2se.data.datamodule import MultiTaskDataModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+MIXTURE = {"first": "first", "second": "second", "curriculum": "first"}
 
 
 def configs(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def composed(*overrides: str):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
 @pytest.mark.parametrize("stage", configs("stage"))
 @pytest.mark.parametrize("data", configs("data"))
 def test_stage_and_data_compose(stage, data):
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"stage={stage}", f"data={data}"])
-    assert cfg.stage == stage and cfg.data.mixture == stage
+    cfg = composed(f"stage={stage}", f"data={data}")
+    assert cfg.stage == stage and cfg.data.mixture == MIXTURE[stage]
+    assert cfg.module.stage == (2 if stage == "second" else 1)
     assert cfg.data.mixture in cfg.data.mixtures
-    assert cfg.data._target_ == "m2se.data.datamodule.MultiTaskDataModule"
+    assert ("curriculum" in cfg.callbacks) == (stage == "curriculum")
+
+
+@pytest.mark.parametrize("group", ["model", "trainer", "logger", "callbacks"])
+def test_every_choice_composes(group):
+    for choice in configs(group):
+        cfg = composed(f"{group}={choice}")
+        assert cfg[group] is not None
+
+
+def test_defaults_follow_emoverse():
+    cfg = composed()
+    assert cfg.model.path == "OpenGVLab/InternVL2-4B"
+    assert (cfg.module.lora.r, cfg.module.lora.alpha, cfg.module.lora.dropout) == (8, 32, 0.05)
+    assert (cfg.module.optimizer.lr, cfg.module.optimizer.weight_decay) == (1e-4, 0.1)
+    assert cfg.module.optimizer.warmup_ratio == 0.05
+    assert (cfg.trainer.accumulate_grad_batches, cfg.trainer.gradient_clip_val, cfg.trainer.max_epochs) == (8, 1.0, 2)
+    assert cfg.trainer.use_distributed_sampler is False
+    assert cfg.data.val_fraction == 0.01 and cfg.data.num_frames == 8 and cfg.data.max_tiles == 12
 
 
 def test_every_config_starts_with_its_command():
@@ -31,28 +55,11 @@ def test_every_config_starts_with_its_command():
         assert lines[0].startswith("# python "), path
 
 
-def test_demo_experiment_instantiates(tiny_model_dir, demo_dir):
-    overrides = ["experiment=demo", f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}"]
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+def test_demo_experiment_instantiates_the_data(tiny_model_dir, demo_dir):
+    cfg = composed("experiment=demo", f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}")
+    assert cfg.prepare_demo and cfg.trainer.accelerator == "cpu"
     dm = instantiate(cfg.data, _convert_="all")
     assert isinstance(dm, MultiTaskDataModule)
     dm.setup("fit")
     assert dm.mixture == "first" and set(dm.test_records) == {"msa", "mer", "erc", "fer", "eri", "ecpe"}
     assert dm.processor.tile_size == 56 and dm.media.num_frames == cfg.data.num_frames
-
-
-def test_train_entry_runs_the_data_pipeline(tiny_model_dir, demo_dir, capsys):
-    from train import train
-
-    overrides = [
-        "experiment=demo",
-        "stage=second",
-        f"model.path={tiny_model_dir}",
-        f"data.data_dir={demo_dir}",
-    ]
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    dm = train(cfg)
-    assert dm.mixture == "second"
-    assert "stage second: mixture 'second'" in capsys.readouterr().out

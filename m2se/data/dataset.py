@@ -18,7 +18,8 @@ from m2se.data.records import Record
 from m2se.data.video import MediaError, MediaLoader
 
 
-@dataclass(frozen=True)
+# Not frozen: Lightning's batch transfer rebuilds dataclasses field by field.
+@dataclass
 class Skip:
     where: str
     reason: str

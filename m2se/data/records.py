@@ -26,7 +26,8 @@ class RecordError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+# Not frozen: Lightning's batch transfer rebuilds dataclasses field by field.
+@dataclass
 class Record:
     query: str
     response: str

@@ -1,0 +1,18 @@
+"""Samples/s and tokens/s through Lightning's ThroughputMonitor, for the project's batch dicts."""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import ThroughputMonitor
+
+
+def _samples(batch: dict) -> int:
+    return len(batch["records"])
+
+
+def _tokens(batch: dict) -> int:
+    return 0 if batch["attention_mask"] is None else int(batch["attention_mask"].sum())
+
+
+def throughput_monitor(window_size: int = 50) -> ThroughputMonitor:
+    """Lightning's ThroughputMonitor on our batches: ``train/samples_per_sec``, ``train/items_per_sec`` (tokens)."""
+    return ThroughputMonitor(batch_size_fn=_samples, length_fn=_tokens, window_size=window_size)

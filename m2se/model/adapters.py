@@ -1,0 +1,131 @@
+"""LoRA adapters as data: read them from a checkpoint or a PEFT folder, merge them, export one folder.
+
+EmoVerse's stage two merges the stage-one LoRA into the base and trains a fresh one. The sum of
+two LoRAs is itself one LoRA of rank r1 + r2 (A stacked, B side by side, each B scaled by its
+alpha / r), so the adapter folder of a later stage holds every stage and loads on the ORIGINAL base
+with plain ``PeftModel.from_pretrained(base, folder)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+@dataclass
+class Adapter:
+    """One trained LoRA: its config (``LoraConfig.to_dict()``) and tensors in PEFT's saved-key format."""
+
+    config: dict
+    tensors: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, model: PeftModel) -> Adapter:
+        tensors = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
+        return cls(_plain(model.peft_config["default"].to_dict()), tensors)
+
+    def lora_config(self) -> LoraConfig:
+        return LoraConfig(**{k: v for k, v in self.config.items() if k in LoraConfig.__dataclass_fields__})
+
+    def state(self) -> dict:
+        return {"config": self.config, "tensors": self.tensors}
+
+
+def _plain(config: dict) -> dict:
+    # LoraConfig.to_dict() holds sets and enums; checkpoints and JSON want plain values.
+    return json.loads(json.dumps(config, default=lambda v: sorted(v) if isinstance(v, set) else str(v)))
+
+
+def merge(base: nn.Module, adapters: list[Adapter]) -> nn.Module:
+    """``base`` with each adapter merged into its weights, in order; the result is frozen."""
+    for adapter in adapters:
+        model = get_peft_model(base, adapter.lora_config())
+        set_peft_model_state_dict(model, adapter.tensors)
+        base = model.merge_and_unload()
+    base.requires_grad_(False)
+    return base
+
+
+def _lightning_to_peft_key(key: str) -> str | None:
+    # "model.base_model.model.X.lora_A.default.weight" -> "base_model.model.X.lora_A.weight"
+    if not key.startswith("model.base_model."):
+        return None
+    key = key[len("model.") :]
+    key = key.replace(".modules_to_save.default.", ".")
+    return re.sub(r"\.(lora_[AB]|lora_embedding_[AB])\.default\.", r".\1.", key)
+
+
+def read_adapters(path: str | Path) -> list[Adapter]:
+    """Every adapter a stage produced, oldest first: a PEFT folder, or an ``M2SEModule`` checkpoint."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if not (path / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{path}: no adapter_config.json (not a PEFT adapter folder)")
+        config = json.loads((path / "adapter_config.json").read_text())
+        weights = path / "adapter_model.safetensors"
+        tensors = load_file(weights) if weights.is_file() else torch.load(path / "adapter_model.bin")
+        return [Adapter(config, tensors)]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint or adapter folder")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if "m2se" not in checkpoint:
+        raise ValueError(f"{path}: not an m2se checkpoint (no 'm2se' entry)")
+    saved = checkpoint["m2se"]
+    live = {_lightning_to_peft_key(k): v for k, v in checkpoint["state_dict"].items()}
+    live.pop(None, None)
+    return [Adapter(**a) for a in saved["merged"]] + [Adapter(saved["lora_config"], live)]
+
+
+def stack(adapters: list[Adapter]) -> Adapter:
+    """One LoRA equal to the sum of ``adapters`` (same target modules; later modules_to_save win)."""
+    if len(adapters) == 1:
+        return adapters[0]
+    configs = [a.lora_config() for a in adapters]
+    if any(c.use_dora or c.use_rslora or c.rank_pattern or c.alpha_pattern for c in configs):
+        raise ValueError("only plain LoRA adapters (no DoRA, rsLoRA or per-module ranks) can be stacked")
+    modules = sorted({k.rsplit(".lora_", 1)[0] for a in adapters for k in a.tensors if ".lora_A." in k})
+    tensors: dict[str, torch.Tensor] = {}
+    for adapter in adapters:  # modules_to_save: the latest full copy wins
+        tensors.update({k: v for k, v in adapter.tensors.items() if ".lora_" not in k})
+    for module in modules:
+        a_key, b_key = f"{module}.lora_A.weight", f"{module}.lora_B.weight"
+        shape_a = next(a.tensors[a_key].shape for a in adapters if a_key in a.tensors)
+        shape_b = next(a.tensors[b_key].shape for a in adapters if b_key in a.tensors)
+        blocks_a, blocks_b = [], []
+        for adapter, config in zip(adapters, configs, strict=True):
+            scale = config.lora_alpha / config.r
+            zero_a, zero_b = torch.zeros(config.r, shape_a[1]), torch.zeros(shape_b[0], config.r)
+            blocks_a.append(adapter.tensors.get(a_key, zero_a).float())
+            blocks_b.append(adapter.tensors.get(b_key, zero_b).float() * scale)
+        tensors[a_key], tensors[b_key] = torch.cat(blocks_a), torch.cat(blocks_b, dim=1)
+    rank = sum(c.r for c in configs)
+    targets = {str(c.target_modules) if isinstance(c.target_modules, str) else None for c in configs}
+    if None in targets or len(targets) > 1:
+        raise ValueError("stacking needs every stage's target_modules as the same regex")
+    saved = sorted({m for c in configs for m in (c.modules_to_save or ())}) or None
+    # Scale 1: each B already carries its own alpha / r.
+    config = dict(adapters[-1].config, r=rank, lora_alpha=rank, lora_dropout=0.0, modules_to_save=saved)
+    return Adapter(config, tensors)
+
+
+def save_adapter(adapters: list[Adapter], out_dir: str | Path, base_model: str) -> Path:
+    """Write the stacked adapters as a PEFT folder for ``PeftModel.from_pretrained(base, out_dir)``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    adapter = stack(adapters)
+    config = adapter.lora_config()
+    config.base_model_name_or_path = base_model
+    config.save_pretrained(out)
+    save_file(
+        {k: v.contiguous() for k, v in adapter.tensors.items()},
+        out / "adapter_model.safetensors",
+        metadata={"format": "pt"},
+    )
+    return out

@@ -1,0 +1,455 @@
+"""Convert an original (remote-code) InternVL2 checkpoint into a native transformers InternVL directory.
+
+    python -m m2se.model.convert /models/InternVL2-4B /models/InternVL2-4B-native
+
+All four InternVL2 backbones: 1B (Qwen2), 2B/8B (InternLM2 → Llama), 4B (Phi-3). The result loads offline
+with `InternVLForConditionalGeneration.from_pretrained(dst)` and `AutoTokenizer.from_pretrained(dst)`,
+needs neither remote code nor timm, and its tokenizer's chat template writes the checkpoint's own
+conversation format (config.json's `template`). Weights stream shard by shard, dtype unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers
+from tokenizers.models import BPE
+from transformers import (
+    GenerationConfig,
+    InternVLConfig,
+    InternVLForConditionalGeneration,
+    PreTrainedTokenizerFast,
+    Qwen2Tokenizer,
+)
+from transformers.tokenization_utils_base import generate_merges
+
+from m2se.model.convert_keys import IGNORED, KeyMapper, UnsupportedConfig, text_config, vision_config
+
+IMAGE_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
+
+# InternVL's conversation.py: all three are SeparatorStyle.MPT, i.e. system_template + sep, then
+# role + message + sep per turn and the bare role to prompt an answer; no newline after sep.
+# (system, user, assistant, sep); the sep ends each turn and is what chat() stops on.
+TURNS = {
+    "Hermes-2": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
+    "internlm2-chat": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
+    "phi3-chat": ("<|system|>\n", "<|user|>\n", "<|assistant|>\n", "<|end|>"),
+}
+# The system message all three write when none is given (InternVLChatModel.system_message).
+DEFAULT_SYSTEM_MESSAGE = (
+    "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+)
+_CHAT_BODY = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set system_message = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set system_message = default_system -%}{%- set turns = messages -%}{%- endif -%}"
+    "{{ system_role + system_message + sep }}"
+    "{%- for message in turns -%}"
+    "{%- if message['role'] == 'user' -%}{{ user_role + message['content'] + sep }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ assistant_role + message['content'] + sep }}"
+    "{%- else -%}{{ raise_exception('unexpected chat role ' + message['role']) }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ assistant_role }}{%- endif -%}"
+)
+
+
+class ConversionError(Exception):
+    """One line that names the file at fault."""
+
+
+@dataclass
+class ConversionReport:
+    """What was converted. `ok` is False when a native weight got no value (it would load randomly initialised)."""
+
+    src: Path
+    dst: Path
+    backbone: str
+    template: str
+    dtype: str
+    image_token_id: int
+    source_tensors: int = 0
+    native_tensors: int = 0
+    unmapped: list[str] = field(default_factory=list)  # original keys no rule turns into a native weight
+    ignored: list[str] = field(default_factory=list)  # original buffers the native model recomputes
+    tied: list[str] = field(default_factory=list)  # original lm_head dropped: the native model ties it
+    missing: list[str] = field(default_factory=list)  # native weights nothing was written for
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    def lines(self) -> list[str]:
+        out = [
+            f"converted {self.src} -> {self.dst}: {self.backbone}, template {self.template}, {self.dtype}, "
+            f"{self.source_tensors} original tensors -> {self.native_tensors} native, "
+            f"<IMG_CONTEXT> = {self.image_token_id}"
+        ]
+        for name, keys in (("tied to the embeddings", self.tied), ("ignored", self.ignored)):
+            if keys:
+                out.append(f"{name} ({len(keys)}): {', '.join(keys)}")
+        out += [f"note: {note}" for note in self.notes]
+        for name, keys in (("unmapped original keys", self.unmapped), ("MISSING native weights", self.missing)):
+            if keys:
+                out.append(f"{name} ({len(keys)}):")
+                out += [f"  {key}" for key in keys]
+        return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConversionError(f"{path}: not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConversionError(f"{path}: not valid JSON ({e})") from None
+
+
+def read_original_config(src: Path) -> dict:
+    """config.json of an original InternVL2 checkpoint, checked for what conversion relies on."""
+    path = src / "config.json"
+    if not src.is_dir():
+        raise ConversionError(f"{src}: not a directory (an original InternVL2 checkpoint is needed)")
+    original = _read_json(path)
+    archs = original.get("architectures") or []
+    if "InternVLChatModel" not in archs:
+        raise ConversionError(f"{path}: architectures {archs} is not ['InternVLChatModel'] (already native?)")
+    for key in ("llm_config", "vision_config", "template"):
+        if key not in original:
+            raise ConversionError(f"{path}: no {key!r}")
+    arch = (original["llm_config"].get("architectures") or ["?"])[0]
+    if arch not in ("Qwen2ForCausalLM", "InternLM2ForCausalLM", "Phi3ForCausalLM"):
+        raise ConversionError(
+            f"{path}: unknown llm architecture {arch!r} (supported: Qwen2, InternLM2 and Phi3ForCausalLM)"
+        )
+    if original["template"] not in TURNS:
+        raise ConversionError(f"{path}: unknown template {original['template']!r} (known: {', '.join(TURNS)})")
+    # InternVLChatConfig defaults ps_version to v1, a transposed pixel shuffle the native class lacks.
+    if original.get("ps_version", "v1") != "v2":
+        raise ConversionError(f"{path}: ps_version {original.get('ps_version', 'v1 (default)')} is not supported")
+    force, size = original.get("force_image_size"), original["vision_config"].get("image_size")
+    if force not in (None, size):
+        raise ConversionError(f"{path}: force_image_size {force} != vision_config.image_size {size}")
+    return original
+
+
+def native_config(original: dict, image_token_id: int, where: Path) -> InternVLConfig:
+    """InternVLConfig for an original config.json (as read by read_original_config)."""
+    try:
+        vision, text = vision_config(original["vision_config"]), text_config(original["llm_config"])
+        ratio = original.get("downsample_ratio", 0.5)
+        tokens = int((vision["image_size"] // vision["patch_size"]) ** 2 * ratio**2)
+        config = InternVLConfig(
+            vision_config=vision,
+            text_config=text,
+            image_token_id=image_token_id,
+            image_seq_length=tokens,
+            downsample_ratio=ratio,
+            vision_feature_layer=original.get("select_layer", -1),
+            vision_feature_select_strategy="default",  # the original drops the CLS token
+            projector_hidden_act="gelu",
+            tie_word_embeddings=text.tie_word_embeddings,
+        )
+    except UnsupportedConfig as e:
+        raise ConversionError(f"{where}: {e}") from None
+    except KeyError as e:
+        raise ConversionError(f"{where}: missing {e}") from None
+    if image_token_id >= text.vocab_size:
+        raise ConversionError(f"{where}: <IMG_CONTEXT> id {image_token_id} >= llm vocab_size {text.vocab_size}")
+    return config
+
+
+# ---------------------------------------------------------------- tokenizer
+
+
+def chat_template(template: str, bos: bool) -> str:
+    """Jinja chat template writing `template`'s conversation (optionally after the BOS the tokenizer adds)."""
+    system, user, assistant, sep = TURNS[template]
+    values = dict(
+        system_role=system, user_role=user, assistant_role=assistant, sep=sep, default_system=DEFAULT_SYSTEM_MESSAGE
+    )
+    prelude = "".join(f"{{%- set {k} = {json.dumps(v, ensure_ascii=False)} -%}}" for k, v in values.items())
+    return ("{{ bos_token }}" if bos else "") + prelude + _CHAT_BODY
+
+
+def _token_content(value) -> str | None:
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def _sentencepiece_bpe(path: Path, renamed: dict[int, str], notes: list[str]) -> Tokenizer:
+    """A sentencepiece BPE model as a fast tokenizer (needs protobuf, not sentencepiece).
+
+    Follows the slow tokenizers InternVL2 used: byte fallback, the dummy-prefix `▁` on every text piece
+    between added tokens when the model adds one, and ids whose piece tokenizer_config renames
+    (InternLM2's `[UNUSED_TOKEN_n]` → `<|im_end|>`, ...) keep their id under the new name.
+    """
+    try:
+        from transformers.convert_slow_tokenizer import import_protobuf
+
+        proto = import_protobuf().ModelProto()
+    except ImportError:
+        raise ConversionError(f"{path}: reading a sentencepiece model needs the protobuf package") from None
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except Exception as e:  # protobuf's DecodeError
+        raise ConversionError(f"{path}: not a sentencepiece model ({e})") from None
+    spec, norm = proto.trainer_spec, proto.normalizer_spec
+    if spec.model_type != 2:
+        raise ConversionError(f"{path}: sentencepiece model type {spec.model_type} is not BPE (2)")
+    pieces = [renamed.get(i, p.piece) for i, p in enumerate(proto.pieces)]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    normal = {pieces[i]: p.score for i, p in enumerate(proto.pieces) if p.type == 1 and i not in renamed}
+    other = set(vocab) - set(normal)
+    merges = generate_merges(vocab, normal, skip_tokens=other)  # sentencepiece merges by the result's score
+    unk = pieces[spec.unk_id] if spec.unk_id >= 0 else None
+    tokenizer = Tokenizer(BPE(vocab, merges, unk_token=unk, fuse_unk=True, byte_fallback=spec.byte_fallback))
+    steps = [normalizers.Precompiled(norm.precompiled_charsmap)] if norm.precompiled_charsmap else []
+    steps += [normalizers.Prepend("▁")] if norm.add_dummy_prefix else []
+    steps += [normalizers.Replace(" ", "▁")] if norm.escape_whitespaces else []
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    tokenizer.decoder = decoders.Sequence(steps + ([decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else []))
+    if norm.remove_extra_whitespaces:
+        notes.append(f"{path.name}: remove_extra_whitespaces is not reproduced (runs of spaces tokenize as is)")
+    # Control (3) and user-defined (4) pieces match as whole tokens, as in sentencepiece.
+    tokenizer.add_tokens(
+        [
+            AddedToken(pieces[i], special=p.type == 3, normalized=False)
+            for i, p in enumerate(proto.pieces)
+            if p.type in (3, 4) and i not in renamed
+        ]
+    )
+    return tokenizer
+
+
+def _byte_level_bpe(src: Path) -> Tokenizer:
+    """Qwen2's vocab.json + merges.txt, with Qwen2's own normalizer and pre-tokenizer."""
+    vocab = _read_json(src / "vocab.json")
+    lines = (src / "merges.txt").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    return Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token=None, pad_token=None)._tokenizer
+
+
+def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedTokenizerFast:
+    """The checkpoint's tokenizer as a fast one: its ids unchanged, image tokens present, eos = turn end,
+    and a chat template for `template`."""
+    config_path = src / "tokenizer_config.json"
+    config = _read_json(config_path) if config_path.exists() else {}
+    specials = {**(_read_json(p) if (p := src / "special_tokens_map.json").exists() else {}), **config}
+    added = {
+        int(i): AddedToken(**{k: v for k, v in token.items() if k != "__type"})
+        for i, token in config.get("added_tokens_decoder", {}).items()
+    }
+    if (p := src / "added_tokens.json").exists():
+        for content, i in _read_json(p).items():
+            added.setdefault(int(i), AddedToken(content, special=True, normalized=False))
+    add_bos = config.get("add_bos_token")
+    if (src / "tokenizer.json").exists():
+        backend, where = Tokenizer.from_file(str(src / "tokenizer.json")), src / "tokenizer.json"
+    elif (src / "vocab.json").exists() and (src / "merges.txt").exists():
+        backend, where = _byte_level_bpe(src), src / "vocab.json"
+    elif (src / "tokenizer.model").exists():
+        where = src / "tokenizer.model"
+        backend = _sentencepiece_bpe(where, {i: t.content for i, t in added.items()}, notes)
+        add_bos = True if add_bos is None else add_bos  # InternLM2Tokenizer's and LlamaTokenizer's default
+    else:
+        raise ConversionError(f"{src}: no tokenizer (tokenizer.json, vocab.json + merges.txt or tokenizer.model)")
+    existing = backend.get_added_tokens_decoder()
+    for i in sorted(added):
+        token = added[i]
+        if existing.get(i) is not None and existing[i].content == token.content:
+            continue
+        current = backend.id_to_token(i)
+        if current is None and i != backend.get_vocab_size(with_added_tokens=True):
+            raise ConversionError(f"{config_path}: added token {token.content!r} has id {i}, past the vocabulary end")
+        if current not in (None, token.content):
+            raise ConversionError(f"{config_path}: id {i} is {token.content!r} there but {current!r} in {where.name}")
+        (backend.add_special_tokens if token.special else backend.add_tokens)([token])
+    for token in IMAGE_TOKENS:
+        if backend.token_to_id(token) is None:
+            backend.add_special_tokens([AddedToken(token, special=True, normalized=False)])
+            notes.append(f"tokenizer lacked {token}; added it as id {backend.token_to_id(token)}")
+    sep = TURNS[template][3]
+    if backend.token_to_id(sep) is None:
+        raise ConversionError(f"{where}: no {sep!r} token, which ends each turn of template {template}")
+    known = {name: _token_content(specials.get(name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    known = {name: t for name, t in known.items() if t is not None and backend.token_to_id(t) is not None}
+    # The LLM's own eos pads (it is no longer eos: the turn end is); unk if there is none.
+    pad = known.pop("pad_token", None) or known.pop("eos_token", None) or known.get("unk_token")
+    known.pop("eos_token", None)
+    kwargs = dict(tokenizer_object=backend, eos_token=sep, pad_token=pad, clean_up_tokenization_spaces=False, **known)
+    if add_bos is not None:
+        kwargs.update(add_bos_token=add_bos, add_eos_token=bool(config.get("add_eos_token", False)))
+    max_length = config.get("model_max_length")
+    if isinstance(max_length, int) and max_length < 10**9:  # 1e30 means "unset" in old tokenizer configs
+        kwargs["model_max_length"] = max_length
+    tokenizer = PreTrainedTokenizerFast(**kwargs)
+    with_specials, plain = tokenizer("a").input_ids, tokenizer("a", add_special_tokens=False).input_ids
+    adds_bos = tokenizer.bos_token_id is not None and with_specials == [tokenizer.bos_token_id, *plain]
+    tokenizer.chat_template = chat_template(template, bos=adds_bos)
+    return tokenizer
+
+
+# ---------------------------------------------------------------- weights
+
+
+def _weight_files(src: Path) -> list[Path]:
+    for index, single in (
+        ("model.safetensors.index.json", "model.safetensors"),
+        ("pytorch_model.bin.index.json", "pytorch_model.bin"),
+    ):
+        if (src / index).exists():
+            files = sorted(set(_read_json(src / index).get("weight_map", {}).values()))
+            for name in files:
+                if not (src / name).exists():
+                    raise ConversionError(f"{src / index}: lists {name}, which is not there")
+            return [src / name for name in files]
+        if (src / single).exists():
+            return [src / single]
+    raise ConversionError(f"{src}: no weights (model.safetensors[.index.json] or pytorch_model.bin[.index.json])")
+
+
+def _read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """One tensor at a time (safetensors), or one mmapped shard (pytorch_model.bin)."""
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                yield key, f.get_tensor(key)
+    else:
+        yield from torch.load(path, map_location="cpu", mmap=True, weights_only=True).items()
+
+
+class _ShardWriter:
+    """Writes tensors into safetensors shards of at most max_bytes, named as save_pretrained names them."""
+
+    def __init__(self, dst: Path, max_bytes: int) -> None:
+        self.dst, self.max_bytes = dst, max_bytes
+        self.pending: dict[str, torch.Tensor] = {}
+        self.pending_bytes, self.total_bytes = 0, 0
+        self.shards: list[list[str]] = []
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        size = tensor.numel() * tensor.element_size()
+        if self.pending and self.pending_bytes + size > self.max_bytes:
+            self._flush()
+        # A clone owns its storage: the pieces of a split qkv must not share one in the file.
+        self.pending[name] = tensor.contiguous().clone()
+        self.pending_bytes += size
+        self.total_bytes += size
+
+    def _flush(self) -> None:
+        save_file(self.pending, str(self.dst / f"shard-{len(self.shards)}.tmp"), metadata={"format": "pt"})
+        self.shards.append(list(self.pending))
+        self.pending, self.pending_bytes = {}, 0
+
+    def finish(self) -> None:
+        if self.pending or not self.shards:
+            self._flush()
+        n = len(self.shards)
+        names = ["model.safetensors"] if n == 1 else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+        for i, name in enumerate(names):
+            (self.dst / f"shard-{i}.tmp").rename(self.dst / name)
+        if n > 1:
+            weight_map = {key: name for name, keys in zip(names, self.shards, strict=True) for key in keys}
+            index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
+            (self.dst / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def expected_weights(config: InternVLConfig) -> dict[str, torch.Size]:
+    """Native weight names and shapes (tied ones left out, as save_pretrained leaves them out)."""
+    with torch.device("meta"):
+        model = InternVLForConditionalGeneration(config)
+    tied = set(model.all_tied_weights_keys)
+    return {name: t.shape for name, t in model.state_dict().items() if name not in tied}
+
+
+def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 5 * 2**30) -> ConversionReport:
+    """Write the native model, config, generation config and tokenizer for the original checkpoint `src` to `dst`.
+
+    Raises ConversionError (one line, naming the file) for what cannot be converted; weights that
+    cannot be matched are reported, not raised: check `report.ok` (no native weight left unset).
+    """
+    src, dst = Path(src), Path(dst)
+    original = read_original_config(src)
+    files = _weight_files(src)
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise ConversionError(f"{dst}: exists and is not an empty directory")
+    notes: list[str] = []
+    tokenizer = convert_tokenizer(src, original["template"], notes)
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKENS[2])
+    config = native_config(original, image_token_id, src / "config.json")
+    expected = expected_weights(config)
+    report = ConversionReport(
+        src, dst, original["llm_config"]["architectures"][0], original["template"], "", image_token_id, notes=notes
+    )
+    mapper, written, dtypes = KeyMapper(original["llm_config"]), set(), set()
+    dst.mkdir(parents=True, exist_ok=True)
+    writer = _ShardWriter(dst, max_shard_bytes)
+    for path in files:
+        for key, tensor in _read_tensors(path):
+            report.source_tensors += 1
+            pieces = mapper(key, tensor)
+            if pieces is None:
+                (report.ignored if IGNORED.fullmatch(key) else report.unmapped).append(key)
+                continue
+            for name, piece in pieces:
+                if name == "lm_head.weight" and config.tie_word_embeddings:
+                    report.tied.append(key)
+                elif name not in expected:
+                    report.unmapped.append(key)
+                elif name in written:
+                    raise ConversionError(f"{path}: {key} gives {name}, which another tensor already gave")
+                elif piece.shape != expected[name]:
+                    raise ConversionError(
+                        f"{path}: {key} -> {name} has shape {tuple(piece.shape)}, config.json implies "
+                        f"{tuple(expected[name])}"
+                    )
+                else:
+                    writer.add(name, piece)
+                    written.add(name)
+                    dtypes.add(piece.dtype)
+    writer.finish()
+    report.native_tensors = len(written)
+    report.missing = sorted(set(expected) - written)
+    if len(dtypes) == 1:
+        config.dtype = dtypes.pop()
+    report.dtype = str(config.dtype).removeprefix("torch.")
+    config.architectures = ["InternVLForConditionalGeneration"]
+    config.save_pretrained(dst)
+    # InternVLChatModel.chat stops on the turn end (the template's sep), not on the LLM's eos.
+    GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(dst)
+    tokenizer.save_pretrained(dst)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", type=Path, help="original InternVL2 checkpoint directory (config.json, weights, tokenizer)")
+    parser.add_argument("dst", type=Path, help="directory to write (new or empty)")
+    parser.add_argument("--max-shard-gb", type=float, default=5.0, help="largest safetensors shard to write")
+    args = parser.parse_args(argv)
+    try:
+        report = convert_checkpoint(args.src, args.dst, int(args.max_shard_gb * 2**30))
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a file the readers choke on: still one line, naming the source
+        print(f"error: {args.src}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    if not report.ok:
+        print(f"error: {len(report.missing)} native weights have no value in {args.src}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

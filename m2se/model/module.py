@@ -1,0 +1,154 @@
+"""M2SEModule: InternVL with LoRA, trained on answer tokens of single-task batches."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from m2se.model.adapters import Adapter, merge, read_adapters, save_adapter
+from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """AdamW + linear warmup + cosine decay (EmoVerse: lr 1e-4, weight decay 0.1, 5 % warmup)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.0
+
+
+def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float):
+    """LR multiplier per step: linear warmup, cosine to ``min_ratio``, then flat (never back up)."""
+    warmup = math.ceil(total * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _settings(cls, value):
+    return value if isinstance(value, cls) else cls(**(value or {}))
+
+
+class M2SEModule(L.LightningModule):
+    """Base model frozen, LoRA trained. ``init_from`` (a checkpoint or adapter folder of an earlier stage)
+    is merged into the base first and a fresh LoRA starts on top, as EmoVerse's stage two does.
+
+    Checkpoints hold only what trains, plus the adapters merged so far, so they rebuild the model
+    on the same base; ``save_adapter`` writes a PEFT folder that loads on the original base.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        lora: LoraSettings | Mapping | None = None,
+        load: LoadSettings | Mapping | None = None,
+        optimizer: OptimizerSettings | Mapping | None = None,
+        init_from: str | None = None,
+        stage: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.strict_loading = False  # checkpoints leave the frozen base out
+        self.model_path, self.stage = str(model_path), stage
+        self.lora = _settings(LoraSettings, lora)
+        self.load_settings = _settings(LoadSettings, load)
+        self.optim = _settings(OptimizerSettings, optimizer)
+        base = load_base(self.model_path, self.load_settings)
+        self.merged: list[Adapter] = read_adapters(init_from) if init_from else []
+        self.model = add_lora(merge(base, self.merged), self.lora)
+        self.model.train()  # from_pretrained leaves the base in eval mode
+        # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
+        self.schedule_window: tuple[int, int] | None = None
+        self.flops_per_batch = None  # read by ThroughputMonitor
+
+    # -- steps ------------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"],
+            labels=batch["labels"],
+        ).loss
+
+    def _empty_loss(self) -> torch.Tensor:
+        # Every sample of the batch was skipped; a zero loss tied to the weights keeps DDP ranks in step.
+        return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if batch["input_ids"] is None:
+            return self._empty_loss()
+        loss, size = self(batch), len(batch["records"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log(f"train/{batch['task']}/loss", loss, batch_size=size)
+        self.log("train/stage", float(self.stage), prog_bar=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        if batch["input_ids"] is None:
+            return
+        loss, size = self(batch), len(batch["records"])
+        self.log(f"val/{batch['task']}/loss", loss, batch_size=size, sync_dist=True)
+        self.log("val/loss", loss, batch_size=size, sync_dist=True, prog_bar=True)
+
+    # -- optimisation -----------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict:
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [  # no weight decay on biases and norm gains, as transformers' Trainer does
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.optim.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        groups = [g for g in groups if g["params"]]  # one group logs as plain `train/lr`
+        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas))
+        start, end = self.schedule_window or (0, self.trainer.estimated_stepping_batches)
+        factor = warmup_cosine(max(1, int(end - start)), self.optim.warmup_ratio, self.optim.min_lr_ratio)
+        scheduler = {"scheduler": LambdaLR(optimizer, factor), "interval": "step", "name": "train/lr"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    # -- stages and checkpoints -------------------------------------------------------------------
+    def start_new_lora(self) -> None:
+        """Merge the current LoRA into the base and start a fresh one (the next stage)."""
+        self.merged.append(Adapter.of(self.model))
+        base = self.model.merge_and_unload()
+        base.requires_grad_(False)
+        self.model = add_lora(base, self.lora)
+        self.stage += 1
+
+    def save_adapter(self, out_dir: str | Path) -> Path:
+        """A PEFT folder with every stage's LoRA, for ``PeftModel.from_pretrained(original_base, out_dir)``."""
+        return save_adapter([*self.merged, Adapter.of(self.model)], out_dir, self.model_path)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trained = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
+        checkpoint["m2se"] = {
+            "stage": self.stage,
+            "base": self.model_path,
+            "lora_config": Adapter.of(self.model).config,
+            "merged": [a.state() for a in self.merged],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resuming after a stage switch: merge the adapters the run had merged, then a fresh LoRA."""
+        saved = checkpoint.get("m2se")
+        if saved is None:
+            raise ValueError("not an m2se checkpoint (no 'm2se' entry)")
+        merged = [Adapter(**a) for a in saved["merged"]]
+        if len(merged) > len(self.merged):
+            base = merge(self.model.unload(), merged[len(self.merged) :])
+            self.model = add_lora(base, self.lora)
+            self.merged = merged
+        self.stage = saved["stage"]
