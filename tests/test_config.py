@@ -44,7 +44,11 @@ def test_defaults_follow_emoverse():
     assert (cfg.module.lora.r, cfg.module.lora.alpha, cfg.module.lora.dropout) == (8, 32, 0.05)
     assert (cfg.module.optimizer.lr, cfg.module.optimizer.weight_decay) == (1e-4, 0.1)
     assert cfg.module.optimizer.warmup_ratio == 0.05
-    assert (cfg.trainer.accumulate_grad_batches, cfg.trainer.gradient_clip_val, cfg.trainer.max_epochs) == (8, 1.0, 2)
+    assert (cfg.trainer.accumulate_grad_batches, cfg.trainer.gradient_clip_val, cfg.trainer.max_epochs) == (
+        8,
+        1.0,
+        2,
+    )
     assert cfg.trainer.use_distributed_sampler is False
     assert cfg.data.val_fraction == 0.01 and cfg.data.num_frames == 8 and cfg.data.max_tiles == 12
 

@@ -45,7 +45,14 @@ class CurriculumCallback(L.Callback):
         return self.switch_epoch * math.ceil(batches / trainer.accumulate_grad_batches)
 
     def setup(self, trainer: L.Trainer, pl_module: M2SEModule, stage: str) -> None:
-        if stage != "fit" or not self.restart_lora:
+        if stage != "fit":
+            return
+        if self.switch_step is not None and not self.switched:
+            # The loader draws a batch or two ahead of the step that trains it: the sampler switches
+            # exactly at the first micro-batch of switch_step (a resume restores this schedule).
+            after = self.switch_step * trainer.accumulate_grad_batches
+            trainer.datamodule.schedule_mixture(self.second, after)
+        if not self.restart_lora:
             return
         if not isinstance(trainer.strategy, (SingleDeviceStrategy, DDPStrategy)):
             raise ValueError(
@@ -77,7 +84,8 @@ class CurriculumCallback(L.Callback):
             self._switch(trainer, pl_module)
 
     def _switch(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
-        trainer.datamodule.set_mixture(self.second)
+        if trainer.datamodule.mixture != self.second:  # a step switch was scheduled in the sampler
+            trainer.datamodule.set_mixture(self.second)
         self.switched = True
         if self.restart_lora:
             if self.adapter_dir and trainer.is_global_zero:

@@ -186,6 +186,12 @@ class MultiTaskDataModule(L.LightningDataModule):
         if self.sampler is not None:
             self.sampler.set_mixture(name)
 
+    def schedule_mixture(self, name: str, after_batches: int) -> None:
+        """Switch to ``name`` at an exact batch count, whatever the loaders prefetch (see the sampler)."""
+        if name not in self.mixtures:
+            raise ValueError(f"unknown mixture {name!r} (configured: {', '.join(self.mixtures)})")
+        self.sampler.schedule_mixture(name, after_batches)
+
     # -- loaders --------------------------------------------------------------------------------
     def _loader(self, records: list[Record], batch_sampler, generation: bool = False) -> DataLoader:
         dataset = EncodedDataset(records, self.processor, self.media, self.on_media_error, generation)

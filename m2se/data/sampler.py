@@ -73,6 +73,8 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         self._switches: list[tuple[int, str]] = [(0, mixture)]  # (first batch, mixture) this epoch
         self._resume_pending = False
         self.batches_per_task: Counter[str] = Counter()
+        self.batches_drawn = 0  # over all epochs
+        self._scheduled: tuple[int, str] | None = None
 
     def _resolve(
         self, name: str, weights: Mapping[str, float | None], temperature: float | None
@@ -110,6 +112,15 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         else:
             self._switches.append((self._yielded, name))
 
+    def schedule_mixture(self, name: str, after_batches: int) -> None:
+        """Switch to ``name`` once ``after_batches`` batches have been drawn in all (epochs included).
+
+        Unlike ``set_mixture`` from a training hook, this is exact when a DataLoader prefetches: the
+        batch drawn at that count is the first of the new mixture.
+        """
+        self._check_mixture(name)
+        self._scheduled = (after_batches, name)
+
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:  # a resumed epoch is over once the trainer moves on to another
             self._resume_pending = False
@@ -140,6 +151,9 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         streams: dict[str, _TaskStream] = {}
         chunk_size = self.batch_size * self.num_replicas
         for step in range(self._length(self._switches[0][1])):
+            if step >= skip and self._scheduled and self.batches_drawn >= self._scheduled[0]:
+                name, self._scheduled = self._scheduled[1], None
+                self.set_mixture(name)
             weights = self.mixtures[self._mixture_at(step)]
             task = chooser.choices(list(weights), weights=list(weights.values()))[0]
             if task not in streams:
@@ -148,6 +162,7 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
             if step < skip:
                 continue
             self._yielded = step + 1  # counted before yielding: a checkpoint taken now includes this batch
+            self.batches_drawn += 1
             self.batches_per_task[task] += 1
             yield chunk[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
 
@@ -158,6 +173,8 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
             "batches_yielded": self._yielded,
             "mixture_switches": [list(switch) for switch in self._switches],
             "batches_per_task": dict(self.batches_per_task),
+            "batches_drawn": self.batches_drawn,
+            "scheduled": list(self._scheduled) if self._scheduled else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -168,6 +185,9 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         self._active, self.epoch, self._yielded = state["mixture"], state["epoch"], state["batches_yielded"]
         self._switches = switches
         self.batches_per_task = Counter(state["batches_per_task"])
+        self.batches_drawn = state.get("batches_drawn", 0)
+        scheduled = state.get("scheduled")
+        self._scheduled = (int(scheduled[0]), str(scheduled[1])) if scheduled else None
         self._resume_pending = True
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers
+from tokenizers import AddedToken, Tokenizer, decoders, normalizers
 from tokenizers.models import BPE
 from transformers import (
     GenerationConfig,
@@ -31,34 +31,18 @@ from transformers import (
 )
 from transformers.tokenization_utils_base import generate_merges
 
-from m2se.model.convert_keys import IGNORED, KeyMapper, UnsupportedConfig, text_config, vision_config
+from m2se.model.convert_keys import (
+    BACKBONES,
+    IGNORED,
+    TURNS,
+    KeyMapper,
+    UnsupportedConfig,
+    chat_template,
+    text_config,
+    vision_config,
+)
 
 IMAGE_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
-
-# InternVL's conversation.py: all three are SeparatorStyle.MPT, i.e. system_template + sep, then
-# role + message + sep per turn and the bare role to prompt an answer; no newline after sep.
-# (system, user, assistant, sep); the sep ends each turn and is what chat() stops on.
-TURNS = {
-    "Hermes-2": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
-    "internlm2-chat": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
-    "phi3-chat": ("<|system|>\n", "<|user|>\n", "<|assistant|>\n", "<|end|>"),
-}
-# The system message all three write when none is given (InternVLChatModel.system_message).
-DEFAULT_SYSTEM_MESSAGE = (
-    "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
-)
-_CHAT_BODY = (
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system_message = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
-    "{%- else -%}{%- set system_message = default_system -%}{%- set turns = messages -%}{%- endif -%}"
-    "{{ system_role + system_message + sep }}"
-    "{%- for message in turns -%}"
-    "{%- if message['role'] == 'user' -%}{{ user_role + message['content'] + sep }}"
-    "{%- elif message['role'] == 'assistant' -%}{{ assistant_role + message['content'] + sep }}"
-    "{%- else -%}{{ raise_exception('unexpected chat role ' + message['role']) }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ assistant_role }}{%- endif -%}"
-)
 
 
 class ConversionError(Exception):
@@ -71,10 +55,10 @@ class ConversionReport:
 
     src: Path
     dst: Path
-    backbone: str
+    backbone: str  # the original llm_config's architecture
     template: str
-    dtype: str
     image_token_id: int
+    dtype: str = ""
     source_tensors: int = 0
     native_tensors: int = 0
     unmapped: list[str] = field(default_factory=list)  # original keys no rule turns into a native weight
@@ -97,7 +81,10 @@ class ConversionReport:
             if keys:
                 out.append(f"{name} ({len(keys)}): {', '.join(keys)}")
         out += [f"note: {note}" for note in self.notes]
-        for name, keys in (("unmapped original keys", self.unmapped), ("MISSING native weights", self.missing)):
+        for name, keys in (
+            ("unmapped original keys", self.unmapped),
+            ("MISSING native weights", self.missing),
+        ):
             if keys:
                 out.append(f"{name} ({len(keys)}):")
                 out += [f"  {key}" for key in keys]
@@ -126,15 +113,19 @@ def read_original_config(src: Path) -> dict:
         if key not in original:
             raise ConversionError(f"{path}: no {key!r}")
     arch = (original["llm_config"].get("architectures") or ["?"])[0]
-    if arch not in ("Qwen2ForCausalLM", "InternLM2ForCausalLM", "Phi3ForCausalLM"):
+    if arch not in BACKBONES:
         raise ConversionError(
-            f"{path}: unknown llm architecture {arch!r} (supported: Qwen2, InternLM2 and Phi3ForCausalLM)"
+            f"{path}: unknown llm architecture {arch!r} (supported: {', '.join(BACKBONES)})"
         )
     if original["template"] not in TURNS:
-        raise ConversionError(f"{path}: unknown template {original['template']!r} (known: {', '.join(TURNS)})")
+        raise ConversionError(
+            f"{path}: unknown template {original['template']!r} (known: {', '.join(TURNS)})"
+        )
     # InternVLChatConfig defaults ps_version to v1, a transposed pixel shuffle the native class lacks.
     if original.get("ps_version", "v1") != "v2":
-        raise ConversionError(f"{path}: ps_version {original.get('ps_version', 'v1 (default)')} is not supported")
+        raise ConversionError(
+            f"{path}: ps_version {original.get('ps_version', 'v1 (default)')} is not supported"
+        )
     force, size = original.get("force_image_size"), original["vision_config"].get("image_size")
     if force not in (None, size):
         raise ConversionError(f"{path}: force_image_size {force} != vision_config.image_size {size}")
@@ -163,21 +154,13 @@ def native_config(original: dict, image_token_id: int, where: Path) -> InternVLC
     except KeyError as e:
         raise ConversionError(f"{where}: missing {e}") from None
     if image_token_id >= text.vocab_size:
-        raise ConversionError(f"{where}: <IMG_CONTEXT> id {image_token_id} >= llm vocab_size {text.vocab_size}")
+        raise ConversionError(
+            f"{where}: <IMG_CONTEXT> id {image_token_id} >= llm vocab_size {text.vocab_size}"
+        )
     return config
 
 
 # ---------------------------------------------------------------- tokenizer
-
-
-def chat_template(template: str, bos: bool) -> str:
-    """Jinja chat template writing `template`'s conversation (optionally after the BOS the tokenizer adds)."""
-    system, user, assistant, sep = TURNS[template]
-    values = dict(
-        system_role=system, user_role=user, assistant_role=assistant, sep=sep, default_system=DEFAULT_SYSTEM_MESSAGE
-    )
-    prelude = "".join(f"{{%- set {k} = {json.dumps(v, ensure_ascii=False)} -%}}" for k, v in values.items())
-    return ("{{ bos_token }}" if bos else "") + prelude + _CHAT_BODY
 
 
 def _token_content(value) -> str | None:
@@ -216,9 +199,13 @@ def _sentencepiece_bpe(path: Path, renamed: dict[int, str], notes: list[str]) ->
     steps += [normalizers.Replace(" ", "▁")] if norm.escape_whitespaces else []
     tokenizer.normalizer = normalizers.Sequence(steps)
     steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
-    tokenizer.decoder = decoders.Sequence(steps + ([decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else []))
+    tokenizer.decoder = decoders.Sequence(
+        steps + ([decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else [])
+    )
     if norm.remove_extra_whitespaces:
-        notes.append(f"{path.name}: remove_extra_whitespaces is not reproduced (runs of spaces tokenize as is)")
+        notes.append(
+            f"{path.name}: remove_extra_whitespaces is not reproduced (runs of spaces tokenize as is)"
+        )
     # Control (3) and user-defined (4) pieces match as whole tokens, as in sentencepiece.
     tokenizer.add_tokens(
         [
@@ -235,7 +222,9 @@ def _byte_level_bpe(src: Path) -> Tokenizer:
     vocab = _read_json(src / "vocab.json")
     lines = (src / "merges.txt").read_text(encoding="utf-8").splitlines()
     merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
-    return Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token=None, pad_token=None)._tokenizer
+    return Qwen2Tokenizer(
+        vocab=vocab, merges=merges, unk_token=None, eos_token=None, pad_token=None
+    )._tokenizer
 
 
 def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedTokenizerFast:
@@ -261,7 +250,9 @@ def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedT
         backend = _sentencepiece_bpe(where, {i: t.content for i, t in added.items()}, notes)
         add_bos = True if add_bos is None else add_bos  # InternLM2Tokenizer's and LlamaTokenizer's default
     else:
-        raise ConversionError(f"{src}: no tokenizer (tokenizer.json, vocab.json + merges.txt or tokenizer.model)")
+        raise ConversionError(
+            f"{src}: no tokenizer (tokenizer.json, vocab.json + merges.txt or tokenizer.model)"
+        )
     existing = backend.get_added_tokens_decoder()
     for i in sorted(added):
         token = added[i]
@@ -269,9 +260,13 @@ def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedT
             continue
         current = backend.id_to_token(i)
         if current is None and i != backend.get_vocab_size(with_added_tokens=True):
-            raise ConversionError(f"{config_path}: added token {token.content!r} has id {i}, past the vocabulary end")
+            raise ConversionError(
+                f"{config_path}: added token {token.content!r} has id {i}, past the vocabulary end"
+            )
         if current not in (None, token.content):
-            raise ConversionError(f"{config_path}: id {i} is {token.content!r} there but {current!r} in {where.name}")
+            raise ConversionError(
+                f"{config_path}: id {i} is {token.content!r} there but {current!r} in {where.name}"
+            )
         (backend.add_special_tokens if token.special else backend.add_tokens)([token])
     for token in IMAGE_TOKENS:
         if backend.token_to_id(token) is None:
@@ -280,12 +275,17 @@ def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedT
     sep = TURNS[template][3]
     if backend.token_to_id(sep) is None:
         raise ConversionError(f"{where}: no {sep!r} token, which ends each turn of template {template}")
-    known = {name: _token_content(specials.get(name)) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    known = {
+        name: _token_content(specials.get(name))
+        for name in ("bos_token", "eos_token", "unk_token", "pad_token")
+    }
     known = {name: t for name, t in known.items() if t is not None and backend.token_to_id(t) is not None}
     # The LLM's own eos pads (it is no longer eos: the turn end is); unk if there is none.
     pad = known.pop("pad_token", None) or known.pop("eos_token", None) or known.get("unk_token")
     known.pop("eos_token", None)
-    kwargs = dict(tokenizer_object=backend, eos_token=sep, pad_token=pad, clean_up_tokenization_spaces=False, **known)
+    kwargs = dict(
+        tokenizer_object=backend, eos_token=sep, pad_token=pad, clean_up_tokenization_spaces=False, **known
+    )
     if add_bos is not None:
         kwargs.update(add_bos_token=add_bos, add_eos_token=bool(config.get("add_eos_token", False)))
     max_length = config.get("model_max_length")
@@ -314,7 +314,9 @@ def _weight_files(src: Path) -> list[Path]:
             return [src / name for name in files]
         if (src / single).exists():
             return [src / single]
-    raise ConversionError(f"{src}: no weights (model.safetensors[.index.json] or pytorch_model.bin[.index.json])")
+    raise ConversionError(
+        f"{src}: no weights (model.safetensors[.index.json] or pytorch_model.bin[.index.json])"
+    )
 
 
 def _read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -354,12 +356,19 @@ class _ShardWriter:
         if self.pending or not self.shards:
             self._flush()
         n = len(self.shards)
-        names = ["model.safetensors"] if n == 1 else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+        names = (
+            ["model.safetensors"]
+            if n == 1
+            else [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+        )
         for i, name in enumerate(names):
             (self.dst / f"shard-{i}.tmp").rename(self.dst / name)
         if n > 1:
             weight_map = {key: name for name, keys in zip(names, self.shards, strict=True) for key in keys}
-            index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(weight_map.items()))}
+            index = {
+                "metadata": {"total_size": self.total_bytes},
+                "weight_map": dict(sorted(weight_map.items())),
+            }
             (self.dst / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
@@ -371,34 +380,25 @@ def expected_weights(config: InternVLConfig) -> dict[str, torch.Size]:
     return {name: t.shape for name, t in model.state_dict().items() if name not in tied}
 
 
-def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 5 * 2**30) -> ConversionReport:
-    """Write the native model, config, generation config and tokenizer for the original checkpoint `src` to `dst`.
-
-    Raises ConversionError (one line, naming the file) for what cannot be converted; weights that
-    cannot be matched are reported, not raised: check `report.ok` (no native weight left unset).
-    """
-    src, dst = Path(src), Path(dst)
-    original = read_original_config(src)
-    files = _weight_files(src)
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise ConversionError(f"{dst}: exists and is not an empty directory")
-    notes: list[str] = []
-    tokenizer = convert_tokenizer(src, original["template"], notes)
-    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKENS[2])
-    config = native_config(original, image_token_id, src / "config.json")
+def _convert_weights(
+    files: list[Path],
+    mapper: KeyMapper,
+    config: InternVLConfig,
+    writer: _ShardWriter,
+    report: ConversionReport,
+) -> None:
+    """Stream the original tensors through the key rules into the writer; fills the report's key lists."""
     expected = expected_weights(config)
-    report = ConversionReport(
-        src, dst, original["llm_config"]["architectures"][0], original["template"], "", image_token_id, notes=notes
-    )
-    mapper, written, dtypes = KeyMapper(original["llm_config"]), set(), set()
-    dst.mkdir(parents=True, exist_ok=True)
-    writer = _ShardWriter(dst, max_shard_bytes)
+    written, dtypes = set(), set()
     for path in files:
         for key, tensor in _read_tensors(path):
             report.source_tensors += 1
+            if IGNORED.fullmatch(key):
+                report.ignored.append(key)
+                continue
             pieces = mapper(key, tensor)
             if pieces is None:
-                (report.ignored if IGNORED.fullmatch(key) else report.unmapped).append(key)
+                report.unmapped.append(key)
                 continue
             for name, piece in pieces:
                 if name == "lm_head.weight" and config.tie_word_embeddings:
@@ -422,19 +422,53 @@ def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 5 * 2**30) -
     if len(dtypes) == 1:
         config.dtype = dtypes.pop()
     report.dtype = str(config.dtype).removeprefix("torch.")
+
+
+def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 2 * 2**30) -> ConversionReport:
+    """Write the native model, config, generation config and tokenizer for the original checkpoint `src` to `dst`.
+
+    Raises ConversionError (one line, naming the file) for what cannot be converted; weights that
+    cannot be matched are reported, not raised: check `report.ok` (no native weight left unset).
+    """
+    src, dst = Path(src), Path(dst)
+    original = read_original_config(src)
+    files = _weight_files(src)
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise ConversionError(f"{dst}: exists and is not an empty directory")
+    notes: list[str] = []
+    tokenizer = convert_tokenizer(src, original["template"], notes)
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKENS[2])
+    config = native_config(original, image_token_id, src / "config.json")
+    arch = original["llm_config"]["architectures"][0]
+    report = ConversionReport(src, dst, arch, original["template"], image_token_id, notes=notes)
+    created = not dst.exists()
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        mapper, writer = KeyMapper(original["llm_config"]), _ShardWriter(dst, max_shard_bytes)
+        _convert_weights(files, mapper, config, writer, report)
+    except BaseException:
+        # Leave no half-written model behind (a rerun would refuse the non-empty directory).
+        for path in dst.iterdir():
+            path.unlink()
+        if created:
+            dst.rmdir()
+        raise
     config.architectures = ["InternVLForConditionalGeneration"]
     config.save_pretrained(dst)
     # InternVLChatModel.chat stops on the turn end (the template's sep), not on the LLM's eos.
-    GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(dst)
+    generation = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    generation.save_pretrained(dst)
     tokenizer.save_pretrained(dst)
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("src", type=Path, help="original InternVL2 checkpoint directory (config.json, weights, tokenizer)")
+    parser.add_argument(
+        "src", type=Path, help="original InternVL2 checkpoint directory (config.json, weights, tokenizer)"
+    )
     parser.add_argument("dst", type=Path, help="directory to write (new or empty)")
-    parser.add_argument("--max-shard-gb", type=float, default=5.0, help="largest safetensors shard to write")
+    parser.add_argument("--max-shard-gb", type=float, default=2.0, help="largest safetensors shard to write")
     args = parser.parse_args(argv)
     try:
         report = convert_checkpoint(args.src, args.dst, int(args.max_shard_gb * 2**30))

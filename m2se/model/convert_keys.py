@@ -1,12 +1,14 @@
-"""What an original (remote-code) InternVL2 checkpoint's config and weight names become natively.
+"""What an original (remote-code) InternVL2 checkpoint's config, chat format and weight names become natively.
 
-One place per backbone: the text config (Qwen2 as is, InternLM2 as Llama, Phi-3 with its rope scaling
-carried over) and the weight-name rules. `m2se.model.convert` does the reading and writing.
+Per backbone: the text config (Qwen2 as is, InternLM2 as Llama, Phi-3 with its rope scaling carried
+over), the conversation template named in config.json, and the weight-name rules.
+`m2se.model.convert` does the reading and writing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from functools import partial
@@ -14,7 +16,7 @@ from functools import partial
 import torch
 from transformers import LlamaConfig, Phi3Config, PreTrainedConfig, Qwen2Config
 
-# llm_config.architectures[0] → (native text config class, weight rules); rules are below.
+# The llm_config.architectures[0] values converted: Qwen2 (1B), InternLM2 (2B, 8B), Phi-3 (4B).
 BACKBONES = ("Qwen2ForCausalLM", "InternLM2ForCausalLM", "Phi3ForCausalLM")
 
 # Keys the native class has no slot for and recomputes (old checkpoints saved rope caches).
@@ -32,12 +34,12 @@ def _rope_parameters(llm: dict) -> dict:
     """Original `rope_theta` + `rope_scaling` → native `rope_parameters`.
 
     Phi-3's `su` is LongRoPE: it needs `original_max_position_embeddings` (the pretraining length that
-    switches short/long factors and sets the cos/sin scale, PROTOCOL §6), which Phi-3 keeps outside
-    rope_scaling. No `factor` is set so the scale is max/original max, as the original computes it.
+    switches short/long factors, PROTOCOL §6), which Phi-3 keeps outside rope_scaling. Its cos/sin
+    scale is sqrt(1 + ln(s) / ln(original)) with s = max / original max, written out as `factor`.
     """
     scaling = dict(llm.get("rope_scaling") or {})
-    rope_type = scaling.pop("rope_type", None) or scaling.pop("type", None) or "default"
-    scaling.pop("type", None)
+    rope_type, legacy_type = scaling.pop("rope_type", None), scaling.pop("type", None)
+    rope_type = rope_type or legacy_type or "default"
     rope_type = "longrope" if rope_type == "su" else rope_type
     params = {"rope_type": rope_type, "rope_theta": float(llm.get("rope_theta", 10000.0)), **scaling}
     if rope_type == "longrope":
@@ -52,6 +54,7 @@ def _rope_parameters(llm: dict) -> dict:
         if original is None:
             raise UnsupportedConfig("llm_config has longrope scaling but no original_max_position_embeddings")
         params["original_max_position_embeddings"] = original
+        params.setdefault("factor", llm.get("max_position_embeddings", original) / original)
     elif rope_type not in ("default", "linear", "dynamic"):
         raise UnsupportedConfig(f"llm_config.rope_scaling type {rope_type!r} is not supported")
     return params
@@ -59,41 +62,33 @@ def _rope_parameters(llm: dict) -> dict:
 
 def _carried(llm: dict, config_class: type[PreTrainedConfig]) -> dict:
     """The original's fields that the native class declares (the rest are remote-code or generation leftovers)."""
-    base = {f.name for f in dataclasses.fields(PreTrainedConfig)}
-    fields = {f.name for f in dataclasses.fields(config_class)} - base - {"rope_parameters"}
-    return {k: v for k, v in llm.items() if k in fields}
+    base = {f.name for f in dataclasses.fields(PreTrainedConfig)} | {"rope_parameters", "tie_word_embeddings"}
+    return {k: v for k, v in llm.items() if k in {f.name for f in dataclasses.fields(config_class)} - base}
 
 
 def text_config(llm: dict) -> PreTrainedConfig:
     """Native text config for the original `llm_config`."""
     arch = llm["architectures"][0]
     rope = _rope_parameters(llm)
-    tie = bool(llm.get("tie_word_embeddings", False))
+    common = dict(rope_parameters=rope, tie_word_embeddings=bool(llm.get("tie_word_embeddings", False)))
     if arch == "Qwen2ForCausalLM":
-        return Qwen2Config(
-            **{**_carried(llm, Qwen2Config), "rope_parameters": rope, "tie_word_embeddings": tie}
-        )
+        return Qwen2Config(**_carried(llm, Qwen2Config), **common)
     if arch == "Phi3ForCausalLM":
         kwargs = _carried(llm, Phi3Config)
-        kwargs["original_max_position_embeddings"] = rope.get(
-            "original_max_position_embeddings", llm.get("max_position_embeddings", 4096)
-        )
-        return Phi3Config(**{**kwargs, "rope_parameters": rope, "tie_word_embeddings": tie})
+        key = "original_max_position_embeddings"
+        kwargs[key] = rope.get(key) or kwargs.get(key) or kwargs.get("max_position_embeddings", 4096)
+        return Phi3Config(**kwargs, **common)
     if arch == "InternLM2ForCausalLM":
         if llm.get("rope_pos_id_version", "default") not in (None, "default"):
             raise UnsupportedConfig(f"llm_config.rope_pos_id_version {llm['rope_pos_id_version']!r}")
-        kwargs = _carried(llm, LlamaConfig)
         heads = llm["num_attention_heads"]
+        kwargs = _carried(llm, LlamaConfig)
         kwargs.setdefault("num_key_value_heads", heads)
         # InternLM2's `bias` (default True) covers wqkv and wo, Llama's attention_bias q/k/v/o; its MLP has none.
-        return LlamaConfig(
-            **kwargs,
-            head_dim=llm["hidden_size"] // heads,
-            attention_bias=bool(llm.get("bias", True)),
-            mlp_bias=False,
-            rope_parameters=rope,
-            tie_word_embeddings=tie,
+        kwargs |= dict(
+            head_dim=llm["hidden_size"] // heads, attention_bias=bool(llm.get("bias", True)), mlp_bias=False
         )
+        return LlamaConfig(**kwargs, **common)
     raise UnsupportedConfig(f"unknown llm architecture {arch!r} (supported: {', '.join(BACKBONES)})")
 
 
@@ -126,11 +121,51 @@ def vision_config(vision: dict) -> dict:
         projection_dropout=vision.get("dropout", 0.0),
         initializer_range=vision.get("initializer_range", 0.02),
         layer_scale_init_value=vision.get("initializer_factor", 0.1),
-        # InternViT has no final norm and no mask token; the CLS token is dropped by the projector path.
+        # InternViT has no final norm and no mask token (its CLS output is dropped: select strategy "default").
         use_mean_pooling=True,
         use_mask_token=False,
         use_absolute_position_embeddings=True,
     )
+
+
+# ---------------------------------------------------------------- chat format
+
+# InternVL's conversation.py: all three are SeparatorStyle.MPT, i.e. system_template + sep, then
+# role + message + sep per turn and the bare role to prompt an answer; no newline after sep.
+# (system, user, assistant, sep); the sep ends each turn and is what chat() stops on.
+TURNS = {
+    "Hermes-2": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
+    "internlm2-chat": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
+    "phi3-chat": ("<|system|>\n", "<|user|>\n", "<|assistant|>\n", "<|end|>"),
+}
+# The system message all three write when none is given (InternVLChatModel.system_message).
+DEFAULT_SYSTEM_MESSAGE = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+_CHAT_BODY = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set system_message = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set system_message = default_system -%}{%- set turns = messages -%}{%- endif -%}"
+    "{{ system_role + system_message + sep }}"
+    "{%- for message in turns -%}"
+    "{%- if message['role'] == 'user' -%}{{ user_role + message['content'] + sep }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ assistant_role + message['content'] + sep }}"
+    "{%- else -%}{{ raise_exception('unexpected chat role ' + message['role']) }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ assistant_role }}{%- endif -%}"
+)
+
+
+def chat_template(template: str, bos: bool) -> str:
+    """Jinja chat template writing `template`'s conversation (optionally after the BOS the tokenizer adds)."""
+    system, user, assistant, sep = TURNS[template]
+    values = dict(
+        system_role=system,
+        user_role=user,
+        assistant_role=assistant,
+        sep=sep,
+        default_system=DEFAULT_SYSTEM_MESSAGE,
+    )
+    prelude = "".join(f"{{%- set {k} = {json.dumps(v, ensure_ascii=False)} -%}}" for k, v in values.items())
+    return ("{{ bos_token }}" if bos else "") + prelude + _CHAT_BODY
 
 
 # ---------------------------------------------------------------- weights

@@ -46,6 +46,9 @@ class LoraSettings:
         for part in (*self.parts, *self.trainable_parts):
             if part not in PARTS:
                 raise ValueError(f"unknown model part {part!r} (known: {', '.join(PARTS)})")
+        if set(self.parts) & set(self.trainable_parts):
+            both = sorted(set(self.parts) & set(self.trainable_parts))
+            raise ValueError(f"{both} cannot take LoRA and train in full at once (parts vs trainable_parts)")
         prefixes = tuple(PARTS[p] + "." for p in self.parts)
         leaves = sorted(
             {
@@ -124,7 +127,10 @@ def load_base(path: str | Path, settings: LoadSettings | None = None) -> InternV
         )
         model.requires_grad_(False)  # prepare_model_for_kbit_training unfreezes non-quantized params
     elif settings.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5.x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return model
 

@@ -93,9 +93,16 @@ class M2SEModule(L.LightningModule):
             return self._empty_loss()
         loss, size = self(batch), len(batch["records"])
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        self.log(f"train/{batch['task']}/loss", loss, batch_size=size)
+        self._log_task_loss(batch["task"], loss)
         self.log("train/stage", float(self.stage), prog_bar=True, batch_size=size)
         return loss
+
+    def _log_task_loss(self, task: str, loss: torch.Tensor) -> None:
+        # self.log would re-emit a task's last loss at every later step of the epoch (Lightning keeps
+        # on_step values until the epoch ends), painting it on steps that never saw the task.
+        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            for logger in self.loggers:
+                logger.log_metrics({f"train/{task}/loss": loss.item()}, step=self.global_step)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if batch["input_ids"] is None:

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel
+from transformers import InternVLForConditionalGeneration
+
+from m2se.data.processor import M2SEProcessor
+from m2se.model.adapters import Adapter, merge, read_adapters, save_adapter, stack
+from m2se.model.internvl import LoraSettings, add_lora, load_base
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_model_dir):
+    processor = M2SEProcessor.from_pretrained(tiny_model_dir)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)
+    return processor.collate([processor("The person says: 'hi'", "Positive.", videos=[frames])])
+
+
+def trained_adapter(base, seed: int, settings=LoraSettings()):
+    model = add_lora(base, settings)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # as if trained: B is no longer zero
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    return model
+
+
+def logits(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def test_two_stages_stack_into_one_folder_that_loads_on_the_original_base(tiny_model_dir, batch, tmp_path):
+    first = trained_adapter(load_base(tiny_model_dir), seed=1)
+    stage_one = Adapter.of(first)
+    second = trained_adapter(first.merge_and_unload(), seed=2)
+    reference = logits(second, batch)  # base + merged stage one + live stage two
+    folder = save_adapter([stage_one, Adapter.of(second)], tmp_path / "adapter", str(tiny_model_dir))
+    plain = PeftModel.from_pretrained(
+        InternVLForConditionalGeneration.from_pretrained(tiny_model_dir), folder
+    )
+    assert plain.peft_config["default"].r == 16
+    torch.testing.assert_close(logits(plain, batch), reference, atol=1e-4, rtol=1e-4)
+    # The stacked LoRA differs from either stage alone: the test would notice a lost stage.
+    only_second = save_adapter([Adapter.of(second)], tmp_path / "second_only", str(tiny_model_dir))
+    base = InternVLForConditionalGeneration.from_pretrained(tiny_model_dir)
+    assert not torch.allclose(
+        logits(PeftModel.from_pretrained(base, only_second), batch), reference, atol=1e-3
+    )
+
+
+def test_merge_reproduces_the_live_adapter(tiny_model_dir, batch, tmp_path):
+    live = trained_adapter(load_base(tiny_model_dir), seed=3)
+    reference = logits(live, batch)
+    merged = merge(load_base(tiny_model_dir), [Adapter.of(live)])
+    torch.testing.assert_close(logits(merged, batch), reference, atol=1e-4, rtol=1e-4)
+    assert not any(p.requires_grad for p in merged.parameters())
+    folder = save_adapter([Adapter.of(live)], tmp_path / "a", str(tiny_model_dir))
+    (read,) = read_adapters(folder)
+    assert read.config["r"] == 8 and read.tensors.keys() == Adapter.of(live).tensors.keys()
+
+
+def test_full_trained_parts_survive_stacking(tiny_model_dir, batch, tmp_path):
+    settings = LoraSettings(parts=["language_model"], trainable_parts=["projector"])
+    first = trained_adapter(load_base(tiny_model_dir), seed=4, settings=settings)
+    stage_one = Adapter.of(first)
+    second = trained_adapter(first.merge_and_unload(), seed=5, settings=settings)
+    folder = save_adapter([stage_one, Adapter.of(second)], tmp_path / "adapter", str(tiny_model_dir))
+    plain = PeftModel.from_pretrained(
+        InternVLForConditionalGeneration.from_pretrained(tiny_model_dir), folder
+    )
+    torch.testing.assert_close(logits(plain, batch), logits(second, batch), atol=1e-4, rtol=1e-4)
+
+
+def test_read_adapters_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint or adapter folder"):
+        read_adapters(tmp_path / "absent.ckpt")
+    with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
+        read_adapters(tmp_path)
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="not an m2se checkpoint"):
+        read_adapters(tmp_path / "other.ckpt")
+
+
+def test_stack_refuses_what_it_cannot_sum():
+    dora = Adapter({"r": 8, "lora_alpha": 8, "use_dora": True, "target_modules": "x"}, {})
+    with pytest.raises(ValueError, match="only plain LoRA"):
+        stack([dora, dora])

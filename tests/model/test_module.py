@@ -1,0 +1,34 @@
+import math
+
+import pytest
+
+from m2se.model.module import M2SEModule, warmup_cosine
+
+
+def test_warmup_then_cosine_then_flat():
+    factor = warmup_cosine(total=100, warmup_ratio=0.05, min_ratio=0.1)
+    assert [round(factor(s), 3) for s in range(5)] == [round((s + 1) / 6, 3) for s in range(5)]
+    assert factor(5) == pytest.approx(1.0)
+    assert factor(52) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 47 / 95)))
+    assert factor(100) == pytest.approx(0.1) and factor(500) == pytest.approx(0.1)  # never climbs back
+
+
+def test_new_lora_merges_the_old_one(tiny_model_dir):
+    module = M2SEModule(str(tiny_model_dir), lora={"r": 4})
+    before = {n for n, p in module.named_parameters() if p.requires_grad}
+    module.start_new_lora()
+    assert module.stage == 2 and len(module.merged) == 1 and module.merged[0].config["r"] == 4
+    assert {
+        n for n, p in module.named_parameters() if p.requires_grad
+    } == before  # same targets, fresh weights
+    assert all(not p.requires_grad for n, p in module.named_parameters() if ".lora_" not in n)
+
+
+def test_checkpoint_holds_only_what_trains(tiny_model_dir):
+    module = M2SEModule(str(tiny_model_dir))
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    assert len(checkpoint["state_dict"]) == 32 and all(".lora_" in k for k in checkpoint["state_dict"])
+    assert checkpoint["m2se"]["lora_config"]["r"] == 8 and checkpoint["m2se"]["merged"] == []
+    with pytest.raises(ValueError, match="not an m2se checkpoint"):
+        module.on_load_checkpoint({"state_dict": {}})
