@@ -16,11 +16,11 @@ def batch(tiny_model_dir):
     return processor.collate([processor("The person says: 'hi'", "Positive.", videos=[frames])])
 
 
-def trained_adapter(base, seed: int, settings=LoraSettings()):
-    model = add_lora(base, settings)
+def trained_adapter(base, seed: int, settings: LoraSettings | None = None):
+    model = add_lora(base, settings or LoraSettings())
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # as if trained: B is no longer zero
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
     return model
