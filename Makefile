@@ -1,4 +1,4 @@
-# make demo   set up .venv, build the tiny model and the demo dataset, inspect it, run the data pipeline
+# make demo   set up .venv, build the tiny model and the demo dataset, inspect it, train stage one then stage two
 # make test   set up .venv and run the test suite (offline)
 # make lint   ruff
 
@@ -29,7 +29,9 @@ demo: setup
 	$(PY) -m m2se.data.demo --out $(DEMO)/data
 	$(PY) -m m2se.data.inspect $(DEMO)/data/first_stage.json $(DEMO)/data/second_stage.json \
 		$(DEMO)/data/test/*.json --media-root $(DEMO)/data --model $(DEMO)/tiny-internvl --decode --plot $(DEMO)/inspect.png
-	$(PY) train.py experiment=demo
+	$(PY) train.py experiment=demo stage=first hydra.run.dir=$(DEMO)/runs/first
+	$(PY) train.py experiment=demo stage=second ckpt=$(DEMO)/runs/first/checkpoints/last.ckpt \
+		hydra.run.dir=$(DEMO)/runs/second
 
 test: setup
 	$(PY) -m pytest -q

@@ -126,7 +126,10 @@ class MultiTaskDataModule(L.LightningDataModule):
                 self.processor.over_budget,
                 self.missing_tests,
             )
-            rank_zero_info(self.report.render())
+            weights = ", ".join(
+                f"{t} {w if w is not None else 'size'}" for t, w in self.mixtures[self._mixture].items()
+            )
+            rank_zero_info(f"{self.report.render()}\nactive mixture '{self._mixture}': {weights}")
             self.sampler = self._build_sampler()
         elif stage in ("test", "predict") and self.missing_tests:
             self._load_tests(required=True)

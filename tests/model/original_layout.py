@@ -154,8 +154,11 @@ def write_phi3_tokenizer(out: Path) -> None:
     (out / "tokenizer_config.json").write_text(json.dumps(config))
 
 
-TOKENIZER_WRITERS = {"qwen2": write_qwen2_tokenizer, "internlm2": write_sentencepiece_tokenizer}
-TOKENIZER_WRITERS["phi3"] = write_phi3_tokenizer
+TOKENIZER_WRITERS = {
+    "qwen2": write_qwen2_tokenizer,
+    "internlm2": write_sentencepiece_tokenizer,
+    "phi3": write_phi3_tokenizer,
+}
 
 
 # ---------------------------------------------------------------- the model

@@ -154,7 +154,10 @@ def test_chat_template_writes_the_checkpoints_conversation(converted, backbone):
     assert c.tokenizer.eos_token == sep
     assert GenerationConfig.from_pretrained(c.dst).eos_token_id == c.tokenizer.eos_token_id
     ids = c.tokenizer(render(full, tokenize=False), add_special_tokens=False).input_ids
-    assert ids[-1] == c.tokenizer.eos_token_id and ids[:1] == ([c.tokenizer.bos_token_id] if bos else ids[:1])
+    assert ids[-1] == c.tokenizer.eos_token_id
+    # The template writes the BOS exactly when the checkpoint's tokenizer adds one to plain text.
+    assert (ids[0] == c.tokenizer.bos_token_id) == bool(bos)
+    assert (c.tokenizer("Q1").input_ids[0] == c.tokenizer.bos_token_id) == bool(bos)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -364,3 +367,15 @@ def test_cli_refuses_a_native_checkpoint_and_a_non_empty_destination(tiny_model_
     assert "is not ['InternVLChatModel'] (already native?)" in capsys.readouterr().err
     assert main([str(qwen2_original), str(tiny_model_dir)]) == 2
     assert f"{tiny_model_dir}: exists and is not an empty directory" in capsys.readouterr().err
+
+
+def test_model_configs_convert_an_original_once_into_the_cache(converted, tmp_path):
+    from m2se.model.internvl import resolve_model_path
+
+    original = converted("qwen2").src
+    native = resolve_model_path(original, tmp_path / "cache")
+    assert native.parent == tmp_path / "cache" and (native / "config.json").is_file()
+    stamp = (native / "config.json").stat().st_mtime_ns
+    assert resolve_model_path(original, tmp_path / "cache") == native  # converted once, then reused
+    assert (native / "config.json").stat().st_mtime_ns == stamp
+    assert InternVLForConditionalGeneration.from_pretrained(native).config.model_type == "internvl"
