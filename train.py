@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
 from omegaconf import DictConfig, open_dict
 
 from m2se.data.records import RecordError
@@ -49,11 +49,13 @@ def prepare_demo(cfg: DictConfig) -> None:
 
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
+    logger = instantiate(cfg.logger) if cfg.logger else False
     callbacks = [instantiate(c, _convert_="all") for c in cfg.callbacks.values() if c]
+    if not logger:  # these log through a logger and refuse to run without one
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor | ThroughputMonitor)]
     for callback in callbacks:
         if isinstance(callback, ModelCheckpoint) and not has_validation:
             callback.monitor, callback.save_top_k = None, 1  # nothing to select on: keep the latest
-    logger = instantiate(cfg.logger) if cfg.logger else False
     precision = cfg.trainer.precision
     if precision == "auto":
         precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"

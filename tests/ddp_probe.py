@@ -51,7 +51,7 @@ class StepRecorder(L.Callback):
 
 def trainable_hash(module: torch.nn.Module) -> str:
     digest = hashlib.sha256()
-    for name, param in sorted(module.named_parameters()):
+    for name, param in sorted(module.named_parameters(), key=lambda item: item[0]):
         if param.requires_grad:
             digest.update(name.encode())
             digest.update(param.detach().float().cpu().numpy().tobytes())
@@ -70,7 +70,8 @@ def main(out_dir: str, model_dir: str, data_dir: str, steps: str = "6") -> None:
         "++trainer.strategy=ddp",
         f"++trainer.max_steps={steps}",
         "++trainer.enable_progress_bar=false",
-        # compose() leaves ${hydra:runtime.output_dir} unresolved: give the run directory itself.
+        # compose() leaves ${hydra:runtime.output_dir} unresolved: give the run directory itself. The
+        # csv logger stays: with logger=none the default LearningRateMonitor refuses to start.
         f"output_dir={Path(out_dir) / 'run'}",
         # The launcher re-executes this file for rank 1, where it is __main__ again.
         "+callbacks.step_recorder._target_=__main__.StepRecorder",

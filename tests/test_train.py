@@ -202,3 +202,9 @@ def test_curriculum_switches_at_an_epoch(tiny_model_dir, demo_dir, tmp_path, res
     assert module.stage == 2 and dm.mixture == "second"
     assert len(module.merged) == (1 if restart else 0)
     assert module.schedule_window == ((3, 6) if restart else None)  # stage two's own warmup + cosine
+
+
+def test_runs_without_a_logger(tiny_model_dir, demo_dir, tmp_path):
+    trainer, _, _ = run(tmp_path, tiny_model_dir, demo_dir, "logger=none", "trainer.limit_train_batches=2")
+    assert trainer.logger is None and (tmp_path / "adapter/adapter_config.json").is_file()
+    assert not (tmp_path / "csv").exists()

@@ -52,18 +52,13 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        distributed = dist.is_available() and dist.is_initialized()
-        if num_replicas is None:
-            num_replicas = dist.get_world_size() if distributed else 1
-        if rank is None:
-            rank = dist.get_rank() if distributed else 0
         counts = {"batch_size": batch_size, "num_batches": num_batches, "num_replicas": num_replicas}
         for name, value in {**counts, "temperature": temperature}.items():
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        if not 0 <= rank < num_replicas:
+        if num_replicas is not None and rank is not None and not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside num_replicas={num_replicas}")
-        self.num_replicas, self.rank = num_replicas, rank
+        self._num_replicas, self._rank = num_replicas, rank
         self.task_indices = {task: list(indices) for task, indices in task_indices.items()}
         self.batch_size, self.seed, self.num_batches = batch_size, seed, num_batches
         self.drop_last = drop_last
@@ -94,6 +89,19 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
             if not weight > 0:
                 raise ValueError(f"mixture '{name}': task '{task}' has non-positive weight {weight}")
         return {task: float(weight) for task, weight in weights.items()}
+
+    # Looked up when used, not when built: a DataModule is often set up before the process group exists.
+    @property
+    def num_replicas(self) -> int:
+        if self._num_replicas is not None:
+            return self._num_replicas
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    @property
+    def rank(self) -> int:
+        if self._rank is not None:
+            return self._rank
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
     def _check_mixture(self, name: str) -> None:
         if name not in self.mixtures:
