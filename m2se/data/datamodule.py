@@ -196,9 +196,11 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.sampler.schedule_mixture(name, after_batches)
 
     # -- loaders --------------------------------------------------------------------------------
-    def _loader(self, records: list[Record], batch_sampler, generation: bool = False) -> DataLoader:
+    def _loader(
+        self, records: list[Record], batch_sampler, generation: bool = False, loader=DataLoader
+    ) -> DataLoader:
         dataset = EncodedDataset(records, self.processor, self.media, self.on_media_error, generation)
-        return DataLoader(
+        return loader(
             dataset,
             batch_sampler=batch_sampler,
             num_workers=self.num_workers,
@@ -207,7 +209,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_records, self.sampler)
+        return self._loader(self.train_records, self.sampler, loader=ResumableLoader)
 
     def val_dataloader(self) -> DataLoader:
         """One loader over the tasks of the active mixture, in task-grouped batches."""
@@ -236,13 +238,19 @@ class MultiTaskDataModule(L.LightningDataModule):
             counts = ", ".join(f"{reason} {n}" for reason, n in self.runtime_skips.most_common()) or "none"
             rank_zero_info(f"samples skipped while loading ({stage}): {counts}; truncated: {self.truncated}")
 
+
+class ResumableLoader(DataLoader):
+    """A training loader whose state is its batch sampler's, so Lightning saves and restores it.
+
+    A resumed run continues the epoch where it stopped, with the mixture it had (prefetched but
+    untrained batches are skipped too, as the sampler counts what it has drawn).
+    """
+
     def state_dict(self) -> dict:
-        return {"sampler": self.sampler.state_dict()} if self.sampler else {}
+        return self.batch_sampler.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if "sampler" in state:
-            self.setup("fit")
-            self.sampler.load_state_dict(state["sampler"])
+        self.batch_sampler.load_state_dict(state)
 
 
 def _grouped(records: list[Record], tasks, batch_size: int, limit: int | None) -> list[list[int]]:

@@ -160,17 +160,20 @@ def test_bad_records_raise_or_are_reported(tmp_path, demo_dir, processor):
     assert len(dm.train_records) == 3 and "skipped at load: unknown label 1" in dm.report.render()
 
 
-def test_sampler_state_round_trips(demo_dir, processor):
+def test_training_loader_state_resumes_the_sampler(demo_dir, processor):
     dm = make(demo_dir, processor)
     dm.setup("fit")
-    it = iter(dm.sampler)
+    loader = dm.train_dataloader()
+    it = iter(loader)
     [next(it) for _ in range(3)]
-    state = dm.state_dict()
-    rest = [next(it) for _ in range(5)]
+    state = loader.state_dict()
+    rest = [[r.where for r in next(it)["records"]] for _ in range(4)]
     resumed = make(demo_dir, processor)
-    resumed.load_state_dict(state)
-    it2 = iter(resumed.sampler)
-    assert [next(it2) for _ in range(5)] == rest
+    resumed.setup("fit")
+    again = resumed.train_dataloader()
+    again.load_state_dict(state)
+    it2 = iter(again)
+    assert [[r.where for r in next(it2)["records"]] for _ in range(4)] == rest
 
 
 def test_test_files_are_needed_only_to_test(demo_dir, processor):
