@@ -31,6 +31,13 @@ def test_stage_and_data_compose(stage, data):
     assert ("curriculum" in cfg.callbacks) == (stage == "curriculum")
 
 
+@pytest.mark.parametrize("experiment", [[], ["experiment=demo"]])
+def test_curriculum_spans_both_stages_whatever_the_trainer(experiment):
+    cfg = composed("stage=curriculum", *experiment)
+    assert cfg.trainer.max_epochs == 4 and cfg.trainer.reload_dataloaders_every_n_epochs == 1
+    assert cfg.callbacks.curriculum.switch_epoch == 2 < cfg.trainer.max_epochs
+
+
 @pytest.mark.parametrize("group", ["model", "trainer", "logger", "callbacks"])
 def test_every_choice_composes(group):
     for choice in configs(group):
