@@ -66,6 +66,7 @@ def test_stage_one_leaves_checkpoint_adapter_and_metrics(first):
     rows = metrics(out)
     assert set(column(rows, "train/stage")) == {1.0} and column(rows, "train/loss")
     assert column(rows, "val/loss") and column(rows, "train/lr")
+    assert column(rows, "val/msa/accuracy") and column(rows, "val/msa/unparseable")  # generated in validation
     tasks = {
         k.split("/")[1]
         for r in rows

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
@@ -107,7 +108,14 @@ class MultiTaskDataModule(L.LightningDataModule):
         return per_source, total
 
     def setup(self, stage: str | None = None) -> None:
-        """Load and split the sources once, print the report; test files are required only to test."""
+        """Load and split the sources once, print the report; test files are required only to test.
+
+        Testing alone (evaluation) loads only the test files: the training files need not exist.
+        """
+        if stage in ("test", "predict") and self.report is None:
+            if not self.test_records or self.missing_tests:
+                self._load_tests(required=True)
+            return
         if self.report is None:
             seen: set = set()
             per_source, loaded = self._load(self.sources, seen)
@@ -253,14 +261,34 @@ class ResumableLoader(DataLoader):
         self.batch_sampler.load_state_dict(state)
 
 
-def _grouped(records: list[Record], tasks, batch_size: int, limit: int | None) -> list[list[int]]:
-    """Batches of one task each, in record order, at most ``limit`` records per task."""
+class ShardedBatches:
+    """Fixed batches (lists of indices), each rank taking every world-size-th one when iterated."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batches = batches
+
+    def _shard(self) -> list[list[int]]:
+        if dist.is_available() and dist.is_initialized():
+            return self.batches[dist.get_rank() :: dist.get_world_size()]
+        return self.batches
+
+    def __iter__(self):
+        return iter(self._shard())
+
+    def __len__(self) -> int:
+        return len(self._shard())
+
+
+def _grouped(records: list[Record], tasks, batch_size: int, limit: int | None) -> ShardedBatches:
+    """Batches of one task each, in record order, at most ``limit`` records per task, sharded by rank."""
     by_task: dict[str, list[int]] = {}
     for i, record in enumerate(records):
         if tasks is None or record.task in tasks:
             by_task.setdefault(record.task, []).append(i)
-    return [
-        indices[start : start + batch_size]
-        for indices in (v[:limit] for v in by_task.values())
-        for start in range(0, len(indices), batch_size)
-    ]
+    return ShardedBatches(
+        [
+            indices[start : start + batch_size]
+            for indices in (v[:limit] for v in by_task.values())
+            for start in range(0, len(indices), batch_size)
+        ]
+    )

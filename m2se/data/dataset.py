@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch.utils.data import Dataset
 
 from m2se.data.processor import EncodedSample, M2SEProcessor, OverBudgetError
@@ -81,3 +82,25 @@ class Collator:
             truncated=sum(s.truncated for _, s in kept),
         )
         return batch
+
+
+def prompts_of(batch: dict, pad_token_id: int) -> dict:
+    """A right-padded training batch → the same samples as left-padded prompts (answers cut off).
+
+    Validation reuses its loss batches for generation this way; pixel values are unchanged because
+    every image token sits in the prompt.
+    """
+    prompts = []
+    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True):
+        length = int(mask.sum())
+        answer = (labels[:length] != -100).nonzero()
+        prompts.append(ids[: int(answer[0]) if len(answer) else length])
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full(
+        (len(prompts), width), pad_token_id, dtype=torch.long, device=batch["input_ids"].device
+    )
+    attention_mask = torch.zeros_like(input_ids)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = prompt
+        attention_mask[row, width - len(prompt) :] = 1
+    return {**batch, "input_ids": input_ids, "attention_mask": attention_mask, "labels": None}

@@ -61,7 +61,7 @@ class LoadResult:
         self.errors += other.errors
 
 
-def _raw_items(path: Path) -> Iterator[tuple[int, Any]]:
+def raw_items(path: Path) -> Iterator[tuple[int, Any]]:
     """(record number, parsed item or RecordError) for a JSON list or a JSONL file."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -143,7 +143,7 @@ def load_records(
     result = LoadResult()
     if not path.is_file():
         raise RecordError(str(path), "no such file", "missing file")
-    for number, item in _raw_items(path):
+    for number, item in raw_items(path):
         where = f"{path.name}:{number}"
         try:
             if isinstance(item, RecordError):

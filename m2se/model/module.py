@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
+import torch.distributed as dist
+from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
+from transformers import AutoTokenizer
 
+from m2se.data.dataset import prompts_of
+from m2se.evaluation import TaskResult, confusion_of
+from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, merge, read_adapters, save_adapter
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
+from m2se.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,16 @@ def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float):
     return factor
 
 
+def _jsonable(parsed):
+    return (
+        [list(p) for p in parsed]
+        if isinstance(parsed, list)
+        else list(parsed)
+        if isinstance(parsed, tuple)
+        else parsed
+    )
+
+
 def _settings(cls, value):
     return value if isinstance(value, cls) else cls(**(value or {}))
 
@@ -49,6 +67,9 @@ class M2SEModule(L.LightningModule):
 
     Checkpoints hold only what trains, plus the adapters merged so far, so they rebuild the model
     on the same base; ``save_adapter`` writes a PEFT folder that loads on the original base.
+    Validation also generates answers for the first ``val_generate`` samples of each task and logs
+    the task's metrics as ``val/<task>/<metric>``; testing generates for every sample and keeps the
+    predictions in ``test_results`` (task → ``TaskResult``).
     """
 
     def __init__(
@@ -59,6 +80,8 @@ class M2SEModule(L.LightningModule):
         optimizer: OptimizerSettings | Mapping | None = None,
         init_from: str | None = None,
         stage: int = 1,
+        val_generate: int = 0,
+        protocol: str = "semeval",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -74,6 +97,13 @@ class M2SEModule(L.LightningModule):
         # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
         self.schedule_window: tuple[int, int] | None = None
         self.flops_per_batch = None  # read by ThroughputMonitor
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.val_generate = val_generate
+        self.val_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol) for t in TASKS})
+        self.test_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol) for t in TASKS})
+        self._val_generated: dict[str, int] = {}
+        self._test_rows: dict[str, list[dict]] = {}
+        self.test_results: dict[str, TaskResult] = {}
 
     # -- steps ------------------------------------------------------------------------------------
     def forward(self, batch: dict) -> torch.Tensor:
@@ -107,9 +137,80 @@ class M2SEModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if batch["input_ids"] is None:
             return
-        loss, size = self(batch), len(batch["records"])
-        self.log(f"val/{batch['task']}/loss", loss, batch_size=size, sync_dist=True)
+        loss, size, task = self(batch), len(batch["records"]), batch["task"]
+        self.log(f"val/{task}/loss", loss, batch_size=size, sync_dist=True)
         self.log("val/loss", loss, batch_size=size, sync_dist=True, prog_bar=True)
+        done = self._val_generated.get(task, 0)
+        if done < self.val_generate:
+            answers = self.generate_answers(prompts_of(batch, self.tokenizer.pad_token_id), task)
+            records = batch["records"][: self.val_generate - done]
+            self.val_metrics[task].update(
+                answers[: len(records)], [r.response for r in records], [r.meta for r in records]
+            )
+            self._val_generated[task] = done + len(records)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.val_generate:
+            return
+        # compute() syncs across ranks: every rank computes the same tasks in the same order, even
+        # tasks its own shard never saw.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        tasks = sorted(datamodule.mixtures[datamodule.mixture]) if datamodule else sorted(self._val_generated)
+        for task in tasks:
+            with warnings.catch_warnings():  # a task no rank reached computes empty states, on purpose
+                warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
+                values = self.val_metrics[task].compute()
+            self.val_metrics[task].reset()
+            if values["count"]:
+                scalars = {f"val/{task}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
+                self.log_dict(scalars, rank_zero_only=True)  # already reduced across ranks
+        self._val_generated = {}
+
+    # -- generation -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_answers(self, batch: dict, task: str) -> list[str]:
+        """Greedy answers for a left-padded prompt batch, up to the task's ``max_new_tokens``."""
+        out = self.model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"],
+            max_new_tokens=TASKS[task].max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if batch["input_ids"] is None:
+            return
+        task = batch["task"]
+        answers = self.generate_answers(batch, task)
+        records = batch["records"]
+        self.test_metrics[task].update(answers, [r.response for r in records], [r.meta for r in records])
+        rows = self._test_rows.setdefault(task, [])
+        for record, answer in zip(records, answers, strict=True):
+            rows.append(
+                {
+                    "where": record.where,
+                    "query": record.query,
+                    "response": answer,
+                    "label": record.response,
+                    "media": [str(p) for p in record.media],
+                    "parsed": _jsonable(TASKS[task].parse(answer)),
+                }
+            )
+
+    def on_test_epoch_end(self) -> None:
+        for task, rows in self._test_rows.items():
+            if dist.is_available() and dist.is_initialized():  # every rank scored its own shard
+                gathered = [None] * dist.get_world_size()
+                dist.all_gather_object(gathered, rows)
+                rows = [row for part in gathered for row in part]
+            metrics = self.test_metrics[task]
+            self.test_results[task] = TaskResult(metrics.compute(), rows, confusion_of(metrics))
+            metrics.reset()
+        self._test_rows = {}
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:

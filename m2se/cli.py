@@ -1,0 +1,65 @@
+"""What train.py and evaluate.py share: one-line errors, the demo's first-use set-up, precision."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, open_dict
+
+from m2se.data.records import RecordError
+from m2se.data.video import MediaError
+from m2se.model.internvl import resolve_model_path
+
+# Third-party deprecation chatter that a user can do nothing about.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")
+
+# What bad input or a wrong path raises; these end the run with one line, not a traceback.
+USER_ERRORS = (RecordError, MediaError, OSError, ValueError, InstantiationException)
+
+
+def one_line(err: BaseException) -> str:
+    """The innermost cause's first line: Hydra wraps errors raised while building objects."""
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__
+    return str(err).strip().splitlines()[0]
+
+
+def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
+    """Run an entry point's job; user errors exit with ``error: ...`` (``M2SE_TRACEBACK=1`` for the trace)."""
+    try:
+        job(cfg)
+    except USER_ERRORS as err:
+        if os.environ.get("M2SE_TRACEBACK"):
+            raise
+        sys.exit(f"error: {one_line(err)}")
+
+
+def prepare_demo(cfg: DictConfig) -> None:
+    """Build the tiny model and the demo dataset where the config expects them, if they are missing."""
+    from m2se.data.demo import write_demo_dataset
+    from m2se.model.tiny import build_tiny_internvl
+
+    if not (Path(cfg.model.path) / "config.json").is_file():
+        build_tiny_internvl(Path(cfg.model.path))
+    if not (Path(cfg.data.data_dir) / "first_stage.json").is_file():
+        write_demo_dataset(Path(cfg.data.data_dir))
+
+
+def resolve_model(cfg: DictConfig) -> None:
+    """Point ``cfg.model.path`` at a native model directory (converting an original checkpoint once)."""
+    with open_dict(cfg):
+        cfg.model.path = str(resolve_model_path(cfg.model.path, cfg.model.cache_dir))
+
+
+def precision(value: str) -> str:
+    """``auto``: bf16-mixed on CUDA, 32-true otherwise."""
+    if value != "auto":
+        return value
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"

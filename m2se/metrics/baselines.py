@@ -1,0 +1,43 @@
+"""Trivial baselines worth reporting beside any model number (PROTOCOL.md §4)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from m2se.tasks import Task, get_task
+
+_TARGET = re.compile(r"^Target utterance:(\d+)_([A-Za-z]+)\.", re.MULTILINE)
+
+
+def majority_baseline(references: Sequence[str], task: str | Task) -> list[str]:
+    """The most common gold answer, predicted for every record.
+
+    Classification tasks compare parsed labels (ties go to the task's label order) and answer in the
+    released form (``Neutral.``); other tasks take the most common reference string as it is.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if not references:
+        return []
+    if task.kind == "classification":
+        counts = Counter(task.parse(r) for r in references)
+        answer = task.format(max(task.labels, key=lambda label: counts[label]))
+    else:
+        answer = Counter(references).most_common(1)[0][0]
+    return [answer] * len(references)
+
+
+def self_cause_baseline(queries: Sequence[str]) -> list[str]:
+    """For ECPE queries: the target utterance as its own cause, ``{t}_{emotion},{t}``, read from the
+    template's ``Target utterance:{t}_{emotion}.`` line."""
+    answers = []
+    for i, query in enumerate(queries):
+        found = _TARGET.findall(query)
+        if not found:
+            raise ValueError(
+                f"query {i} has no 'Target utterance:{{t}}_{{emotion}}.' line (not an ECPE query?)"
+            )
+        target, emotion = found[-1]
+        answers.append(f"{target}_{emotion.lower()},{target}")
+    return answers

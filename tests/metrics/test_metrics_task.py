@@ -1,0 +1,59 @@
+"""TaskMetrics plumbing (keys, counts, reset, errors) and the trivial baselines."""
+
+import pytest
+
+from m2se.metrics import TaskMetrics, majority_baseline, self_cause_baseline
+from m2se.tasks import Utterance, ecpe_query
+
+# (prediction, gold, an answer the task cannot read)
+EXAMPLES = {
+    "msa": ("Negative.", "Positive.", "Maybe."),
+    "mer": ("Happy.", "Sadness.", "happy or sad"),
+    "erc": ("Joy.", "Neutral.", "\u2026"),
+    "fer": ("Smiling", "Eyes narrowing; Smiling", " ; "),
+    "eri": ("She smiles because she won.", "She smiles because she won the game.", "\n"),
+    "ecpe": ("3_joy,3", "3_joy,1;3_joy,3", "the third one"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(EXAMPLES))
+def test_every_task_counts_records_and_unparseable_answers(task):
+    prediction, gold, unreadable = EXAMPLES[task]
+    metrics = TaskMetrics(task)
+    metrics.update([prediction, unreadable], [gold, gold])
+    out = metrics.compute()
+    assert (out["count"], out["unparseable"], out["unparseable_rate"]) == (2, 1, 0.5)
+    assert all(isinstance(value, (int, float)) for value in out.values())
+    metrics.reset()
+    metrics.update([gold], [gold])
+    assert (metrics.compute()["count"], metrics.compute()["unparseable"]) == (1, 0)
+
+
+def test_updates_accumulate_across_batches():
+    metrics = TaskMetrics("erc")
+    metrics.update(["Joy."], ["Joy."])
+    metrics.update([], [])
+    metrics.update(["Joy."], ["Anger."])
+    assert metrics.compute()["accuracy"] == 0.5
+
+
+def test_mismatched_lengths_and_missing_confusion_are_named():
+    with pytest.raises(ValueError, match="erc: 1 predictions, 2 references"):
+        TaskMetrics("erc").update(["Joy."], ["Joy.", "Joy."])
+    with pytest.raises(ValueError, match="task ecpe has no confusion matrix"):
+        TaskMetrics("ecpe").confusion()
+
+
+def test_majority_baseline():
+    assert majority_baseline(["Joy.", "neutral", "Neutral.", "Anger."], "erc") == ["Neutral."] * 4
+    # A tie goes to the task's label order (Anger before Joy in erc).
+    assert majority_baseline(["Joy.", "Anger."], "erc") == ["Anger."] * 2
+    assert majority_baseline(["", "1_joy,1", ""], "ecpe") == [""] * 3
+    assert majority_baseline([], "erc") == []
+
+
+def test_self_cause_baseline_reads_the_target_line():
+    conversation = [Utterance("Ross", "Hi.", "neutral"), Utterance("Rachel", "You came!", "joy")]
+    assert self_cause_baseline([ecpe_query(conversation, 2)]) == ["2_joy,2"]
+    with pytest.raises(ValueError, match="query 0 has no 'Target utterance"):
+        self_cause_baseline(["The person says: 'hi' <emotion> ..."])
