@@ -1,4 +1,4 @@
-# make demo   set up .venv, build the tiny model and the demo dataset, inspect it, train stage one then stage two
+# make demo   set up .venv, build the tiny model and the demo dataset, inspect it, train both stages, evaluate
 # make test   set up .venv and run the test suite (offline)
 # make lint   ruff
 
@@ -32,6 +32,7 @@ demo: setup
 	$(PY) train.py experiment=demo stage=first hydra.run.dir=$(DEMO)/runs/first
 	$(PY) train.py experiment=demo stage=second ckpt=$(DEMO)/runs/first/checkpoints/last.ckpt \
 		hydra.run.dir=$(DEMO)/runs/second
+	$(PY) evaluate.py experiment=demo task=all ckpt=$(DEMO)/runs/second/adapter hydra.run.dir=$(DEMO)/eval
 
 test: setup
 	$(PY) -m pytest -q

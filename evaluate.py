@@ -33,8 +33,16 @@ def _tasks(cfg: DictConfig) -> list[str]:
 def _test_rows(cfg: DictConfig, task: str) -> list[dict]:
     source = cfg.data.test_sources[task]
     records = load_records(source.path, source.get("media_root"), task).records
-    return [{"where": r.where, "query": r.query, "label": r.response, "media": [str(p) for p in r.media],
-             "meta": r.meta} for r in records]
+    return [
+        {
+            "where": r.where,
+            "query": r.query,
+            "label": r.response,
+            "media": [str(p) for p in r.media],
+            "meta": r.meta,
+        }
+        for r in records
+    ]
 
 
 def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
@@ -46,7 +54,9 @@ def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
 def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
     if cfg.baseline not in BASELINES:
         raise ValueError(f"unknown baseline {cfg.baseline!r} (expected one of {', '.join(BASELINES)})")
-    tasks = [t for t in _tasks(cfg) if TASKS[t].kind == BASELINES[cfg.baseline] and t in cfg.data.test_sources]
+    tasks = [
+        t for t in _tasks(cfg) if TASKS[t].kind == BASELINES[cfg.baseline] and t in cfg.data.test_sources
+    ]
     if not tasks:
         raise ValueError(f"baseline={cfg.baseline} applies to none of the tasks with a test file: {cfg.task}")
     results = {}

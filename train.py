@@ -23,7 +23,11 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
         if isinstance(callback, ModelCheckpoint) and not has_validation:
             callback.monitor, callback.save_top_k = None, 1  # nothing to select on: keep the latest
     return instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger, precision=precision(cfg.trainer.precision), _convert_="all"
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        precision=precision(cfg.trainer.precision),
+        _convert_="all",
     )
 
 

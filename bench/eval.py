@@ -24,6 +24,9 @@ call plus those two settings; the bench first checks that it answers as ``genera
   and the tiny tokenizer, as bench/train_step.py builds them; the demo's pictures are resized to
   448-px tiles (256 tokens each), so a video of 8 frames is 2048 visual tokens.
 - ``PATH``: a native or original InternVL directory (``resolve_model_path``).
+
+On a CPU that other processes share, pass ``--threads 1``: torch's threads then wait on each other
+and made the tiny model's generation up to 30 times slower here.
 """
 
 from __future__ import annotations
@@ -204,11 +207,12 @@ def main(argv: list[str] | None = None) -> None:
         module = M2SEModule(str(folder), load=load).eval()  # eval: no LoRA dropout, as the test loop has
 
         lengths = [len(sample.input_ids) for _, sample in items]
+        media_kind = f"{args.frames}-frame videos" if records[0].videos else "images"
         visual = items[0][1].num_visual_tokens
         dtype = str(load.torch_dtype()).removeprefix("torch.")
         print(
             f"model {args.model} ({dtype}, {load.attention()}), task {task}: {len(items)} samples of the "
-            f"demo's test/{task}.json, {args.frames} frames per video at {processor.tile_size} px"
+            f"demo's test/{task}.json, {media_kind} at {processor.tile_size} px"
         )
         print(f"prompt tokens per sample: {min(lengths)}-{max(lengths)} ({visual} visual in the first)")
         how = "exactly, min_new_tokens = max_new_tokens: no early EOS" if forced else "at most, stops at EOS"
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("-" * len(header))
     for result in results:
-        print(table_line(row(args.model, result, reference)))
+        print(table_line(row(Path(args.model).name, result, reference)))
     mismatches = 0
     for result in results[1:]:
         differ = differing(result, reference)

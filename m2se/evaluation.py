@@ -166,5 +166,7 @@ def export_semeval(rows: Sequence[dict], path: str | Path) -> tuple[int, int]:
             if pair not in pairs:
                 pairs.append(pair)
     export = [{"conversation_ID": c, "emotion-cause_pairs": p} for c, p in sorted(conversations.items())]
-    Path(path).write_text("[\n" + ",\n".join(json.dumps(c) for c in export) + "\n]\n")  # a conversation a line
+    Path(path).write_text(
+        "[\n" + ",\n".join(json.dumps(c) for c in export) + "\n]\n"
+    )  # a conversation a line
     return len(export), left_out

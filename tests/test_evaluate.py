@@ -79,15 +79,25 @@ def test_bad_prediction_files_and_tasks_say_where(tmp_path):
 
 
 def test_generation_with_the_tiny_model_on_the_demo(tiny_model_dir, demo_dir, tmp_path):
-    cfg = config(tmp_path / "out", "experiment=demo", "task=all", f"model.path={tiny_model_dir}",
-                 f"data.data_dir={demo_dir}", "data.num_workers=0", "data.batch_size=20")
+    cfg = config(
+        tmp_path / "out",
+        "experiment=demo",
+        "task=all",
+        f"model.path={tiny_model_dir}",
+        f"data.data_dir={demo_dir}",
+        "data.num_workers=0",
+        "data.batch_size=20",
+    )
     cfg.data.test_sources = {t: cfg.data.test_sources[t] for t in ("msa", "ecpe")}  # keep the test quick
     results = evaluate(cfg)
     assert set(results) == {"msa", "ecpe"}
     for task, result in results.items():
         assert result.metrics["count"] == 40 and 0 <= result.metrics["unparseable"] <= 40
         rows = (tmp_path / f"out/predictions/{task}.jsonl").read_text().splitlines()
-        assert len(rows) == 40 and {"query", "response", "label", "media", "parsed"} <= json.loads(rows[0]).keys()
+        assert (
+            len(rows) == 40
+            and {"query", "response", "label", "media", "parsed"} <= json.loads(rows[0]).keys()
+        )
     assert json.loads((tmp_path / "out/metrics.json").read_text())["msa"]["count"] == 40
 
 
@@ -99,5 +109,7 @@ def test_semeval_export_groups_by_conversation(tmp_path):
     ]
     assert export_semeval(rows, tmp_path / "e.json") == (2, 1)
     export = json.loads((tmp_path / "e.json").read_text())
-    assert export == [{"conversation_ID": 7, "emotion-cause_pairs": [["3_joy", "3"], ["3_joy", "2"]]},
-                      {"conversation_ID": 9, "emotion-cause_pairs": []}]
+    assert export == [
+        {"conversation_ID": 7, "emotion-cause_pairs": [["3_joy", "3"], ["3_joy", "2"]]},
+        {"conversation_ID": 9, "emotion-cause_pairs": []},
+    ]

@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import AutoTokenizer
 
 from m2se.data.dataset import prompts_of
-from m2se.evaluation import TaskResult, confusion_of
+from m2se.evaluation import TaskResult, confusion_of, jsonable
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, merge, read_adapters, save_adapter
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
@@ -45,16 +45,6 @@ def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float):
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
-
-
-def _jsonable(parsed):
-    return (
-        [list(p) for p in parsed]
-        if isinstance(parsed, list)
-        else list(parsed)
-        if isinstance(parsed, tuple)
-        else parsed
-    )
 
 
 def _settings(cls, value):
@@ -162,23 +152,35 @@ class M2SEModule(L.LightningModule):
                 values = self.val_metrics[task].compute()
             self.val_metrics[task].reset()
             if values["count"]:
-                scalars = {f"val/{task}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
+                scalars = {
+                    f"val/{task}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)
+                }
                 self.log_dict(scalars, rank_zero_only=True)  # already reduced across ranks
         self._val_generated = {}
 
     # -- generation -------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate_answers(self, batch: dict, task: str) -> list[str]:
-        """Greedy answers for a left-padded prompt batch, up to the task's ``max_new_tokens``."""
-        out = self.model.generate(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"],
+    def generate_answers(self, batch: dict, task: str, **generate_kwargs) -> list[str]:
+        """Greedy answers for a left-padded prompt batch, up to the task's ``max_new_tokens``.
+
+        Runs in eval mode (no LoRA dropout) and restores the mode it found; ``generate_kwargs``
+        override the generation settings (``max_new_tokens``, ``min_new_tokens``, ...).
+        """
+        training = self.training
+        self.eval()
+        settings = dict(
             max_new_tokens=TASKS[task].max_new_tokens,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
         )
+        out = self.model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"],
+            **{**settings, **generate_kwargs},
+        )
+        self.train(training)
         return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -197,18 +199,27 @@ class M2SEModule(L.LightningModule):
                     "response": answer,
                     "label": record.response,
                     "media": [str(p) for p in record.media],
-                    "parsed": _jsonable(TASKS[task].parse(answer)),
+                    "meta": record.meta,
+                    "parsed": jsonable(TASKS[task].parse(answer)),
                 }
             )
 
     def on_test_epoch_end(self) -> None:
-        for task, rows in self._test_rows.items():
+        # Collective calls below: every rank goes through the same tasks in the same order.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        tasks = list(datamodule.test_records) if datamodule else sorted(self._test_rows)
+        for task in tasks:
+            rows = self._test_rows.get(task, [])
             if dist.is_available() and dist.is_initialized():  # every rank scored its own shard
                 gathered = [None] * dist.get_world_size()
                 dist.all_gather_object(gathered, rows)
                 rows = [row for part in gathered for row in part]
             metrics = self.test_metrics[task]
-            self.test_results[task] = TaskResult(metrics.compute(), rows, confusion_of(metrics))
+            with warnings.catch_warnings():  # a rank whose shard had none of this task
+                warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
+                values = metrics.compute()
+            if rows:
+                self.test_results[task] = TaskResult(values, rows, confusion_of(metrics))
             metrics.reset()
         self._test_rows = {}
 
