@@ -44,6 +44,7 @@ class MultiTaskDataModule(L.LightningDataModule):
     ``temperature``). ``set_mixture`` switches the running sampler without rebuilding the loader.
     Validation is ``val_sources`` or a random ``val_fraction`` of every training file; ``test_sources``
     maps a task to its test file. ``data_dir`` is only a handle for config interpolation.
+    ``frame_cache`` is a folder built by ``python -m m2se.data.cache`` (see MediaLoader).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         on_media_error: Literal["skip", "raise"] = "skip",
         seed: int = 42,
         data_dir: str | None = None,
+        frame_cache: str | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -83,7 +85,9 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.val_fraction, self.val_max_per_task, self.batch_size = val_fraction, val_max_per_task, batch_size
         self.num_batches, self.num_workers, self.seed = num_batches, num_workers, seed
         self.on_bad_record, self.on_media_error = on_bad_record, on_media_error
-        self.media = MediaLoader(num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend)
+        self.media = MediaLoader(
+            num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend, cache=frame_cache
+        )
         self.sampler: TaskWeightedBatchSampler | None = None
         self.runtime_skips: Counter = Counter()
         self.report: DataReport | None = None

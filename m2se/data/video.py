@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
@@ -78,26 +79,54 @@ def read_video(
 
 @dataclass(frozen=True)
 class MediaLoader:
-    """Reads a sample's media: per image its tiles (T, S, S, 3), per video its frames (N, S, S, 3)."""
+    """Reads a sample's media: per image its tiles (T, S, S, 3), per video its frames (N, S, S, 3).
+
+    With ``cache`` (a folder built by ``python -m m2se.data.cache``) a medium cached for these
+    settings and this exact source file (path, size, mtime) is read from there, memory-mapped and
+    read-only; anything else is decoded. ``hits`` and ``misses`` count both, per process (each
+    DataLoader worker has its own copy).
+    """
 
     num_frames: int = 8
     tile_size: int = 448
     max_tiles: int = 12
     use_thumbnail: bool = True
     backend: Backend = "auto"
+    cache: str | os.PathLike | None = None
+    counts: Counter = field(default_factory=Counter, compare=False, repr=False)
+
+    @property
+    def hits(self) -> int:
+        return self.counts["hits"]
+
+    @property
+    def misses(self) -> int:
+        return self.counts["misses"]
 
     def load(
         self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        image_tiles = [self._load("image", path) for path in images]
+        video_frames = [self._load("video", path) for path in videos]
+        return image_tiles, video_frames
+
+    def decode(self, kind: Literal["image", "video"], path: str | os.PathLike) -> np.ndarray:
+        """One medium decoded, never from the cache: an image's tiles or a video's frames."""
+        if kind == "video":
+            return read_video(path, self.num_frames, self.tile_size, self.backend)
         # Imported on first use: the processor pulls in transformers, which reading frames does not need.
         from m2se.data.processor import tile_image
 
-        image_tiles = [
-            tile_image(read_image(path), self.tile_size, self.max_tiles, self.use_thumbnail)
-            for path in images
-        ]
-        video_frames = [read_video(path, self.num_frames, self.tile_size, self.backend) for path in videos]
-        return image_tiles, video_frames
+        return tile_image(read_image(path), self.tile_size, self.max_tiles, self.use_thumbnail)
+
+    def _load(self, kind: Literal["image", "video"], path: str | os.PathLike) -> np.ndarray:
+        if self.cache is None:
+            return self.decode(kind, path)
+        from m2se.data.cache import read_cached
+
+        cached = read_cached(self, kind, path)
+        self.counts["hits" if cached is not None else "misses"] += 1
+        return cached if cached is not None else self.decode(kind, path)
 
 
 def _check_file(path: str | os.PathLike) -> None:

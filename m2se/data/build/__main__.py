@@ -1,0 +1,73 @@
+"""Build EMT files from raw datasets.
+
+    python -m m2se.data.build <source> INPUT... --out FILE [--media-prefix P] [--media-root DIR] [--strict]
+
+Sources: meld, ecf, mosei, fer, eri (and ``stages``, which mixes built files into stage files). Exit
+status: 0 when the file is written; 2 on a fatal input error (one ``error: file: reason`` line) or,
+under ``--strict``, when any row was skipped (then nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from m2se.data.build.common import InputError, add_common_arguments, summary, write_records
+
+SOURCES = ("meld", "ecf", "mosei", "fer", "eri")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m m2se.data.build", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    for name in (*SOURCES, "stages"):
+        try:
+            module = import_module(f"m2se.data.build.{name}")
+        except ModuleNotFoundError as err:  # stages.py is written separately: work without it
+            if err.name == f"m2se.data.build.{name}":
+                continue
+            raise
+        doc = module.__doc__ or name
+        child = sub.add_parser(
+            name,
+            help=doc.split("\n")[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name != "stages":  # stages brings its own --out (a folder) and no INPUT
+            add_common_arguments(child)
+        module.add_arguments(child)
+        child.set_defaults(module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = args.module
+    try:
+        if args.source == "stages" and hasattr(module, "main"):
+            return module.main(args)
+        result = module.run(args)
+    except (InputError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # stages: a config that cannot be built
+        if args.source != "stages":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if getattr(args, "strict", False) and result.skipped:
+        print(summary(result, None))
+        print(
+            f"error: --strict: {sum(result.skipped.values())} row(s) skipped, nothing written",
+            file=sys.stderr,
+        )
+        return 2
+    write_records(args.out, result.records)
+    print(summary(result, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""What every builder shares: arguments, reading tables, the result, media checks, output and summary.
+
+Rows are reported as ``file:row: reason`` where ``row`` is the line number in the file (the header is
+line 1), or the item index for JSON inputs. A fatal input problem (missing file, missing columns) is an
+``InputError``; everything else is a counted skip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+MAX_PROBLEMS_SHOWN = 10
+
+
+class InputError(ValueError):
+    """An input that cannot be built at all; the message reads ``file: reason``."""
+
+
+def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
+    # MELD's CSVs are UTF-8/ASCII with stray cp1252 bytes (0x92 for ’): decode just those bytes.
+    bad = err.object[err.start : err.end]
+    return bad.decode("cp1252", errors="replace") if len(bad) else "", err.end
+
+
+codecs.register_error("m2se-cp1252", _cp1252_fallback)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8, with any byte that is not valid UTF-8 read as cp1252 (undefined cp1252 bytes → U+FFFD)."""
+    return data.decode("utf-8-sig", errors="m2se-cp1252")
+
+
+def read_text(path: Path) -> str:
+    try:
+        return decode(Path(path).read_bytes())
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def table_rows(
+    path: Path, required: Iterable[str], result: BuildResult
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """(``file:line``, row) for each row of a CSV or TSV file, under a progress bar.
+
+    The delimiter is a tab for ``.tsv`` files, a comma otherwise; column names are stripped of spaces
+    (OpenFace writes `` AU01_r``). Missing ``required`` columns raise InputError; rows with too few
+    fields are counted skips.
+    """
+    reader = csv.reader(
+        io.StringIO(read_text(path), newline=""), delimiter="\t" if path.suffix == ".tsv" else ","
+    )
+    header = [name.strip() for name in next(reader, [])]
+    missing = [name for name in required if name not in header]
+    if missing:
+        found = ", ".join(header) or "none"
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (found: {found})")
+    for values in progress(reader, path.name):
+        where = f"{path.name}:{reader.line_num}"
+        if len(values) < len(header):
+            if any(v.strip() for v in values):
+                result.skip(
+                    where, f"broken row: {len(values)} field(s), expected {len(header)}", "broken row"
+                )
+            continue
+        yield where, dict(zip(header, values, strict=False))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: invalid JSON ({err.msg}, line {err.lineno})") from None
+
+
+@dataclass
+class BuildResult:
+    """Built EMT records, skips counted by reason, and one ``file:row: reason`` line per skip."""
+
+    records: list[dict] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    media_prefix: str = ""
+    media_root: Path | None = None
+
+    @classmethod
+    def for_args(cls, args: argparse.Namespace) -> BuildResult:
+        return cls(media_prefix=args.media_prefix or "", media_root=args.media_root)
+
+    def skip(self, where: str, message: str, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.problems.append(f"{where}: {message}")
+
+    def add(self, where: str, query: str, response: str, media_key: str, name: str, **extra: Any) -> bool:
+        """Append one record whose medium is ``name`` (checked under --media-root); False if skipped."""
+        if self.media_root is not None and not (self.media_root / name).is_file():
+            self.skip(where, f"missing media {self.media_root / name}", "missing media")
+            return False
+        self.records.append(
+            {"query": query, "response": response, media_key: [self.media_prefix + name], **extra}
+        )
+        return True
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="source file(s)")
+    parser.add_argument("--out", type=Path, required=True, help="EMT JSON file to write")
+    parser.add_argument(
+        "--media-prefix",
+        default="",
+        help="prepended to each clip/image file name in the records (default: '')",
+    )
+    parser.add_argument(
+        "--media-root",
+        type=Path,
+        help="folder holding the clips/images; rows whose file is missing are skipped",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 2 and write nothing if any row is skipped"
+    )
+
+
+def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal)."""
+    return tqdm(items, desc=desc, total=total, file=sys.stderr, disable=None, leave=False)
+
+
+def write_records(path: Path, records: list[dict]) -> None:
+    """A JSON list like the released files: UTF-8, non-ASCII kept, 4-space indent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=4) + "\n", encoding="utf-8")
+
+
+def task_of(record: dict) -> str:
+    from m2se.tasks import infer_task
+
+    return infer_task(record["query"]) or "?"
+
+
+def summary(result: BuildResult, out: Path | None) -> str:
+    """Records per task, skips by reason and the first problems."""
+    tasks = Counter(task_of(r) for r in result.records)
+    per_task = ", ".join(f"{t} {n}" for t, n in sorted(tasks.items())) or "none"
+    target = f" to {out}" if out is not None else " (nothing written)"
+    lines = [f"{len(result.records)} record(s){target}: {per_task}"]
+    if result.skipped:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in result.skipped.most_common())
+        lines.append(f"skipped {sum(result.skipped.values())} row(s): {reasons}")
+        lines += [f"  {p}" for p in result.problems[:MAX_PROBLEMS_SHOWN]]
+        more = len(result.problems) - MAX_PROBLEMS_SHOWN
+        lines += [f"  ... {more} more"] if more > 0 else []
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""OpenFace 2 per-frame CSVs (one per clip) → fer records: the peak frame and its expression phrases.
+
+    python -m m2se.data.build fer openface/ --out mosei_fer.json --media-prefix MOSEI/peak_frames/ \\
+        --transcripts transcripts.csv
+
+INPUT is a folder of ``{clip}.csv`` files (or the files themselves). Column names are stripped of the
+leading space OpenFace writes. The peak frame is the one with the largest sum of ``AUxx_r`` intensities,
+among frames with ``success == 1`` when that column exists. Its answer joins, with ``; ``, the phrases
+(``au_phrases.AU_PHRASES``) of the AUs present (``AUxx_c == 1``) with intensity >= ``--threshold``,
+strongest first. A clip with no such AU is a counted skip.
+
+Images are ``P + "{clip}_{frame:06d}.png"`` (``frame`` as OpenFace numbers it, from 1): the peak frame
+must be extracted under that name. ``--transcripts CSV`` (``clip,text``) puts the utterance in the query;
+otherwise it is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from m2se.data.build.au_phrases import AU_PHRASES
+from m2se.data.build.common import BuildResult, InputError, table_rows
+from m2se.tasks import TASKS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threshold", type=float, default=1.0, help="least AU intensity (0-5) named (default 1)"
+    )
+    parser.add_argument("--transcripts", type=Path, metavar="CSV", help="clip,text table of utterances")
+
+
+def peak(path: Path, result: BuildResult) -> tuple[str, dict[str, str]] | None:
+    """(``file:line``, row) of the peak frame, or None when no frame is usable."""
+    best, best_sum = None, -1.0
+    for where, row in table_rows(path, ("frame",), result):
+        try:
+            if "success" in row and float(row["success"]) != 1:
+                continue
+            total = sum(float(v) for k, v in row.items() if k.startswith("AU") and k.endswith("_r"))
+            int(float(row["frame"]))
+        except ValueError:
+            result.skip(where, "a frame, success or AU value is not a number", "broken row")
+            continue
+        if total > best_sum:
+            best, best_sum = (where, row), total
+    return best
+
+
+def phrases(row: dict[str, str], threshold: float) -> list[str]:
+    """Phrases of the AUs present and strong enough, strongest first (presence-only AUs last)."""
+    found = []
+    for au, phrase in AU_PHRASES.items():
+        present = row.get(f"{au}_c")
+        intensity = row.get(f"{au}_r")
+        if present is None and intensity is None:
+            continue
+        if present is not None and float(present) < 0.5:
+            continue
+        if intensity is not None and float(intensity) < threshold:
+            continue
+        found.append((float(intensity) if intensity is not None else -1.0, phrase))
+    return [phrase for _, phrase in sorted(found, key=lambda item: -item[0])]
+
+
+def run(args: argparse.Namespace) -> BuildResult:
+    result = BuildResult.for_args(args)
+    task = TASKS["fer"]
+    transcripts = {}
+    if args.transcripts:
+        transcripts = {
+            row["clip"].strip(): row["text"].strip()
+            for _, row in table_rows(args.transcripts, ("clip", "text"), result)
+        }
+    files = []
+    for path in args.inputs:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        files += sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    for path in files:
+        found = peak(path, result)
+        if found is None:
+            result.skip(f"{path.name}:1", "no frame with success == 1", "no face")
+            continue
+        where, row = found
+        try:
+            names = phrases(row, args.threshold)
+        except ValueError:
+            result.skip(where, "an AU presence value is not a number", "broken row")
+            continue
+        if not names:
+            result.skip(where, f"no action unit at or above intensity {args.threshold}", "no expression")
+            continue
+        image = f"{path.stem}_{int(float(row['frame'])):06d}.png"
+        result.add(where, task.query(transcripts.get(path.stem, "")), "; ".join(names), "images", image)
+    return result

@@ -1,0 +1,214 @@
+"""Frame cache: decode every medium of some EMT files once, then train from memory-mapped arrays.
+
+    python -m m2se.data.cache data/emoverse/first_stage.json data/emoverse/second_stage.json \\
+        --media-root data/emoverse --out cache/frames --num-frames 8 --tile-size 448 --workers 8
+
+and then ``data.frame_cache=cache/frames``. Each medium is stored as MediaLoader.load returns it
+(videos: uint8 (N, S, S, 3) frames; images: uint8 (T, S, S, 3) tiles), one ``.npy`` per medium under
+a folder per settings (``n8-s448-t12-thumb-auto``, with a ``cache.json`` saying what they are), named
+by a hash of the medium's resolved path, size and mtime. A change of frame count, tile size, tiling
+or backend reads another folder, and a replaced or touched source file another name, so the loader
+never serves stale frames: it decodes what is not there. Writes go through a temporary file and a
+rename, so an interrupted build leaves whole files only and a rerun does the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from m2se.data.records import RecordError, load_records
+from m2se.data.video import MediaError, MediaLoader
+
+Kind = Literal["image", "video"]
+FORMAT = 1
+
+
+def settings_dir(loader: MediaLoader) -> Path:
+    """The folder of ``loader.cache`` holding media decoded with exactly ``loader``'s settings."""
+    thumb = "thumb" if loader.use_thumbnail else "nothumb"
+    name = f"n{loader.num_frames}-s{loader.tile_size}-t{loader.max_tiles}-{thumb}-{loader.backend}"
+    return Path(loader.cache) / name
+
+
+def entry_path(loader: MediaLoader, kind: Kind, path: str | os.PathLike) -> Path:
+    """Where ``path``'s decoded array lives in the cache; OSError when the source cannot be stat'ed."""
+    source = Path(path).resolve()
+    stat = source.stat()
+    digest = hashlib.sha256(f"{kind}\0{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+    return settings_dir(loader) / f"{kind[0]}-{digest[:32]}.npy"
+
+
+def read_cached(loader: MediaLoader, kind: Kind, path: str | os.PathLike) -> np.ndarray | None:
+    """The cached array (read-only memory map), or None when it is not cached for this source file."""
+    try:
+        return np.load(entry_path(loader, kind, path), mmap_mode="r")
+    except (OSError, ValueError):
+        # Not cached (or the source is missing: decoding then names it as a MediaError).
+        return None
+
+
+def cache_medium(loader: MediaLoader, kind: Kind, path: str | os.PathLike) -> tuple[str, str]:
+    """Decode and store one medium: ("cached" | "already there" | "failed", failure reason or "")."""
+    try:
+        try:
+            entry = entry_path(loader, kind, path)
+        except OSError:
+            raise MediaError(f"{path}: missing file") from None
+        if entry.is_file():
+            return "already there", ""
+        array = np.ascontiguousarray(loader.decode(kind, path))
+        temporary = entry.with_name(f".{entry.stem}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as file:
+            np.save(file, array)
+        os.replace(temporary, entry)
+        return "cached", ""
+    except MediaError as error:
+        # "<path>: corrupt video (detail)" -> "corrupt video"; the message itself goes in the summary.
+        reason = str(error).removeprefix(f"{path}: ").split(" (")[0]
+        return "failed", f"{reason}\0{error}"
+    except Exception as error:  # a long build counts what it cannot read rather than dying on it
+        return "failed", f"{type(error).__name__}\0{path}: {error}"
+
+
+@dataclass
+class BuildSummary:
+    folder: Path
+    videos: int = 0
+    images: int = 0
+    counts: Counter = field(default_factory=Counter)
+    failures: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    skipped_records: Counter = field(default_factory=Counter)
+    bytes: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    def render(self) -> str:
+        lines = [
+            f"frame cache {self.folder}: {self.videos} videos, {self.images} images",
+            f"cached {self.counts['cached']}, already there {self.counts['already there']}, "
+            f"failed {self.failed}; {self.bytes / 2**20:.1f} MiB in the folder",
+        ]
+        for reason, n in self.failures.most_common():
+            lines.append(f"  failed, {reason}: {n} (e.g. {self.examples[reason]})")
+        if self.skipped_records:
+            skipped = ", ".join(f"{reason} {n}" for reason, n in self.skipped_records.most_common())
+            lines.append(f"records skipped while loading: {skipped}")
+        return "\n".join(lines)
+
+
+def _cache_task(task: tuple[MediaLoader, Kind, Path]) -> tuple[str, str]:
+    return cache_medium(*task)
+
+
+def build_cache(
+    files: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    media_root: str | os.PathLike | None = None,
+    num_frames: int = 8,
+    tile_size: int = 448,
+    max_tiles: int = 12,
+    use_thumbnail: bool = True,
+    backend: Literal["auto", "decord", "pyav"] = "auto",
+    workers: int = 1,
+    progress: bool = True,
+) -> BuildSummary:
+    """Cache every medium the EMT ``files`` reference (malformed records are skipped and counted)."""
+    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend, cache=out)
+    folder = settings_dir(loader)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = dict(
+        format=FORMAT,
+        num_frames=num_frames,
+        tile_size=tile_size,
+        max_tiles=max_tiles,
+        use_thumbnail=use_thumbnail,
+        backend=backend,
+    )
+    (folder / "cache.json").write_text(json.dumps(settings, indent=2) + "\n")
+    for stale in folder.glob(".*.tmp"):  # left by a killed build
+        stale.unlink(missing_ok=True)
+    summary, media = BuildSummary(folder), {}
+    for file in files:
+        result = load_records(file, media_root, skip_errors=True)
+        summary.skipped_records += result.skipped
+        for record in result.records:
+            media.update({("image", p): None for p in record.images})
+            media.update({("video", p): None for p in record.videos})
+    summary.videos = sum(kind == "video" for kind, _ in media)
+    summary.images = len(media) - summary.videos
+    tasks = [(loader, kind, path) for kind, path in media]
+    bar = tqdm(total=len(tasks), desc="caching media", unit="medium", disable=not progress)
+    if workers > 1:
+        with multiprocessing.get_context().Pool(workers) as pool:
+            results = list(_tracked(pool.imap_unordered(_cache_task, tasks, chunksize=4), bar))
+    else:
+        results = list(_tracked(map(_cache_task, tasks), bar))
+    bar.close()
+    for status, detail in results:
+        summary.counts[status] += 1
+        if status == "failed":
+            reason, message = detail.split("\0", 1)
+            summary.failures[reason] += 1
+            summary.examples.setdefault(reason, message)
+    summary.bytes = sum(p.stat().st_size for p in folder.glob("*.npy"))
+    return summary
+
+
+def _tracked(results, bar: tqdm):
+    for result in results:
+        bar.update()
+        yield result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="+", help="EMT files (JSON list or JSONL)")
+    parser.add_argument(
+        "--media-root", help="folder the records' media paths are relative to (default: each file's)"
+    )
+    parser.add_argument("--out", required=True, help="cache folder (data.frame_cache)")
+    parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--tile-size", type=int, default=448)
+    parser.add_argument("--max-tiles", type=int, default=12)
+    parser.add_argument("--no-thumbnail", action="store_true")
+    parser.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--strict", action="store_true", help="exit 2 when any medium failed")
+    args = parser.parse_args(argv)
+    try:
+        summary = build_cache(
+            args.files,
+            args.out,
+            args.media_root,
+            args.num_frames,
+            args.tile_size,
+            args.max_tiles,
+            not args.no_thumbnail,
+            args.video_backend,
+            args.workers,
+        )
+    except RecordError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 2 if args.strict and summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+import json
+import re
+from collections import defaultdict
+
+from test_build_cli import build, built
+
+from m2se.data.build.ecf import e2e_query
+from m2se.tasks import Utterance, infer_task
+
+PREFIX = "ECF2/subtask2_test/"
+LINE = re.compile(r"(\d+)_([a-z]+)\. (.*?): (.*)")
+
+
+def reconstruct(released: list[dict]) -> list[dict]:
+    """The SemEval subtask-2 JSON behind the released ECPE records: conversations from the query lines,
+    dialogues from the clip names ``dia{D}utt{U}.mp4``, pairs from the responses."""
+    dialogues: dict[str, dict[int, dict]] = defaultdict(dict)
+    for record in released:
+        d, u = re.fullmatch(rf"{PREFIX}dia(\d+)utt(\d+)\.mp4", record["videos"][0]).groups()
+        dialogues[d][int(u)] = record
+    out = []
+    for d, by_target in dialogues.items():
+        query = next(iter(by_target.values()))["query"]
+        lines = query.split("Input conversation:")[1].split("\nCandidate utterances:")[0].split("\n")
+        conversation = []
+        for line in lines:
+            i, emotion, speaker, text = LINE.fullmatch(line).groups()
+            conversation.append(
+                {
+                    "utterance_ID": int(i),
+                    "text": text,
+                    "speaker": speaker,
+                    "emotion": emotion,
+                    "video_name": f"dia{d}utt{i}.mp4",
+                }
+            )
+        pairs = [p.split(",") for t in sorted(by_target) for p in by_target[t]["response"].split(";") if p]
+        out.append({"conversation_ID": int(d), "conversation": conversation, "emotion-cause_pairs": pairs})
+    return out
+
+
+def conversation_json(tmp_path, pairs, emotions=("neutral", "surprise", "joy")):
+    items = [
+        {
+            "conversation_ID": 1,
+            "emotion-cause_pairs": pairs,
+            "conversation": [
+                {
+                    "utterance_ID": i,
+                    "text": f"text {i}",
+                    "speaker": "Ross",
+                    "emotion": e,
+                    "video_name": f"dia1utt{i}.mp4",
+                }
+                for i, e in enumerate(emotions, start=1)
+            ],
+        }
+    ]
+    path = tmp_path / "ecf.json"
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_rebuilds_every_released_ecpe_record(emoverse_dir, tmp_path, capsys):
+    released = json.loads((emoverse_dir / "ecf2_caption_test.json").read_text(encoding="utf-8"))
+    (tmp_path / "semeval.json").write_text(json.dumps(reconstruct(released), ensure_ascii=False))
+    code, out, _ = build(
+        capsys, "ecf", tmp_path / "semeval.json", "--out", tmp_path / "o.json", "--media-prefix", PREFIX
+    )
+    assert code == 0, out
+    records = built(tmp_path / "o.json", "ecpe")
+    key = lambda r: r["videos"][0]  # noqa: E731
+    assert sorted(records, key=key) == sorted(released, key=key)
+    assert len(records) == 1821 and sum(not r["response"] for r in records) == 75
+
+
+def test_one_record_per_emotional_utterance_with_earlier_candidates(tmp_path, capsys):
+    path = conversation_json(tmp_path, [["3_joy", "2"], ["2_surprise", "2"], ["3_joy", "1"]])
+    assert build(capsys, "ecf", path, "--out", tmp_path / "o.json")[0] == 0
+    records = built(tmp_path / "o.json", "ecpe")
+    assert [r["response"] for r in records] == ["2_surprise,2", "3_joy,2;3_joy,1"]  # the JSON's order
+    assert [r["videos"] for r in records] == [["dia1utt2.mp4"], ["dia1utt3.mp4"]]
+    candidates = records[1]["query"].split("Candidate utterances:")[1].split("\nTarget utterance:")[0]
+    assert candidates == "1_neutral. Ross: text 1\n2_surprise. Ross: text 2"
+    first = records[0]["query"].split("Candidate utterances:")[1].split("\nTarget")[0]
+    assert first == "1_neutral. Ross: text 1"
+
+
+def test_end_to_end_hides_emotions_and_targets_every_utterance(tmp_path, capsys):
+    path = conversation_json(tmp_path, [["3_joy", "2"]])
+    assert build(capsys, "ecf", path, "--out", tmp_path / "o.json", "--end-to-end")[0] == 0
+    records = built(tmp_path / "o.json", "ecpe")
+    assert [r["response"] for r in records] == ["", "", "3_joy,2"]
+    assert "_joy" not in records[2]["query"] and "Target utterance:3. Ross: text 3\n" in records[2]["query"]
+    assert infer_task(e2e_query([Utterance("A", "hi", "joy")], 1)) == "ecpe"
+    assert "Candidate utterances:\nTarget utterance:1. A: hi" in e2e_query([Utterance("A", "hi", "joy")], 1)
+
+
+def test_bad_conversations_are_counted(tmp_path, capsys):
+    path = conversation_json(tmp_path, [["3_joy", "9"]])
+    code, out, _ = build(capsys, "ecf", path, "--out", tmp_path / "o.json")
+    assert code == 0 and "broken conversation: 1" in out and "ecf.json:0: conversation 1:" in out
+    path = conversation_json(tmp_path, [], emotions=("neutral", "happy"))
+    code, out, _ = build(capsys, "ecf", path, "--out", tmp_path / "s.json", "--strict")
+    assert code == 2 and "unknown emotion 'happy'" in out and not (tmp_path / "s.json").exists()

@@ -1,0 +1,41 @@
+from test_build_cli import build, built
+
+from m2se.data.build.au_phrases import AU_PHRASES
+
+HEADER = "frame, face_id, timestamp, confidence, success, AU04_r, AU12_r, AU26_r, AU45_r, AU04_c, AU12_c, AU26_c, AU45_c\n"
+
+
+def test_peak_frame_and_phrases_by_intensity(tmp_path, capsys):
+    clips = tmp_path / "openface"
+    clips.mkdir()
+    (clips / "v1_0.csv").write_text(
+        HEADER
+        + "1, 0, 0.0, 0.9, 1, 0.5, 0.2, 0.0, 0.0, 1, 0, 0, 0\n"
+        + "2, 0, 0.1, 0.9, 1, 1.5, 3.0, 0.5, 4.0, 1, 1, 1, 1\n"  # peak: AU26 below threshold, AU45 not named
+        + "3, 0, 0.2, 0.1, 0, 5.0, 5.0, 5.0, 5.0, 1, 1, 1, 1\n"  # not tracked
+    )
+    (clips / "v1_1.csv").write_text(HEADER + "1, 0, 0.0, 0.9, 0, 1, 1, 1, 1, 1, 1, 1, 1\n")
+    (tmp_path / "t.csv").write_text("clip,text\nv1_0,Great news\n")
+    argv = (
+        "fer",
+        clips,
+        "--out",
+        tmp_path / "o.json",
+        "--transcripts",
+        tmp_path / "t.csv",
+        "--media-prefix",
+        "F/",
+    )
+    code, out, _ = build(capsys, *argv)
+    assert code == 0 and "no face: 1" in out
+    [record] = built(tmp_path / "o.json", "fer")
+    assert record["response"] == "Smiling; Brows furrowed" and record["images"] == ["F/v1_0_000002.png"]
+    assert record["query"].startswith("The person says: 'Great news' <expression> Detail the facial")
+
+
+def test_table_names_the_documented_units():
+    assert (
+        AU_PHRASES["AU04"] == "Brows furrowed"
+        and AU_PHRASES["AU26"] == "Jaw dropping"
+        and "AU45" not in AU_PHRASES
+    )

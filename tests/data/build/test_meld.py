@@ -1,0 +1,45 @@
+import csv
+import io
+import json
+
+from test_build_cli import MELD_HEADER, build, built
+
+from m2se.data.build.meld import LABELS
+
+PREFIX = "MELD/output_repeated_splits_test/"
+HEAD, TAIL = "The person says: '", "' <emotion> "
+CP1252 = "’‘…—“”"  # written as their cp1252 bytes, the way MELD's CSVs carry them
+
+
+def released_rows(records: list[dict]) -> bytes:
+    """A MELD CSV (bytes, with stray cp1252 bytes) holding the utterances of released records."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    for i, record in enumerate(records):
+        utterance = record["query"][len(HEAD) : record["query"].index(TAIL)]
+        name = record["videos"][0].removeprefix(PREFIX).removesuffix(".mp4")
+        dialogue, utterance_id = name.removeprefix("dia").split("_utt")
+        label = record["response"].rstrip(".").lower()
+        writer.writerow([i, utterance, "Ross", label, "x", dialogue, utterance_id, 1, 1, "0", "1"])
+    data = (MELD_HEADER + text.getvalue()).encode()
+    for char in CP1252:
+        data = data.replace(char.encode(), char.encode("cp1252"))
+    return data
+
+
+def test_labels_cover_meld():
+    assert set(LABELS) == {"neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"}
+
+
+def test_builds_the_released_meld_test_file_exactly(emoverse_dir, tmp_path, capsys):
+    released = json.loads((emoverse_dir / "meld_test_data.json").read_text(encoding="utf-8"))
+    data = released_rows(released)
+    assert b"you\x92re coffee mugs" in data and "é".encode() in data
+    (tmp_path / "test_sent_emo.csv").write_bytes(data)
+    code, out, _ = build(
+        capsys, "meld", tmp_path / "test_sent_emo.csv", "--out", tmp_path / "o.json", "--media-prefix", PREFIX
+    )
+    assert code == 0, out
+    records = built(tmp_path / "o.json", "erc")
+    assert records[0] == released[0]
+    assert records == released  # all 2,610

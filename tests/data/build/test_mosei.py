@@ -1,0 +1,54 @@
+from test_build_cli import build, built
+
+HEADER = "video_id,clip_id,text,label,label_T,label_A,label_V,annotation,mode\n"
+ROWS = "v1,0,I love it,1.5,0,0,0,Positive,test\nv1,1,It is fine,0.0,0,0,0,Neutral,test\nv2,3,awful,-2,0,0,0,Negative,train\n"
+
+
+def test_msa_keeps_the_score_and_counts_zero_as_positive(tmp_path, capsys):
+    (tmp_path / "label.csv").write_text(HEADER + ROWS + "v3,1,oops,high,0,0,0,x,test\n")
+    code, out, _ = build(
+        capsys, "mosei", tmp_path / "label.csv", "--out", tmp_path / "o.json", "--media-prefix", "M/"
+    )
+    assert code == 0 and "label.csv:5: sentiment score 'high'" in out
+    records = built(tmp_path / "o.json", "msa")
+    assert [(r["response"], r["score"]) for r in records] == [
+        ("Positive.", 1.5),
+        ("Positive.", 0.0),
+        ("Negative.", -2),
+    ]
+    assert records[0]["images"] == ["M/v1_0.png"] and records[0]["query"].startswith(
+        'The person says: "I love it" <sentiment>'
+    )
+
+
+def test_split_and_video_media(tmp_path, capsys):
+    (tmp_path / "label.csv").write_text(HEADER + ROWS)
+    argv = (
+        "mosei",
+        tmp_path / "label.csv",
+        "--out",
+        tmp_path / "o.json",
+        "--split",
+        "train",
+        "--media",
+        "video",
+    )
+    assert build(capsys, *argv)[0] == 0
+    assert [r["videos"] for r in built(tmp_path / "o.json", "msa")] == [["v2_3.mp4"]]
+
+
+def test_mer_takes_the_strongest_emotion(tmp_path, capsys):
+    (tmp_path / "label.csv").write_text(HEADER + ROWS)
+    (tmp_path / "emo.csv").write_text(
+        "video_id,clip_id,happy,sad,anger,surprise,disgust,fear\nv1,0,2,0,0,0,0,0\nv1,1,0,0,0,0,0,0\n"
+    )
+    argv = ("mosei", tmp_path / "label.csv", "--emotions", tmp_path / "emo.csv", "--out", tmp_path / "o.json")
+    code, out, _ = build(capsys, *argv)
+    assert code == 0 and "no emotion label: 1" in out
+    assert [r["response"] for r in built(tmp_path / "o.json", "mer")] == ["Happy.", "Neutral."]
+
+
+def test_tie_goes_to_the_first_column():
+    from m2se.data.build.mosei import strongest
+
+    assert strongest(dict(happy="0", sad="1", anger="1", surprise="0", disgust="0", fear="1")) == "Sadness"
