@@ -184,13 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="cache folder (data.frame_cache)")
     parser.add_argument("--num-frames", type=int, default=8)
-    parser.add_argument("--tile-size", type=int, default=448)
+    parser.add_argument(
+        "--tile-size", type=int, default=None, help="default: the --model processor's tile size, else 448"
+    )
+    parser.add_argument("--model", help="model folder whose processor sets the tile size (as in training)")
     parser.add_argument("--max-tiles", type=int, default=12)
     parser.add_argument("--no-thumbnail", action="store_true")
     parser.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--strict", action="store_true", help="exit 2 when any medium failed")
     args = parser.parse_args(argv)
+    if args.tile_size is None:
+        args.tile_size = 448
+        if args.model:
+            from m2se.data.processor import M2SEProcessor
+
+            args.tile_size = M2SEProcessor.from_pretrained(args.model).tile_size
     try:
         summary = build_cache(
             args.files,

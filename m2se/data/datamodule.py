@@ -37,6 +37,26 @@ def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
     return [s if isinstance(s, Source) else Source(**s) for s in items or ()]
 
 
+def _key(record: Record) -> tuple:
+    """What makes two records the same (as ``load_records`` checks duplicates)."""
+    return record.query, record.response, record.media
+
+
+def _check_cache(media: MediaLoader) -> None:
+    """Warn when the frame cache holds nothing for these settings: every medium would be decoded."""
+    from m2se.data.cache import settings_dir
+
+    wanted = settings_dir(media)
+    if not wanted.is_dir():
+        found = sorted(p.name for p in Path(media.cache).glob("n*-s*") if p.is_dir())
+        rank_zero_warn(
+            f"frame cache {media.cache} has no entries for {wanted.name} (it holds: "
+            f"{', '.join(found) or 'nothing'}); decoding instead. Build it with the training settings: "
+            f"python -m m2se.data.cache FILES --out {media.cache} --num-frames {media.num_frames} "
+            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles}"
+        )
+
+
 class MultiTaskDataModule(L.LightningDataModule):
     """Training batches come from ``TaskWeightedBatchSampler`` over the active mixture.
 
@@ -88,6 +108,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.media = MediaLoader(
             num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend, cache=frame_cache
         )
+        if frame_cache is not None:
+            _check_cache(self.media)
         self.sampler: TaskWeightedBatchSampler | None = None
         self.runtime_skips: Counter = Counter()
         self.report: DataReport | None = None
@@ -96,7 +118,10 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.truncated = 0
 
     # -- loading --------------------------------------------------------------------------------
-    def _load(self, sources: list[Source], seen: set) -> tuple[list[tuple[Source, list[Record]]], LoadResult]:
+    def _load(
+        self, sources: list[Source], seen: set | None = None
+    ) -> tuple[list[tuple[Source, list[Record]]], LoadResult]:
+        """Each source's records; duplicates are checked within every file, and against ``seen`` if given."""
         total, per_source = LoadResult(), []
         for source in sources:
             result = load_records(
@@ -105,7 +130,7 @@ class MultiTaskDataModule(L.LightningDataModule):
                 source.task,
                 self.on_bad_record == "skip",
                 not source.text_only,
-                seen,
+                seen if seen is not None else set(),
             )
             total.extend(result)
             per_source.append((source, result.records))
@@ -121,10 +146,12 @@ class MultiTaskDataModule(L.LightningDataModule):
                 self._load_tests(required=True)
             return
         if self.report is None:
-            seen: set = set()
-            per_source, loaded = self._load(self.sources, seen)
+            # Training files may share records (EmoVerse's stages both draw MOSEI msa); a validation
+            # file may not share any with them.
+            per_source, loaded = self._load(self.sources)
             self._split(per_source)
             if self.val_sources:
+                seen = {_key(r) for r in self.train_records}
                 self.val_records = [r for _, rs in self._load(self.val_sources, seen)[0] for r in rs]
             self._load_tests(required=stage in ("test", "predict"))
             lengths = token_lengths(self.train_records, self.processor, self.media)
@@ -147,19 +174,28 @@ class MultiTaskDataModule(L.LightningDataModule):
             self._load_tests(required=True)
 
     def _split(self, per_source: list[tuple[Source, list[Record]]]) -> None:
-        """Hold out a random ``val_fraction`` of every file (unless ``val_sources`` are given)."""
+        """Hold out a random ``val_fraction`` of every file (unless ``val_sources`` are given).
+
+        A record that several files share is held out everywhere or nowhere: never trained on in one
+        mixture and validated in another.
+        """
         rng = random.Random(self.seed)
         self.train_records, self.val_records, self.scopes = [], [], []
+        held_keys: set = set()
+        trained_keys: set = set()
         for source, records in per_source:
+            fresh = [i for i, r in enumerate(records) if _key(r) not in held_keys | trained_keys]
             held = set()
-            if not self.val_sources and self.val_fraction > 0 and len(records) > 1:
-                held = set(rng.sample(range(len(records)), max(1, round(len(records) * self.val_fraction))))
+            if not self.val_sources and self.val_fraction > 0 and len(fresh) > 1:
+                held = set(rng.sample(fresh, max(1, round(len(fresh) * self.val_fraction))))
             for i, record in enumerate(records):
                 if i in held:
                     self.val_records.append(record)
-                else:
+                    held_keys.add(_key(record))
+                elif _key(record) not in held_keys:
                     self.train_records.append(record)
                     self.scopes.append(source.mixtures)
+                    trained_keys.add(_key(record))
 
     def _load_tests(self, required: bool) -> None:
         # Training does not need the test files: missing ones are listed in the report instead.

@@ -175,3 +175,38 @@ def test_datamodule_batches_identical_with_cache(demo_dir, tiny_model_dir, tmp_p
             if isinstance(value, torch.Tensor):
                 assert torch.equal(value, y[key]), key
         assert [r.where for r in x["records"]] == [r.where for r in y["records"]]
+
+
+def test_datamodule_warns_when_the_cache_has_other_settings(demo_dir, tiny_model_dir, tmp_path, capsys):
+    build_cache(demo_files(demo_dir)[:1], tmp_path, num_frames=2, tile_size=448, max_tiles=2, progress=False)
+    processor = M2SEProcessor.from_pretrained(tiny_model_dir)  # 56-px tiles: a 448-px cache cannot serve it
+    with pytest.warns(
+        UserWarning, match=r"has no entries for n2-s56-t2.*it holds: n2-s448-t2.*--tile-size 56"
+    ):
+        MultiTaskDataModule(
+            sources=[],
+            mixtures={"first": []},
+            processor=processor,
+            num_frames=2,
+            max_tiles=2,
+            frame_cache=str(tmp_path),
+        )
+    assert (
+        main(
+            [
+                str(demo_files(demo_dir)[0]),
+                "--out",
+                str(tmp_path),
+                "--num-frames",
+                "2",
+                "--max-tiles",
+                "2",
+                "--model",
+                str(tiny_model_dir),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert settings_dir(loader(tmp_path, num_frames=2, tile_size=56, max_tiles=2)).is_dir()

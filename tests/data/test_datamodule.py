@@ -204,3 +204,38 @@ def test_truncation_is_counted(demo_dir, tiny_model_dir):
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert batch["input_ids"].shape == (4, 200) and dm.truncated == 4 and not dm.runtime_skips
     assert (batch["labels"] != -100).any(dim=1).all()  # the answers survive truncation
+
+
+def test_files_may_share_records_but_validation_never_leaks(tmp_path, demo_dir, processor):
+    """EmoVerse's stage files share MOSEI msa records; a shared record is held out everywhere or nowhere."""
+    first = json.loads((demo_dir / "first_stage.json").read_text())
+    msa = [r for r in first if "<sentiment>" in r["query"]]
+    shared = tmp_path / "second_stage.json"
+    shared.write_text(json.dumps(msa[: len(msa) // 2]))
+    sources = [
+        {"path": str(demo_dir / "first_stage.json"), "mixtures": ["first"]},
+        {"path": str(shared), "media_root": str(demo_dir), "mixtures": ["second"]},
+    ]
+    dm = make(
+        demo_dir,
+        processor,
+        sources=sources,
+        val_fraction=0.2,
+        mixtures={"first": MIXTURES["first"], "second": [{"task": "msa", "weight": 1}]},
+    )
+    dm.setup("fit")
+
+    def key(r):
+        return r.query, r.response, r.media
+
+    held = {key(r) for r in dm.val_records}
+    trained = {key(r) for r in dm.train_records}
+    assert held and not held & trained and len(held) == len(dm.val_records)
+    in_second = {key(r) for r in dm.train_records if r.source == "second_stage.json"}
+    assert in_second and in_second <= {key(r) for r in dm.train_records if r.source == "first_stage.json"}
+
+    duplicate_val = make(
+        demo_dir, processor, val_sources=[{"path": str(shared), "media_root": str(demo_dir)}]
+    )
+    with pytest.raises(RecordError, match="second_stage.json:0: duplicate record"):
+        duplicate_val.setup("fit")

@@ -48,13 +48,24 @@ def _take(entry: dict, available: int, where: str) -> int:
     return round(available * fraction)
 
 
+def _read_config(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise StageConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise StageConfigError(f"{path}: not valid YAML{line}") from None
+
+
 def build_stages(config_path: str | Path, out_dir: str | Path) -> dict:
     """Write every stage file of the config into ``out_dir`` with the manifest; returns the manifest.
 
     Source paths in the config resolve against the config file's folder.
     """
     config_path, out = Path(config_path), Path(out_dir)
-    config = yaml.safe_load(config_path.read_text())
+    config = _read_config(config_path)
     if not isinstance(config, dict) or not isinstance(config.get("stages"), dict):
         raise StageConfigError(f"{config_path}: expected a mapping with 'seed' and 'stages'")
     seed = int(config.get("seed", 42))
@@ -68,9 +79,12 @@ def build_stages(config_path: str | Path, out_dir: str | Path) -> dict:
             if not isinstance(entry, dict) or "file" not in entry:
                 raise StageConfigError(f"{where}: expected {{file, count | fraction}}")
             path = (config_path.parent / entry["file"]).resolve()
-            items = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-            if items is None:
+            if not path.is_file():
                 raise StageConfigError(f"{where}: no such file {entry['file']}")
+            try:
+                items = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise StageConfigError(f"{path}: not a readable JSON file ({err})") from None
             load_records(path, task=entry.get("task"), require_media=False)  # malformed input stops here
             sources.setdefault(entry["file"], {"sha256": _sha256(path), "records": len(items)})
             count = _take(entry, len(items), where)

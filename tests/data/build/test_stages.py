@@ -69,3 +69,21 @@ def test_config_errors_name_the_entry(task_files, tmp_path, entry, message):
     config = write_config(tmp_path / "s.yaml", first_stage=[entry])
     with pytest.raises(StageConfigError, match=rf"s.yaml: stages.first_stage\[0\]: {message}"):
         build_stages(config, tmp_path / "out")
+
+
+def test_unreadable_inputs_are_one_line_errors_naming_the_file(task_files, tmp_path, capsys):
+    from m2se.data.build.__main__ import main
+
+    assert main(["stages", "--config", str(tmp_path / "absent.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "absent.yaml: cannot read" in capsys.readouterr().err
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: 1\nstages: {first_stage: [\n")
+    assert main(["stages", "--config", str(broken), "--out", str(tmp_path / "o")]) == 2
+    assert "broken.yaml: not valid YAML at line" in capsys.readouterr().err
+
+    (tmp_path / "bad.json").write_text('[{"query')
+    config = write_config(tmp_path / "s.yaml", first_stage=[{"file": "bad.json", "count": 1}])
+    assert main(["stages", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "bad.json: not a readable JSON file" in err and "\n" not in err
