@@ -48,7 +48,9 @@ def _test_rows(cfg: DictConfig, task: str) -> list[dict]:
 def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     task = None if cfg.task == "all" else _tasks(cfg)[0]
     by_task = read_predictions(cfg.predictions, task)
-    return {t: score(t, [r["prediction"] for r in rows], rows, cfg.protocol) for t, rows in by_task.items()}
+    return {
+        t: score(t, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse) for t, rows in by_task.items()
+    }
 
 
 def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
@@ -66,7 +68,7 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
             predictions = majority_baseline([r["label"] for r in rows], task)
         else:
             predictions = self_cause_baseline([r["query"] for r in rows])
-        results[task] = score(task, predictions, rows, cfg.protocol)
+        results[task] = score(task, predictions, rows, cfg.protocol, cfg.parse)
     return results
 
 

@@ -50,22 +50,35 @@ def jsonable(parsed):
 
 
 def score(
-    task: str, predictions: Sequence[str], rows: Sequence[dict], protocol: str = "semeval"
+    task: str,
+    predictions: Sequence[str],
+    rows: Sequence[dict],
+    protocol: str = "semeval",
+    parse: str = "strict",
 ) -> TaskResult:
     """Score raw ``predictions`` against ``rows`` (each with ``label`` and optional ``meta``)."""
-    metrics = TaskMetrics(task, protocol)
+    metrics = TaskMetrics(task, protocol, parse)
     metrics.update(list(predictions), [r["label"] for r in rows], [r.get("meta") or {} for r in rows])
     out = [
-        {**r, "response": p, "parsed": jsonable(TASKS[task].parse(p))}
+        {**r, "response": p, "parsed": jsonable(parsed_answer(task, p, r.get("meta"), parse))}
         for r, p in zip(rows, predictions, strict=True)
     ]
     return TaskResult(metrics.compute(), out, confusion_of(metrics))
 
 
+def parsed_answer(task: str, text: str, meta: dict | None, parse: str = "strict"):
+    """What the metrics read from one answer (open-label tasks: against the record's own labels)."""
+    labels = (meta or {}).get("labels") if TASKS[task].open_labels else None
+    return TASKS[task].parse(text, labels, parse)
+
+
 def confusion_of(metrics: TaskMetrics):
     if TASKS[metrics.task.name].kind != "classification":
         return None
-    labels, matrix = metrics.confusion()
+    try:
+        labels, matrix = metrics.confusion()
+    except ValueError:  # dialogue scores over several corpora: one matrix each would be needed
+        return None
     return labels, matrix.int().tolist()
 
 

@@ -2,7 +2,14 @@
 
 The six EmoVerse tasks (PROTOCOL.md §2). Queries of every task but ECPE read
 ``The person says: '<utterance>' <identifier> <instruction>``; ECPE has its own template.
+Conversation-level tasks after InstructERC (``erc_dialog``, ``speaker_id``, ``emotion_predict``; their
+prompts are built by ``m2se.dialogue.prompts``) and Emotion-LLaMA's ``mer2023`` (PROTOCOL.md §5).
 Parsers never raise: an answer they cannot read parses to ``None`` ("no answer").
+
+Parse modes: ``strict`` (default; an answer that names no label, or several, is unparseable),
+``nearest`` (InstructERC's fallback: an unreadable answer becomes the label nearest by edit distance),
+``last_word`` (Emotion-LLaMA's scorer: the answer's last word, anything outside the labels → the task's
+``fallback`` label).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from functools import cached_property
 from typing import Any, Literal
 
 Kind = Literal["classification", "phrases", "text", "pairs"]
+ParseMode = Literal["strict", "nearest", "last_word"]
+PARSE_MODES = ("strict", "nearest", "last_word")
 
 ECPE_EMOTIONS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 
@@ -29,6 +38,25 @@ ECPE_TAIL = (
     "which means that the emotion of surprise in the third sentence is related to the first sentence, \n"
     "and if the emotion is related to more than one sentence, separate the sentences with \u201c;\u201d.\n"
     "The emotion-cause indices of the target utterance are:"
+)
+
+# InstructERC's prompts (PROTOCOL.md §5), verbatim; m2se.dialogue.prompts assembles them.
+IERC_HEAD = "Now you are expert of sentiment and emotional analysis. "
+IERC_CONTEXT = "The following conversation noted between '### ###' involves several speakers. ### "
+IERC_SELECT = "Please select the emotional label of <{target}> from <{labels}>:"
+IERC_SPEAKER = "Please select the Speaker label of the utterance <Speaker: {text}> from <{speakers}>:"
+IERC_PREDICT = (
+    "###Based on the above historical utterances, next utterance is spoken by <{slot}>, "
+    "please predict the emotion states of <{slot}> from <{labels}>:"
+)
+# m2se's EmoVerse-style dialogue template: the context lines, then an EmoVerse query whose instruction
+# lists the corpus's labels (``DIALOGUE_INSTRUCTION``).
+DIALOGUE_CONTEXT = "Conversation context:\n"
+DIALOGUE_INSTRUCTION = "Please determine which emotion label in the video represents: {labels}."
+
+MER2023_INSTRUCTION = (
+    "[emotion] Please determine which emotion label in the video represents: "
+    "happy, sad, neutral, angry, worried, surprise, fear, contempt, doubt. "
 )
 
 
@@ -49,20 +77,45 @@ class Task:
     labels: tuple[str, ...] = ()
     aliases: dict[str, str] = field(default_factory=dict)
     max_new_tokens: int = 16
+    # The label list is the record's own (``meta["labels"]``, as its prompt lists them): dialogue tasks.
+    open_labels: bool = False
+    # Records may come without images or videos (text-only ERC).
+    needs_media: bool = True
+    # Replaces the EmoVerse ``The person says: ...`` query; ``{utterance}`` is filled in.
+    template: str | None = None
+    # What ``last_word`` parsing answers when the last word is no label (Emotion-LLaMA: neutral).
+    fallback: str | None = None
 
     def query(self, utterance: str, quote: str = "'") -> str:
-        """The EmoVerse query for one utterance (not for ECPE: see ``ecpe_query``)."""
+        """The query for one utterance (not for ECPE: see ``ecpe_query``; dialogue: m2se.dialogue.prompts)."""
         if self.kind == "pairs":
             raise ValueError("ecpe queries are built by ecpe_query(conversation, target)")
+        if self.open_labels:
+            raise ValueError(f"{self.name} queries are built by m2se.dialogue.prompts")
+        if self.template is not None:
+            return self.template.format(utterance=utterance)
         head = f"The person says: {quote}{utterance}{quote}"
         return " ".join(p for p in (head, self.identifier, self.instruction) if p)
 
-    def parse(self, text: str) -> Any:
-        """The answer in ``text``, or None when it cannot be read. Never raises."""
+    def parse(self, text: str, labels: Sequence[str] | None = None, mode: ParseMode = "strict") -> Any:
+        """The answer in ``text``, or None when it cannot be read. Never raises.
+
+        ``labels``: the record's label list for an open-label task (without it, such an answer is only
+        normalised). ``mode`` applies to classification tasks (see the module docstring).
+        """
         if not isinstance(text, str):
             return None
         if self.kind == "classification":
-            return _parse_label(text, self._vocabulary)
+            vocabulary = self._vocabulary if labels is None else _vocabulary(labels, {})
+            if self.open_labels and labels is None:
+                return normalize(text) or None
+            if mode == "last_word":
+                words = normalize(text).split()
+                return vocabulary.get(words[-1] if words else "", self.fallback)
+            found = _parse_label(text, vocabulary)
+            if found is None and mode == "nearest":
+                found = _nearest(text, vocabulary)
+            return found
         if self.kind == "phrases":
             phrases = tuple(p for p in (normalize(piece) for piece in text.split(";")) if p)
             return phrases or None
@@ -82,7 +135,10 @@ class Task:
 
     def check_response(self, response: str) -> str | None:
         """Why a gold ``response`` is invalid for this task, or None when it is valid."""
-        if self.kind == "classification":
+        if self.kind == "classification" and self.open_labels:
+            if not normalize(response):
+                return f"empty response for task {self.name}"
+        elif self.kind == "classification":
             if normalize(response) not in self._vocabulary:
                 expected = ", ".join(f"'{label}.'" for label in self.labels)
                 return f"unknown label {response!r} for task {self.name} (expected one of {expected})"
@@ -97,9 +153,25 @@ class Task:
 
     @cached_property
     def _vocabulary(self) -> dict[str, str]:
-        vocab = {normalize(label): label for label in self.labels}
-        vocab.update({normalize(alias): label for alias, label in self.aliases.items()})
-        return vocab
+        return _vocabulary(self.labels, self.aliases)
+
+
+def _vocabulary(labels: Sequence[str], aliases: dict[str, str]) -> dict[str, str]:
+    vocab = {normalize(label): label for label in labels}
+    vocab.update({normalize(alias): label for alias, label in aliases.items()})
+    return vocab
+
+
+def _nearest(text: str, vocabulary: dict[str, str]) -> str | None:
+    """The label whose normalised form is nearest to the answer by edit distance (ties: first listed)."""
+    from torchmetrics.functional.text import edit_distance
+
+    answer = normalize(text)
+    if not answer or not vocabulary:
+        return None
+    keys = list(vocabulary)
+    distances = [int(edit_distance([answer], [key])) for key in keys]
+    return vocabulary[keys[distances.index(min(distances))]]
 
 
 def _parse_label(text: str, vocabulary: dict[str, str]) -> str | None:
@@ -208,8 +280,41 @@ TASKS: dict[str, Task] = {
             max_new_tokens=256,
         ),
         Task("ecpe", "pairs", ECPE_TAIL, max_new_tokens=48),
+        # InstructERC's tasks (PROTOCOL.md §5): the label list is each record's own.
+        Task(
+            "erc_dialog", "classification", IERC_SELECT, open_labels=True, needs_media=False, max_new_tokens=8
+        ),
+        Task(
+            "speaker_id",
+            "classification",
+            IERC_SPEAKER,
+            labels=tuple(f"Speaker_{k}" for k in range(9)),
+            needs_media=False,
+            max_new_tokens=8,
+        ),
+        Task(
+            "emotion_predict",
+            "classification",
+            IERC_PREDICT,
+            open_labels=True,
+            needs_media=False,
+            max_new_tokens=8,
+        ),
+        # Emotion-LLaMA's MER2023 recognition prompt (its video/feature placeholders are the processor's).
+        Task(
+            "mer2023",
+            "classification",
+            MER2023_INSTRUCTION,
+            "[emotion]",
+            ("neutral", "angry", "happy", "sad", "worried", "surprise"),
+            template="The person in video says: {utterance}.  " + MER2023_INSTRUCTION,
+            fallback="neutral",
+            max_new_tokens=8,
+        ),
     )
 }
+
+EMOVERSE_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
 
 
 def get_task(name: str) -> Task:
@@ -223,8 +328,27 @@ def infer_task(query: str) -> str | None:
     """The task a query belongs to, from the ECPE template, the instruction, then the identifier."""
     if query.startswith(ECPE_HEAD[:60]) and "The emotion-cause indices" in query:
         return "ecpe"
-    by_instruction = [t.name for t in TASKS.values() if t.kind != "pairs" and t.instruction in query]
+    for name, marker in _DIALOGUE_MARKERS:
+        if marker in query:
+            return name
+    if query.startswith(DIALOGUE_CONTEXT):
+        return "erc_dialog"
+    by_instruction = [
+        t.name for t in TASKS.values() if t.kind != "pairs" and not _templated(t) and t.instruction in query
+    ]
     if len(by_instruction) == 1:
         return by_instruction[0]
     by_identifier = [t.name for t in TASKS.values() if t.identifier and t.identifier in query]
     return by_identifier[0] if len(by_identifier) == 1 else None
+
+
+_DIALOGUE_MARKERS = (
+    ("speaker_id", IERC_SPEAKER.split("<")[0]),
+    ("emotion_predict", IERC_PREDICT.split("<")[0]),
+    ("erc_dialog", IERC_SELECT.split("<")[0]),
+)
+
+
+def _templated(task: Task) -> bool:
+    # Instructions with {placeholders} are recognised by their fixed part (_DIALOGUE_MARKERS).
+    return "{" in task.instruction

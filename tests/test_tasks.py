@@ -2,17 +2,29 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from m2se.tasks import ECPE_EMOTIONS, TASKS, Utterance, ecpe_query, get_task, infer_task, parse_pairs
+from m2se.tasks import (
+    ECPE_EMOTIONS,
+    EMOVERSE_TASKS,
+    TASKS,
+    Utterance,
+    ecpe_query,
+    get_task,
+    infer_task,
+    parse_pairs,
+)
 
-CLASSIFICATION = [t for t in TASKS.values() if t.kind == "classification"]
+CLASSIFICATION = [t for t in TASKS.values() if t.kind == "classification" and not t.open_labels]
 
 
-def test_six_tasks_with_distinct_instructions():
-    assert list(TASKS) == ["msa", "mer", "erc", "fer", "eri", "ecpe"]
-    assert len({t.instruction for t in TASKS.values()}) == 6
+def test_tasks_with_distinct_instructions():
+    assert list(TASKS)[:6] == list(EMOVERSE_TASKS) == ["msa", "mer", "erc", "fer", "eri", "ecpe"]
+    assert set(TASKS) - set(EMOVERSE_TASKS) == {"erc_dialog", "speaker_id", "emotion_predict", "mer2023"}
+    assert len({t.instruction for t in TASKS.values()}) == len(TASKS)
 
 
-@pytest.mark.parametrize("task", [t for t in TASKS.values() if t.kind != "pairs"], ids=lambda t: t.name)
+@pytest.mark.parametrize(
+    "task", [TASKS[t] for t in EMOVERSE_TASKS if TASKS[t].kind != "pairs"], ids=lambda t: t.name
+)
 def test_query_layout_and_inference(task):
     query = task.query("I do not know.")
     assert query == f"The person says: 'I do not know.' {task.identifier} {task.instruction}"
@@ -106,3 +118,61 @@ def test_fer_and_eri_parse():
 def test_get_task_names_the_unknown():
     with pytest.raises(ValueError, match="unknown task 'sentiment'"):
         get_task("sentiment")
+
+
+MAIN = (
+    "Now you are expert of sentiment and emotional analysis. The following conversation noted between "
+    '\'### ###\' involves several speakers. ### \t Speaker_0:"Hi."\t Speaker_1:"Go away!" ### Please select '
+    'the emotional label of < Speaker_1:"Go away!"> from <neutral, surprise, fear, sad, joyful, disgust, angry>:'
+)
+SPEAKER = (
+    "Now you are expert of sentiment and emotional analysis. Please select the Speaker label of the utterance "
+    "<Speaker: Go away!> from <Speaker_0, Speaker_1>:"
+)
+PREDICT = (
+    "Now you are expert of sentiment and emotional analysis. The following conversation noted between "
+    "'### ###' involves several speakers. ### \t Speaker_0:\"Hi.\"###Based on the above historical utterances, "
+    "next utterance is spoken by <1>, please predict the emotion states of <1> from <happy, sad>:"
+)
+
+
+@pytest.mark.parametrize(
+    "query,task",
+    [
+        (MAIN, "erc_dialog"),
+        (SPEAKER, "speaker_id"),
+        (PREDICT, "emotion_predict"),
+        (
+            "Conversation context:\nSpeaker_0: Hi.\nThe person says: 'x' <emotion> Please determine which "
+            "emotion label in the video represents: joyful or sad.",
+            "erc_dialog",
+        ),
+    ],
+)
+def test_dialogue_queries_are_recognised(query, task):
+    assert infer_task(query) == task
+
+
+def test_open_label_tasks_parse_against_the_record_labels():
+    task = TASKS["erc_dialog"]
+    labels = ["Joyful", "Mad", "Neutral"]
+    assert task.parse("mad.", labels) == "Mad" and task.parse("happy", labels) is None
+    assert task.parse("Madd", labels, mode="nearest") == "Mad"
+    assert task.check_response("anything") is None and task.check_response("  ") is not None
+    with pytest.raises(ValueError, match="m2se.dialogue.prompts"):
+        task.query("x")
+    assert not task.needs_media and TASKS["erc"].needs_media
+
+
+def test_mer2023_prompt_and_last_word_rule():
+    task = TASKS["mer2023"]
+    query = task.query("I lost my keys")
+    assert query == (
+        "The person in video says: I lost my keys.  [emotion] Please determine which emotion label in the "
+        "video represents: happy, sad, neutral, angry, worried, surprise, fear, contempt, doubt. "
+    )
+    assert infer_task(query) == "mer2023"
+    assert task.parse("The person feels worried.", mode="last_word") == "worried"
+    assert task.parse("contempt", mode="last_word") == "neutral"  # outside the six labels
+    assert task.parse("contempt") is None and task.parse("") is None
+    assert task.parse("", mode="last_word") == "neutral"

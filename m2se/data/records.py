@@ -108,13 +108,13 @@ def parse_record(
             got = "missing" if key not in item else f"not a string ({type(item[key]).__name__})"
             raise RecordError(where, f"'{key}' is {got}", f"missing {key}")
     media = _media(item, root, where)
-    if require_media and not media:
-        raise RecordError(where, "no media (expected an 'images' or 'videos' list)", "no media")
     name = task or infer_task(item["query"])
     if name is None:
         raise RecordError(where, "query fits no task (state the source's task explicitly)", "unknown task")
     if name not in TASKS:
         raise RecordError(where, f"unknown task {name!r} (known: {', '.join(TASKS)})", "unknown task")
+    if require_media and TASKS[name].needs_media and not media:
+        raise RecordError(where, "no media (expected an 'images' or 'videos' list)", "no media")
     problem = TASKS[name].check_response(item["response"])
     if problem:
         kind = TASKS[name].kind

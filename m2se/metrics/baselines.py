@@ -20,6 +20,10 @@ def majority_baseline(references: Sequence[str], task: str | Task) -> list[str]:
     task = get_task(task) if isinstance(task, str) else task
     if not references:
         return []
+    if task.open_labels:  # labels differ per corpus: the most common answer, ties to the first seen
+        counts = Counter(task.parse(r) for r in references)
+        best = max(counts.values())
+        return [next(r for r in references if counts[task.parse(r)] == best)] * len(references)
     if task.kind == "classification":
         counts = Counter(task.parse(r) for r in references)
         answer = task.format(max(task.labels, key=lambda label: counts[label]))

@@ -13,10 +13,11 @@ from torch import Tensor, nn
 from torchmetrics import Metric, SumMetric
 
 from m2se.metrics.classification import LabelScores, SentimentAcc2
+from m2se.metrics.dialogue import REQUIRED, DialogueScores
 from m2se.metrics.pairs import PROTOCOLS, PairF1, Protocol
 from m2se.metrics.phrases import PhraseF1
 from m2se.metrics.text import TextOverlap
-from m2se.tasks import Task, get_task
+from m2se.tasks import PARSE_MODES, ParseMode, Task, get_task
 
 
 class TaskMetrics(nn.Module):
@@ -29,22 +30,31 @@ class TaskMetrics(nn.Module):
     - eri: ``rougeL``, ``bleu4``.
     - ecpe: ``pair_precision``, ``pair_recall``, ``pair_f1``, ``pair_f1_weighted``, ``pair_f1_<emotion>``,
       scored under ``protocol`` (see ``m2se.metrics.pairs``).
+    - speaker_id, mer2023: as erc.
+    - erc_dialog, emotion_predict: per corpus in native labels, ``<corpus>/f1_weighted`` etc., and their
+      mean as ``f1_weighted`` etc. (see ``m2se.metrics.dialogue``).
+
+    ``parse`` (classification tasks): ``strict``, ``nearest`` or ``last_word`` (see ``m2se.tasks``).
 
     Labels in keys are lower case. An answer the task's parser cannot read counts in ``unparseable`` and
     is wrong (PROTOCOL.md §4).
     """
 
-    def __init__(self, task: str | Task, protocol: Protocol = "semeval"):
+    def __init__(self, task: str | Task, protocol: Protocol = "semeval", parse: ParseMode = "strict"):
         super().__init__()
         self.task = get_task(task) if isinstance(task, str) else task
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown ECPE protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
-        self.protocol = protocol
+        if parse not in PARSE_MODES:
+            raise ValueError(f"unknown parse mode {parse!r} (expected one of {', '.join(PARSE_MODES)})")
+        self.protocol, self.parse = protocol, parse
         self.count = SumMetric()
         self.unparseable = SumMetric()
         self.acc2 = SentimentAcc2() if self.task.name == "msa" else None
         kind = self.task.kind
-        if kind == "classification":
+        if self.task.open_labels:
+            self.scores = DialogueScores()
+        elif kind == "classification":
             self.scores = LabelScores(
                 self.task.labels, per_class="recall" if self.task.name == "msa" else "f1"
             )
@@ -65,10 +75,18 @@ class TaskMetrics(nn.Module):
             )
         if not references:
             return
-        parsed = [self.task.parse(p) for p in predictions]
+        if self.task.open_labels:
+            _check_meta(self.task.name, meta, len(references))
+            parsed = [
+                self.task.parse(p, m["labels"], self.parse) for p, m in zip(predictions, meta, strict=True)
+            ]
+        else:
+            parsed = [self.task.parse(p, mode=self.parse) for p in predictions]
         self.count.update(float(len(parsed)))
         self.unparseable.update(float(sum(p is None for p in parsed)))
-        if isinstance(self.scores, PairF1):
+        if isinstance(self.scores, DialogueScores):
+            self.scores.update(parsed, meta)
+        elif isinstance(self.scores, PairF1):
             self.scores.update(predictions, references)
         else:
             self.scores.update(parsed, [self._gold(r) for r in references])
@@ -91,7 +109,7 @@ class TaskMetrics(nn.Module):
 
     def confusion(self) -> tuple[tuple[str, ...], Tensor]:
         """(labels, counts): rows are gold labels, columns the predicted labels and then "no answer"."""
-        if not isinstance(self.scores, LabelScores):
+        if not isinstance(self.scores, LabelScores | DialogueScores):
             raise ValueError(f"task {self.task.name} has no confusion matrix (not a classification task)")
         return self.scores.confusion()
 
@@ -115,3 +133,10 @@ class TaskMetrics(nn.Module):
 def _score(meta: dict | None) -> float | None:
     score = (meta or {}).get("score")
     return None if score is None else float(score)
+
+
+def _check_meta(task: str, meta: Sequence[dict] | None, n: int) -> None:
+    if meta is None or any(not all(k in (m or {}) for k in REQUIRED) for m in meta):
+        raise ValueError(
+            f"{task} records need 'dataset' and 'labels' keys (as python -m m2se.data.build dialogue writes)"
+        )

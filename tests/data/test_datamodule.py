@@ -6,7 +6,7 @@ from m2se.data.datamodule import MultiTaskDataModule, Source
 from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
-from m2se.tasks import TASKS
+from m2se.tasks import EMOVERSE_TASKS
 
 MIXTURES = {
     "first": [{"task": "msa", "weight": 3}, {"task": "mer", "weight": 1}, {"task": "fer", "weight": 3}],
@@ -28,7 +28,7 @@ def make(demo_dir, processor, **overrides):
         mixtures=MIXTURES,
         processor=processor,
         test_sources={
-            t: {"path": str(demo_dir / f"test/{t}.json"), "media_root": str(demo_dir)} for t in TASKS
+            t: {"path": str(demo_dir / f"test/{t}.json"), "media_root": str(demo_dir)} for t in EMOVERSE_TASKS
         },
         num_frames=2,
         max_tiles=2,
@@ -56,7 +56,7 @@ def test_report_counts_every_split(datamodule, demo_dir):
     assert not {r.where for r in datamodule.val_records} & {r.where for r in datamodule.train_records}
     table = datamodule.report.render()
     assert table.splitlines()[0].split()[:4] == ["task", "train", "val", "test"]
-    assert all(f"\n{task} " in "\n" + table for task in TASKS)
+    assert all(f"\n{task} " in "\n" + table for task in EMOVERSE_TASKS)
     assert datamodule.report.counts["ecpe"]["test"] == 40
 
 

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from m2se.data.inspect import main
-from m2se.tasks import TASKS
+from m2se.tasks import EMOVERSE_TASKS
 
 
 def run(capsys, *args) -> tuple[int, str]:
@@ -33,7 +33,7 @@ def test_demo_table_with_tokens_decoding_and_plot(tmp_path, demo_dir, tiny_model
     )
     assert code == 0
     assert "query+response tokens: p50" in out and "missing media: 0  corrupt media: 0" in out
-    assert all(f"\n{task} " in out for task in TASKS)
+    assert all(f"\n{task} " in out for task in EMOVERSE_TASKS)
 
 
 def test_malformed_and_corrupt_inputs(tmp_path, demo_dir, capsys):

@@ -96,3 +96,13 @@ def test_released_emoverse_files_load_unchanged(emoverse_dir):
     assert sum(r.response == "" for r in ecf.records) == 75
     assert meld.records[0].videos[0] == emoverse_dir / "MELD/output_repeated_splits_test/dia0_utt0.mp4"
     assert {ERC.parse(r.response) for r in meld.records} == set(ERC.labels)
+
+
+def test_dialogue_records_may_be_text_only(tmp_path):
+    from test_tasks import SPEAKER
+
+    path = tmp_path / "d.json"
+    no_media = {"query": ERC.query("Hi ."), "response": "Joy."}  # EmoVerse tasks still need media
+    path.write_text(json.dumps([{"query": SPEAKER, "response": "Speaker_1"}, no_media]))
+    loaded = load_records(path, skip_errors=True)
+    assert [r.task for r in loaded.records] == ["speaker_id"] and loaded.skipped == {"no media": 1}

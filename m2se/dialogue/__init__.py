@@ -1,0 +1,1 @@
+"""Conversation-level ERC the InstructERC way: label sets, prompts and retrieved demonstrations."""
