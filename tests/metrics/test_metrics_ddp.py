@@ -6,6 +6,7 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from m2se.dialogue.labels import NATIVE
 from m2se.metrics import TaskMetrics
 
 ECPE = (
@@ -24,6 +25,22 @@ BATCHES = {
         ["Positive.", "Negative.", "?", "Positive.", "Negative."],
         ["Positive.", "Positive.", "Negative.", "Positive.", "Negative."],
         [{"score": 1.0}, {"score": 0.0}, {"score": -2.0}, {"score": 0.0}, {}],
+    ),
+    # rank 0 never sees an emorynlp record: the ranks must still agree on the corpora before syncing
+    ("erc_dialog", "semeval"): (
+        ["joyful", "Mad", "sad", "Joyful", "angry", "fear"],
+        ["joyful", "Mad", "neutral", "Sad", "angry", "fear"],
+        [
+            {"dataset": d, "labels": list(NATIVE[d]), "native": g}
+            for d, g in [
+                ("meld", "joyful"),
+                ("emorynlp", "Mad"),
+                ("meld", "neutral"),
+                ("emorynlp", "Sad"),
+                ("meld", "angry"),
+                ("meld", "fear"),
+            ]
+        ],
     ),
     ("eri", "semeval"): (
         ["she is happy because of the gift", "", "he is angry at the delay"],
