@@ -2,15 +2,18 @@
 
     python -m m2se.data.demo --out data/demo [--seed 0]
 
-Writes ``first_stage.json`` (msa, mer, fer), ``second_stage.json`` (msa, eri, erc, ecpe) and
-``test/<task>.json``: ms-swift query/response lists, media paths relative to the output folder,
-64-px PNGs under ``media/images`` and 16-frame H.264 clips under ``media/clips``. Utterances are
-bland filler that never names a label, so only the pictures tell the answer:
+Writes ``first_stage.json`` (msa, mer, fer), ``second_stage.json`` (msa, eri, erc, ecpe),
+``audio_stage.json`` (mer2023) and ``test/<task>.json``: ms-swift query/response lists, media paths
+relative to the output folder, 64-px PNGs under ``media/images`` and 16-frame H.264 clips under
+``media/clips``. Utterances are bland filler that never names a label, so only the media tell the answer:
 - msa: the image's dominant colour, warm (Positive) or cold (Negative);
 - mer, erc, eri: the emotion's big saturated shape (``EMOTION_LOOKS``), moving in clips;
 - fer: a drawn face whose eyes and mouth pick the phrases (``EYES``, ``MOUTHS``);
-- ecpe: dialogues whose causes follow ``ecpe_causes`` from the given emotions.
-Test records use their own images and clips. Same seed, same files.
+- ecpe: dialogues whose causes follow ``ecpe_causes`` from the given emotions;
+- mer2023: only the sound: the clips (``mer2023_*.mp4``) show the same grey picture for every label
+  and carry a 16 kHz mono AAC tone whose pitch is the label's (``MER2023_PITCHES``).
+Test records use their own images and clips. Same seed, same files; the mer2023 part has its own
+random stream, so the other files are what they were before it existed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ TRAIN_SIZES = {
 }
 TEST_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
 SIZE, CLIP_FRAMES, CLIP_VARIANTS = 64, 16, {"train": 6, "test": 2}
+FPS, AUDIO_RATE, AUDIO_TRAIN_SIZE, AUDIO_CLIP_VARIANTS = 8, 16_000, 240, {"train": 4, "test": 2}
+# One tone per MER2023 label, half an octave apart (220 Hz * 2^(i/2)); per-clip jitter stays within 3%.
+MER2023_PITCHES = {label: 220 * 2 ** (i / 2) for i, label in enumerate(TASKS["mer2023"].labels)}
 
 # ECPE emotion name -> colour name, RGB, shape, motion, and how eri's reasons name the feeling.
 # Hues stay far apart after the 56-px downscale of a tiny model.
@@ -106,6 +112,10 @@ def write_demo_dataset(out_dir: str | Path, seed: int = 0, test_size: int = 40) 
         _write_json(out / f"{stage}.json", records)
     for task in TEST_TASKS:
         _write_json(out / "test" / f"{task}.json", builder.records(task, "test", test_size))
+    # Written last, from its own random stream: the files above stay byte-identical.
+    tones = _ToneBuilder(out, random.Random(f"mer2023-{seed}"))
+    _write_json(out / "audio_stage.json", tones.records("train", AUDIO_TRAIN_SIZE))
+    _write_json(out / "test" / "mer2023.json", tones.records("test", test_size))
     return out
 
 
@@ -189,16 +199,69 @@ class _Builder:
         return relative
 
 
-def write_clip(path: str | Path, frames: np.ndarray, fps: int = 8) -> None:
-    """Encode uint8 (N, H, W, 3) RGB frames (H, W even) as a reproducible H.264 mp4."""
+def write_clip(path: str | Path, frames: np.ndarray, fps: int = FPS, audio: np.ndarray | None = None) -> None:
+    """Encode uint8 (N, H, W, 3) RGB frames (H, W even) as a reproducible H.264 mp4, with ``audio``
+    (float mono samples in [-1, 1] at ``AUDIO_RATE``) as an AAC track when given."""
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
         # One encoder thread makes the bitstream, and so the decoded pixels, reproducible.
         stream.codec_context.options = {"threads": "1", "preset": "veryfast", "crf": "18"}
+        sound = None  # every stream must exist before the first packet is muxed
+        if audio is not None:
+            sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+            sound.bit_rate = 32_000  # a pure tone needs little; keeps the demo small
+            sound.codec_context.options = {"aac_coder": "fast"}  # 3x faster than the default coder
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+        if sound is not None:
+            samples = audio.astype(np.float32)
+            for start in range(0, len(samples), 1024):  # AAC's frame size
+                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], "fltp", "mono")
+                chunk.sample_rate, chunk.pts = AUDIO_RATE, start
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode())
+
+
+class _ToneBuilder:
+    """mer2023 records whose label only the clip's sound carries."""
+
+    def __init__(self, out: Path, rng: random.Random) -> None:
+        self.out, self.rng = out, rng
+        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 6, (SIZE, SIZE, 1))
+        grey = np.clip(128 + noise, 0, 255).astype(np.uint8)
+        # One static grey picture for every label, split and clip: the frames say nothing.
+        self.frames = np.ascontiguousarray(np.broadcast_to(grey, (CLIP_FRAMES, SIZE, SIZE, 3)))
+        self.clips = {
+            (label, split): [self._write_clip(label, f"{split}{v}") for v in range(n)]
+            for split, n in AUDIO_CLIP_VARIANTS.items()
+            for label in MER2023_PITCHES
+        }
+
+    def records(self, split: str, n: int) -> list[dict]:
+        task, records = TASKS["mer2023"], []
+        for _ in range(n):
+            label = self.rng.choice(task.labels)
+            # The template adds the full stop after the subtitle.
+            subtitle = " ".join(self.rng.choice(words) for words in _FILLER)
+            clip = self.rng.choice(self.clips[label, split])
+            records.append({"query": task.query(subtitle), "response": label, "videos": [clip]})
+        return records
+
+    def _write_clip(self, label: str, name: str) -> str:
+        relative = f"media/clips/mer2023_{label}_{name}.mp4"
+        write_clip(self.out / relative, self.frames, audio=self._tone(MER2023_PITCHES[label]))
+        return relative
+
+    def _tone(self, pitch: float) -> np.ndarray:
+        """A jittered sine at ``pitch`` over the clip's length, faded in and out, with faint noise."""
+        t = np.arange(CLIP_FRAMES * AUDIO_RATE // FPS) / AUDIO_RATE
+        hz = pitch * self.rng.uniform(0.97, 1.03)
+        volume, phase = self.rng.uniform(0.3, 0.6), self.rng.uniform(0, 2 * math.pi)
+        fade = np.minimum(1, np.minimum(t, t[-1] - t) / 0.02)
+        noise = np.random.default_rng(self.rng.randrange(2**32)).normal(0, 0.01, len(t))
+        return volume * fade * np.sin(2 * math.pi * hz * t + phase) + noise
 
 
 def _variant(rng: random.Random) -> dict:

@@ -3,15 +3,28 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
-from m2se.data.demo import EMOTION_LOOKS, ecpe_causes, emotion_of, main, write_demo_dataset
+from m2se.data.demo import (
+    AUDIO_RATE,
+    EMOTION_LOOKS,
+    MER2023_PITCHES,
+    ecpe_causes,
+    emotion_of,
+    main,
+    write_demo_dataset,
+)
 from m2se.data.video import read_image, read_video
 from m2se.tasks import ECPE_EMOTIONS, TASKS, Utterance, infer_task, normalize, parse_pairs
 
-STAGE_TASKS = {"first_stage": {"msa", "mer", "fer"}, "second_stage": {"msa", "eri", "erc", "ecpe"}}
-TEST_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
+STAGE_TASKS = {
+    "first_stage": {"msa", "mer", "fer"},
+    "second_stage": {"msa", "eri", "erc", "ecpe"},
+    "audio_stage": {"mer2023"},
+}
+TEST_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe", "mer2023")
 
 
 def _load(demo_dir: Path, name: str) -> list[dict]:
@@ -82,6 +95,9 @@ def test_utterances_never_name_a_label(demo_dir):
         for record in [*_by_task(demo_dir, task)[0], *_by_task(demo_dir, task)[1]]:
             utterance = re.match(r"The person says: '(.*)' <", record["query"])[1]
             assert not set(normalize(utterance).split()) & label_words, utterance
+    for record in [*_by_task(demo_dir, "mer2023")[0], *_by_task(demo_dir, "mer2023")[1]]:
+        subtitle = re.match(r"The person in video says: (\w[\w ]*)\.  \[emotion\] ", record["query"])[1]
+        assert not set(normalize(subtitle).split()) & label_words, subtitle
 
 
 def test_ecpe_records_have_valid_causes(demo_dir):
@@ -103,7 +119,7 @@ def test_same_seed_same_files_other_seed_other_files(demo_dir, tmp_path):
         write_demo_dataset(tmp_path / "again", seed=0),
         write_demo_dataset(tmp_path / "other", seed=1),
     )
-    for name in ("first_stage.json", "second_stage.json", "test/ecpe.json"):
+    for name in ("first_stage.json", "second_stage.json", "test/ecpe.json", "audio_stage.json"):
         assert (again / name).read_bytes() == (demo_dir / name).read_bytes()
         assert (other / name).read_bytes() != (demo_dir / name).read_bytes()
     assert (again / "media/images/fer_test_0001.png").read_bytes() == (
@@ -159,3 +175,52 @@ def test_msa_is_warm_or_cold_and_emotion_hues_are_distinct(demo_dir):
     distances = np.linalg.norm(colours[:, None] - colours[None], axis=-1)
     assert distances[~np.eye(len(colours), dtype=bool)].min() > 100
     assert {emotion_of(label) for label in TASKS["erc"].labels} == set(EMOTION_LOOKS) == set(ECPE_EMOTIONS)
+
+
+def _audio(path: Path) -> tuple[np.ndarray, int, int]:
+    """The decoded mono samples of a clip's audio stream, its sample rate and channel count."""
+    with av.open(str(path)) as container:
+        [stream] = container.streams.audio
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(stream)])
+        return samples, stream.codec_context.sample_rate, stream.codec_context.channels
+
+
+def _mer2023_clips(demo_dir: Path) -> dict[str, str]:
+    """Every mer2023 clip and its label."""
+    records = [r for records in _by_task(demo_dir, "mer2023") for r in records]
+    clips = {r["videos"][0]: r["response"] for r in records}
+    assert len(clips) == len({(r["videos"][0], r["response"]) for r in records})  # one label per clip
+    assert set(clips.values()) == set(MER2023_PITCHES)
+    return clips
+
+
+def test_mer2023_records_have_every_label_and_their_sizes(demo_dir):
+    train, test = _by_task(demo_dir, "mer2023")
+    assert len(train) == 240 and len(test) == 40
+    assert {r["response"] for r in train} == set(TASKS["mer2023"].labels)
+    assert all(TASKS["mer2023"].parse(r["response"]) == r["response"] for r in train + test)
+
+
+def test_mer2023_clips_sound_the_labels_pitch(demo_dir):
+    pitches = np.array(list(MER2023_PITCHES.values()))
+    assert np.diff(np.log2(pitches)).min() == pytest.approx(0.5)  # half an octave apart
+    for clip, label in _mer2023_clips(demo_dir).items():
+        samples, rate, channels = _audio(demo_dir / clip)
+        assert rate == AUDIO_RATE == 16_000 and channels == 1 and len(samples) >= 2 * rate
+        spectrum = np.abs(np.fft.rfft(samples))
+        peak = np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()]
+        assert abs(peak / MER2023_PITCHES[label] - 1) < 0.04, (clip, peak)
+        assert list(MER2023_PITCHES)[np.abs(np.log2(pitches / peak)).argmin()] == label
+
+
+def test_mer2023_frames_are_the_same_for_every_label(demo_dir):
+    clips = _mer2023_clips(demo_dir)
+    reference = read_video(demo_dir / next(iter(clips)), 8, None)
+    for clip in clips:
+        np.testing.assert_array_equal(read_video(demo_dir / clip, 8, None), reference)
+    assert reference.std() < 20 and abs(reference.mean() - 128) < 5  # grey, faint noise
+
+
+def test_other_clips_have_no_sound(demo_dir):
+    with av.open(str(demo_dir / "media/clips/joy_train0.mp4")) as container:
+        assert not container.streams.audio

@@ -2,9 +2,9 @@
 
     python -m m2se.data.build <source> INPUT... --out FILE [--media-prefix P] [--media-root DIR] [--strict]
 
-Sources: meld, ecf, mosei, fer, eri (and ``stages``, which mixes built files into stage files). Exit
-status: 0 when the file is written; 2 on a fatal input error (one ``error: file: reason`` line) or,
-under ``--strict``, when any row was skipped (then nothing is written).
+Sources: meld, ecf, mosei, fer, eri, dialogue, mer2023, merr (and ``stages``, which mixes built files
+into stage files). Exit status: 0 when the file is written; 2 on a fatal input error (one
+``error: file: reason`` line) or, under ``--strict``, when any row was skipped (then nothing is written).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from importlib import import_module
 
 from m2se.data.build.common import InputError, add_common_arguments, summary, write_records
 
-SOURCES = ("meld", "ecf", "mosei", "fer", "eri")
+SOURCES = ("meld", "ecf", "mosei", "fer", "eri", "dialogue", "mer2023", "merr")
 
 
 def build_parser() -> argparse.ArgumentParser:

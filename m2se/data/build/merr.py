@@ -1,0 +1,147 @@
+"""MERR annotations (Emotion-LLaMA) → eri records whose answer is the clip's caption.
+
+    python -m m2se.data.build merr MERR_fine_grained.json --out merr_eri.json --media-prefix MER2023/video/ \\
+        --transcript transcription_en_all.csv --test-list test3_label.csv
+
+Input: MERR's JSON, an object keyed by clip name (``sample_00000047``) whose values hold the captions:
+``caption`` (coarse, MERR_coarse_grained.json) and ``smp_reason_caption`` (fine, MERR_fine_grained.json);
+``--caption`` picks one (default fine). Clips without that caption are counted skips. The query quotes the
+clip's utterance: from ``--transcript CSV`` (columns ``name`` and ``--transcript-column``, default
+``sentence`` as in Emotion-LLaMA's transcription_en_all.csv; ``english`` for MER2023's table; clips
+without a row are counted skips), else from the item's own ``text``, ``sentence``, ``subtitle`` or
+``english`` field, else empty. The item's pseudo-label (``pseu_emotion``) is not used.
+
+Leakage guard: MERR clips come from the MER2023 pool its test clips were drawn from. ``--test-list FILE``
+(a CSV with a ``name`` column, like the MER2023 test label table, or one clip name per line, first word
+only, so Emotion-LLaMA's ``NAME FRAMES LABEL`` lists work) makes the build refuse (exit 2, nothing
+written) when a built clip is in it; ``--allow-overlap`` keeps them and prints a warning with the count.
+
+Media options as for mer2023 (``--media``, ``--audio-prefix``, ``--features``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from m2se.data.build.common import BuildResult, InputError, progress, read_json, read_text, table_rows
+from m2se.data.build.mer2023 import ClipMedia, add_media_arguments
+from m2se.tasks import TASKS
+
+CAPTIONS = {"coarse": "caption", "fine": "smp_reason_caption"}
+UTTERANCE_KEYS = ("text", "sentence", "subtitle", "english")
+MEDIA_SUFFIXES = {".mp4", ".avi", ".mkv", ".jpg", ".png", ".wav", ".npy"}
+SHOWN = 5  # overlapping clip names quoted in the refusal
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--caption",
+        choices=tuple(CAPTIONS),
+        default="fine",
+        help="coarse: 'caption'; fine: 'smp_reason_caption' (default)",
+    )
+    parser.add_argument("--transcript", type=Path, metavar="CSV", help="utterances: name + text column")
+    parser.add_argument(
+        "--transcript-column",
+        default="sentence",
+        help="text column of --transcript (default: sentence; MER2023's table: english)",
+    )
+    parser.add_argument(
+        "--test-list",
+        type=Path,
+        metavar="FILE",
+        help="test clips (CSV with a 'name' column, or one name per line): refuse to build any of them",
+    )
+    parser.add_argument(
+        "--allow-overlap", action="store_true", help="keep clips that are in --test-list, with a warning"
+    )
+    add_media_arguments(parser)
+
+
+def clip_name(text: str) -> str:
+    """A clip name without a media suffix (``a.mp4`` and ``a`` are the same clip)."""
+    name = text.strip()
+    return Path(name).stem if Path(name).suffix.lower() in MEDIA_SUFFIXES else name
+
+
+def read_test_list(path: Path) -> set[str]:
+    """The clip names of a test list; one without any is an InputError (a guard that guards nothing)."""
+    if path.suffix in (".csv", ".tsv"):
+        names = {clip_name(row["name"]) for _, row in table_rows(path, ("name",), BuildResult())}
+    else:
+        names = {clip_name(line.split()[0]) for line in read_text(path).splitlines() if line.strip()}
+    names.discard("")
+    if not names:
+        raise InputError(f"{path}: no clip names in the test list")
+    return names
+
+
+def read_transcripts(path: Path, column: str, result: BuildResult) -> dict[str, str]:
+    subtitles: dict[str, str] = {}
+    for _, row in table_rows(path, ("name", column), result):
+        subtitles.setdefault(clip_name(row["name"]), " ".join(row[column].split()))
+    return subtitles
+
+
+def items(path: Path) -> Iterator[tuple[str, str, object]]:
+    """(``file:clip``, clip name, annotation) for each clip of a MERR JSON file."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object keyed by clip name (MERR's layout)")
+    for name, item in progress(data.items(), path.name, total=len(data)):
+        yield f"{path.name}:{name}", clip_name(name), item
+
+
+def utterance_of(item: dict, name: str, subtitles: dict[str, str] | None) -> str | None:
+    """The clip's utterance: its transcript row (None when it has none), else the item's own field."""
+    if subtitles is not None:
+        return subtitles.get(name)
+    found = (item.get(k) for k in UTTERANCE_KEYS)
+    return " ".join(next((u for u in found if isinstance(u, str) and u.strip()), "").split())
+
+
+def check_overlap(built: dict[str, Path], test_clips: set[str], args: argparse.Namespace) -> None:
+    """Refuse (InputError) when built clips are test clips, or warn under --allow-overlap."""
+    overlap = [name for name in built if name in test_clips]
+    if not overlap:
+        return
+    shown = ", ".join(overlap[:SHOWN]) + (", ..." if len(overlap) > SHOWN else "")
+    what = f"{len(overlap)} clip(s) also in the test list {args.test_list.name} ({shown})"
+    if not args.allow_overlap:
+        raise InputError(
+            f"{built[overlap[0]]}: {what}: training on them leaks the test set "
+            "(nothing written; drop them, or pass --allow-overlap to keep them)"
+        )
+    print(f"warning: {what} kept (--allow-overlap)", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> BuildResult:
+    result, media, key = BuildResult.for_args(args), ClipMedia.from_args(args), CAPTIONS[args.caption]
+    test_clips = read_test_list(args.test_list) if args.test_list else set()
+    subtitles = read_transcripts(args.transcript, args.transcript_column, result) if args.transcript else None
+    built: dict[str, Path] = {}  # clip name -> the file it came from
+    for path in args.inputs:
+        for where, name, item in items(path):
+            if not isinstance(item, dict):
+                result.skip(where, f"expected an object, got {type(item).__name__}", "broken row")
+                continue
+            caption = item.get(key)
+            if not isinstance(caption, str) or not caption.strip():
+                result.skip(where, f"no '{key}' caption", "no caption")
+                continue
+            if name in built:
+                result.skip(where, f"clip {name} is annotated twice", "repeated clip")
+                continue
+            utterance = utterance_of(item, name, subtitles)
+            if utterance is None:
+                result.skip(where, f"clip {name} has no row in {args.transcript.name}", "no transcript")
+                continue
+            media_key, file, extra = media.of(name)
+            query, response = TASKS["eri"].query(utterance), " ".join(caption.split())
+            if result.add(where, query, response, media_key, file, **extra):
+                built[name] = path
+    check_overlap(built, test_clips, args)
+    return result
