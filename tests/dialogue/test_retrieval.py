@@ -4,13 +4,12 @@ import re
 import zlib
 
 import numpy as np
-import pytest
 
 from m2se.dialogue.retrieval import DemoRetriever, default_cache_dir
 
 
 class BagOfWords:
-    """A hashing bag-of-words embedder that counts its calls (the real model is for the slow test)."""
+    """A hashing bag-of-words embedder that counts its calls (the real model is for one test)."""
 
     def __init__(self):
         self.calls = 0
@@ -83,8 +82,8 @@ def test_default_cache_dir_follows_m2se_cache(monkeypatch, tmp_path):
     assert str(default_cache_dir()).endswith(".cache/m2se/embeddings")
 
 
-@pytest.mark.slow
 def test_real_minilm_finds_a_paraphrase(tmp_path):
+    """The default model, as the package ships it offline (about 10 s to load here)."""
     real = DemoRetriever(cache_dir=tmp_path)
     pool = ["I'm so happy for you!", "Where did you put the car keys?", "I am really glad for you."]
     found = real.nearest(["I'm very happy for you"], ["q"], pool, ["x", "y", "z"], k=2)
