@@ -49,7 +49,8 @@ def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     task = None if cfg.task == "all" else _tasks(cfg)[0]
     by_task = read_predictions(cfg.predictions, task)
     return {
-        t: score(t, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse) for t, rows in by_task.items()
+        t: score(t, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse)
+        for t, rows in by_task.items()
     }
 
 
@@ -73,6 +74,7 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
 
 
 def generate(cfg: DictConfig) -> dict[str, TaskResult]:
+    from m2se.model.audio import saved_settings
     from m2se.model.module import M2SEModule
 
     resolve_model(cfg)
@@ -81,8 +83,13 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
         raise ValueError(f"no test file for task {cfg.task} in data.test_sources")
     with open_dict(cfg):
         cfg.data.test_sources = {t: cfg.data.test_sources[t] for t in tasks}
+        saved = saved_settings(cfg.ckpt)
+        if saved is not None:  # prompts get the audio placeholders the adapter was trained with
+            cfg.data.processor.audio = saved
     datamodule = instantiate(cfg.data, _convert_="all")
-    module = M2SEModule(cfg.model.path, load=dict(cfg.load), init_from=cfg.ckpt, protocol=cfg.protocol)
+    module = M2SEModule(
+        cfg.model.path, load=dict(cfg.load), init_from=cfg.ckpt, protocol=cfg.protocol, parse=cfg.parse
+    )
     trainer = instantiate(cfg.trainer, precision=precision(cfg.trainer.precision), _convert_="all")
     trainer.test(module, datamodule=datamodule, verbose=False)
     return module.test_results

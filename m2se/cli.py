@@ -44,11 +44,15 @@ def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
 def prepare_demo(cfg: DictConfig) -> None:
     """Build the tiny model and the demo dataset where the config expects them, if they are missing."""
     from m2se.data.demo import write_demo_dataset
-    from m2se.model.tiny import build_tiny_internvl
+    from m2se.model.tiny import build_tiny_audio_encoder, build_tiny_internvl
 
     if not (Path(cfg.model.path) / "config.json").is_file():
         build_tiny_internvl(Path(cfg.model.path))
-    if not (Path(cfg.data.data_dir) / "first_stage.json").is_file():
+    encoder = (cfg.model.get("audio") or {}).get("encoder")
+    if encoder and not (Path(encoder) / "config.json").is_file():
+        build_tiny_audio_encoder(Path(encoder))
+    # audio_stage.json came last: an older demo folder lacks it and is written again.
+    if not (Path(cfg.data.data_dir) / "audio_stage.json").is_file():
         write_demo_dataset(Path(cfg.data.data_dir))
 
 

@@ -38,8 +38,7 @@ def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
 
 
 def _key(record: Record) -> tuple:
-    """What makes two records the same (as ``load_records`` checks duplicates)."""
-    return record.query, record.response, record.media
+    return record.key
 
 
 def _check_cache(media: MediaLoader) -> None:
@@ -112,6 +111,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             _check_cache(self.media)
         self.sampler: TaskWeightedBatchSampler | None = None
         self.runtime_skips: Counter = Counter()
+        self.dropped: Counter = Counter()  # audio / feature placeholders left out (model.audio.missing: drop)
         self.report: DataReport | None = None
         self.test_records: dict[str, list[Record]] = {}
         self.missing_tests: list[str] = []
@@ -279,12 +279,22 @@ class MultiTaskDataModule(L.LightningDataModule):
             if not self.runtime_skips[skip.reason]:
                 rank_zero_warn(f"skipping {skip.where}: {skip.message} (further skips are counted)")
             self.runtime_skips[skip.reason] += 1
+        for kind, where in batch.get("dropped", {}).items():
+            if not self.dropped[kind]:
+                rank_zero_warn(
+                    f"{where[0]}: no {kind} to place, placeholder dropped (model.audio.missing=drop; "
+                    "further drops are counted)"
+                )
+            self.dropped[kind] += len(where)
         return batch
 
     def teardown(self, stage: str) -> None:
         if self.runtime_skips or self.truncated:
             counts = ", ".join(f"{reason} {n}" for reason, n in self.runtime_skips.most_common()) or "none"
             rank_zero_info(f"samples skipped while loading ({stage}): {counts}; truncated: {self.truncated}")
+        if self.dropped:
+            counts = ", ".join(f"{kind} {n}" for kind, n in self.dropped.most_common())
+            rank_zero_info(f"placeholders dropped for want of sound or feature files ({stage}): {counts}")
 
 
 class ResumableLoader(DataLoader):

@@ -2,7 +2,8 @@
 
 A record whose media are missing or corrupt, or that cannot fit the token budget, becomes a
 ``Skip``; the collate carries skips in ``batch["skipped"]`` so that the main process counts them
-(DataLoader workers cannot share a counter).
+(DataLoader workers cannot share a counter). Audio and feature placeholders that a record lacked
+(``model.audio.missing: drop``) are counted the same way in ``batch["dropped"]``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 import torch
 from torch.utils.data import Dataset
 
+from m2se.data.audio import AudioLoader, NoAudioError
 from m2se.data.processor import EncodedSample, M2SEProcessor, OverBudgetError
 from m2se.data.records import Record
 from m2se.data.video import MediaError, MediaLoader
@@ -40,6 +42,7 @@ class EncodedDataset(Dataset):
     ) -> None:
         self.records, self.processor, self.media = list(records), processor, media
         self.on_media_error, self.generation = on_media_error, generation
+        self.sounds = AudioLoader(processor.audio, processor.sampling_rate)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -48,8 +51,15 @@ class EncodedDataset(Dataset):
         record = self.records[index]
         try:
             images, videos = self.media.load(record.images, record.videos)
+            heard = self.sounds.load(record)
             response = None if self.generation else record.response
-            return record, self.processor(record.query, response, images=images, videos=videos)
+            sample = self.processor(
+                record.query, response, images, videos, audio=heard.audio, features=heard.features
+            )
+            sample.dropped = heard.dropped
+            return record, sample
+        except NoAudioError as err:  # model.audio.missing: skip
+            return record, Skip(record.where, f"no {err.kind}", str(err))
         except MediaError as err:
             if self.on_media_error == "raise":
                 raise MediaError(f"{record.where}: {err}") from None
@@ -80,6 +90,10 @@ class Collator:
             records=[r for r, _ in kept],
             skipped=skipped,
             truncated=sum(s.truncated for _, s in kept),
+            dropped={
+                k: [r.where for r, s in kept if k in s.dropped]
+                for k in {k for _, s in kept for k in s.dropped}
+            },
         )
         return batch
 
@@ -87,20 +101,29 @@ class Collator:
 def prompts_of(batch: dict, pad_token_id: int) -> dict:
     """A right-padded training batch → the same samples as left-padded prompts (answers cut off).
 
-    Validation reuses its loss batches for generation this way; pixel values are unchanged because
-    every image token sits in the prompt.
+    Validation reuses its loss batches for generation this way; pixel values, audio and feature values
+    are unchanged because every placeholder sits in the prompt (their masks move with the tokens).
     """
-    prompts = []
-    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True):
+    lengths = []
+    for labels, mask in zip(batch["labels"], batch["attention_mask"], strict=True):
         length = int(mask.sum())
         answer = (labels[:length] != -100).nonzero()
-        prompts.append(ids[: int(answer[0]) if len(answer) else length])
-    width = max(len(p) for p in prompts)
-    input_ids = torch.full(
-        (len(prompts), width), pad_token_id, dtype=torch.long, device=batch["input_ids"].device
-    )
-    attention_mask = torch.zeros_like(input_ids)
-    for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = prompt
-        attention_mask[row, width - len(prompt) :] = 1
-    return {**batch, "input_ids": input_ids, "attention_mask": attention_mask, "labels": None}
+        lengths.append(int(answer[0]) if len(answer) else length)
+    width = max(lengths)
+
+    def left(rows: torch.Tensor, fill) -> torch.Tensor:
+        out = rows.new_full((len(rows), width), fill)
+        for row, length in enumerate(lengths):
+            out[row, width - length :] = rows[row, :length]
+        return out
+
+    prompts = {
+        "input_ids": left(batch["input_ids"], pad_token_id),
+        "attention_mask": left(batch["attention_mask"], 0),
+        "labels": None,
+    }
+    if batch.get("audio_mask") is not None:
+        prompts["audio_mask"] = left(batch["audio_mask"], False)
+    if batch.get("feature_masks"):
+        prompts["feature_masks"] = {v: left(m, False) for v, m in batch["feature_masks"].items()}
+    return {**batch, **prompts}

@@ -3,13 +3,17 @@
 A sample becomes `<|system|>\\n{system}<|end|><|user|>\\n{media}{query}<|end|><|assistant|>\\n{answer}<|end|>`
 (the tokenizer's chat template decides the wrapping), media first as ms-swift wrote them:
 `Frame{i}: <image>\\n` per video frame, `<image>\\n` for one image (`Image-{i}: <image>\\n` for several),
-each `<image>` being `<img>` + `<IMG_CONTEXT>` × (tokens per tile × tiles) + `</img>`.
+each `<image>` being `<img>` + `<IMG_CONTEXT>` × (tokens per tile × tiles) + `</img>`. With
+``audio`` settings (``model.audio``, see ``m2se.data.audio``) the media go on with `Audio: <audio>\n`
+and `{View} features: <feat>\n` per feature view, each placeholder being ``tokens`` filler ids (the pad
+id: the vocabulary never changes) that the model overwrites with projected audio or feature tokens;
+the sample marks them in ``audio_mask`` / ``feature_masks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +23,10 @@ from transformers import AutoConfig, AutoTokenizer, GotOcr2ImageProcessorPil, Pr
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling, SizeDict
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
 
+from m2se.data.audio import AudioSettings, load_feature_extractor
+
 IGNORE_INDEX = -100
+AUDIO = ("audio", "")  # placeholder kinds: the encoder's sound, and ("features", view) per view
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 _SLOT = "\x00M2SE_SLOT\x00"  # stands in for a message's content to cut the chat template around it
 
@@ -83,8 +90,13 @@ class EncodedSample:
     attention_mask: torch.Tensor  # (L,) long
     pixel_values: torch.Tensor | None  # (tiles, 3, S, S) float32, in the order the <image>s appear
     num_visual_tokens: int
-    num_text_tokens: int
+    num_text_tokens: int  # template, query and answer: neither visual nor audio/feature placeholders
     truncated: bool
+    audio_values: torch.Tensor | None = None  # (N,) float32 waveform, normalised as the encoder expects
+    audio_mask: torch.Tensor | None = None  # (L,) bool: the audio placeholder's positions
+    feature_values: dict[str, torch.Tensor] = field(default_factory=dict)  # view → (T, D) float32
+    feature_masks: dict[str, torch.Tensor] = field(default_factory=dict)  # view → (L,) bool
+    dropped: tuple[str, ...] = ()  # placeholders left out for want of sound or a view's file
 
 
 class M2SEProcessor:
@@ -100,6 +112,7 @@ class M2SEProcessor:
         system_prompt: str | None = "You are an sentiment and emotion analysis expert.",
         max_length: int | None = 4096,
         over_budget: Literal["truncate", "skip"] = "truncate",
+        audio: AudioSettings | Mapping | None = None,
     ) -> None:
         if over_budget not in ("truncate", "skip"):
             raise ValueError(f"over_budget must be 'truncate' or 'skip', got {over_budget!r}")
@@ -115,6 +128,12 @@ class M2SEProcessor:
         self.image_ids = tokenizer.convert_tokens_to_ids([IMG_START, IMG_CONTEXT, IMG_END])
         self.image_token_id = self.image_ids[1]
         self._image_processor = _image_processor(tile_size)
+        self.audio = AudioSettings.of(audio)
+        self.feature_extractor = load_feature_extractor(self.audio.encoder) if self.audio.encoder else None
+        self.sampling_rate = self.audio.sampling_rate or getattr(
+            self.feature_extractor, "sampling_rate", None
+        )
+        self.audio_token_id = tokenizer.pad_token_id  # filler under the placeholders, never read as text
         # The chat template is rendered once around placeholders: the user turn splits into the text
         # before/after its content, and the assistant turn gives what wraps an answer.
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -165,21 +184,28 @@ class M2SEProcessor:
         response: str | None = None,
         images: Sequence[np.ndarray] = (),
         videos: Sequence[np.ndarray] = (),
+        audio: np.ndarray | None = None,
+        features: Mapping[str, np.ndarray] | None = None,
     ) -> EncodedSample:
         """Encode one sample; response=None gives the generation prompt (a prefix of the training ids
         unless truncation cut the query: the prompt alone has more room).
 
         images: one uint8 (T, H, W, 3) array per image, its tiles (see tile_image); videos: one
-        uint8 (N, H, W, 3) array per clip, one tile per frame. Raises OverBudgetError when the sample
-        exceeds max_length and cannot (or, with over_budget="skip", may not) be cut down.
+        uint8 (N, H, W, 3) array per clip, one tile per frame; audio: mono float32 (N,) at
+        ``sampling_rate`` (needs ``audio.encoder``); features: view → float32 (T, D) (views of
+        ``audio.features``). Raises OverBudgetError when the sample exceeds max_length and cannot (or,
+        with over_budget="skip", may not) be cut down.
         """
         for i, array in enumerate(images):
             _check_rgb(array, 4, f"images[{i}]")
         for i, array in enumerate(videos):
             _check_rgb(array, 4, f"videos[{i}]")
+        features = dict(features or {})
+        self._check_extras(audio, features)
         image_tiles, video_frames = [len(x) for x in images], [len(x) for x in videos]
-        head, media_ids, query_ids, tail, answer_ids = self._pieces(
-            query, response, image_tiles, video_frames
+        views = [v for v in self.audio.features if v in features]
+        (head, media_ids, query_ids, tail, answer_ids), spans = self._pieces(
+            query, response, image_tiles, video_frames, audio is not None, views
         )
         num_visual = (sum(image_tiles) + sum(video_frames)) * self.tokens_per_tile
         query_ids, truncated = self._fit(query_ids, len(head) + len(media_ids) + len(tail) + len(answer_ids))
@@ -191,6 +217,10 @@ class M2SEProcessor:
             )
         labels = input_ids.clone()
         labels[: len(prompt_ids)] = IGNORE_INDEX
+        masks = {}
+        for kind, (start, count) in spans.items():
+            masks[kind] = torch.zeros(len(input_ids), dtype=torch.bool)
+            masks[kind][len(head) + start : len(head) + start + count] = True
         # Tiles in text order: images, then video frames.
         pixels = torch.cat([self.pixel_values(x) for x in (*images, *videos)]) if num_visual else None
         return EncodedSample(
@@ -199,9 +229,34 @@ class M2SEProcessor:
             attention_mask=torch.ones_like(input_ids),
             pixel_values=pixels,
             num_visual_tokens=num_visual,
-            num_text_tokens=len(input_ids) - num_visual,
+            num_text_tokens=len(input_ids) - num_visual - sum(count for _, count in spans.values()),
             truncated=truncated,
+            audio_values=None if audio is None else self.audio_values(audio),
+            audio_mask=masks.pop(AUDIO, None),
+            feature_values={v: torch.from_numpy(np.asarray(features[v], np.float32)) for v in views},
+            feature_masks={v: masks[("features", v)] for v in views},
         )
+
+    def audio_values(self, waveform: np.ndarray) -> torch.Tensor:
+        """Mono float32 (N,) at ``sampling_rate`` → the encoder's input values (its feature extractor's)."""
+        out = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="np")
+        return torch.from_numpy(np.asarray(out.input_values[0], np.float32).reshape(-1))
+
+    def _check_extras(self, audio: np.ndarray | None, features: dict[str, np.ndarray]) -> None:
+        if audio is not None:
+            if self.audio.encoder is None:
+                raise ValueError("audio given, but the processor has no audio encoder (model.audio.encoder)")
+            if not isinstance(audio, np.ndarray) or audio.ndim != 1 or not audio.size:
+                raise ValueError(
+                    f"audio: expected a non-empty mono (N,) array, got {getattr(audio, 'shape', audio)}"
+                )
+        for view, array in features.items():
+            spec = self.audio.features.get(view)
+            if spec is None:
+                known = ", ".join(self.audio.features) or "none"
+                raise ValueError(f"features: unknown view {view!r} (model.audio.features has {known})")
+            if np.ndim(array) != 2 or np.shape(array)[1] != spec.dim or not np.shape(array)[0]:
+                raise ValueError(f"features[{view!r}]: expected (T, {spec.dim}), got {np.shape(array)}")
 
     def count_tokens(
         self,
@@ -209,33 +264,62 @@ class M2SEProcessor:
         response: str | None = None,
         image_tiles: Sequence[int] = (),
         video_frames: Sequence[int] = (),
+        audio: bool = False,
+        views: Sequence[str] = (),
     ) -> int:
-        """Length (visual + text) that __call__ would give before any truncation, without any pixels."""
-        return sum(map(len, self._pieces(query, response, image_tiles, video_frames)))
+        """Length (visual + text + placeholders) that __call__ would give before any truncation,
+        without any pixels; ``audio`` and ``views`` say which placeholders the sample has."""
+        pieces, _ = self._pieces(query, response, image_tiles, video_frames, audio, views)
+        return sum(map(len, pieces))
+
+    def placeholders(self, task: str, feature_views: Sequence[str] = ()) -> dict:
+        """``count_tokens``' ``audio`` and ``views`` for a record of ``task`` with these feature files,
+        assuming its sound is there (an upper bound: missing sound drops the placeholder)."""
+        if not self.audio.applies_to(task):
+            return {"audio": False, "views": ()}
+        views = tuple(v for v in self.audio.features if self.audio.missing == "skip" or v in feature_views)
+        return {"audio": self.audio.encoder is not None, "views": views}
 
     def _pieces(
-        self, query: str, response: str | None, image_tiles: Sequence[int], video_frames: Sequence[int]
-    ) -> tuple[list[int], ...]:
-        """Token ids of (template head, media, query, template tail, answer + end of turn)."""
+        self,
+        query: str,
+        response: str | None,
+        image_tiles: Sequence[int],
+        video_frames: Sequence[int],
+        audio: bool = False,
+        views: Sequence[str] = (),
+    ) -> tuple[tuple[list[int], ...], dict[tuple[str, str], tuple[int, int]]]:
+        """Token ids of (template head, media, query, template tail, answer + end of turn), and where in
+        the media ids each placeholder sits: kind (``AUDIO`` or ``("features", view)``) → (start, count)."""
         # Per <image>: the text before it and its number of tiles; images first, then video frames.
         prefixes = ["" if len(image_tiles) == 1 else f"Image-{i}: " for i in range(1, len(image_tiles) + 1)]
         prefixes += [f"Frame{i}: " for n in video_frames for i in range(1, n + 1)]
         tile_counts = [*image_tiles, *([1] * sum(video_frames))]
         # Text is tokenized piecewise (ms-swift style) so that the query's tokens are known exactly;
         # visual tokens are written as ids, never parsed from text.
-        pieces = [self._user_head, *prefixes, "\n", query, self._user_tail]
+        # Then the placeholders Emotion-LLaMA adds: audio, then each feature view in config order.
+        extras = [(AUDIO, "Audio: ", self.audio.tokens)] if audio else []
+        extras += [
+            (("features", v), f"{v.capitalize()} features: ", self.audio.features[v].tokens) for v in views
+        ]
+        pieces = [self._user_head, *prefixes, *(text for _, text, _ in extras), "\n", query, self._user_tail]
         head, *prefix_ids, newline, query_ids, tail = self.tokenizer(
             pieces, add_special_tokens=False
         ).input_ids
+        prefix_ids, extra_ids = prefix_ids[: len(prefixes)], prefix_ids[len(prefixes) :]
         start, context, end = self.image_ids
         media_ids: list[int] = []
         for ids, n_tiles in zip(prefix_ids, tile_counts, strict=True):
             media_ids += ids + [start] + [context] * (self.tokens_per_tile * n_tiles) + [end] + newline
+        spans = {}
+        for ids, (kind, _, count) in zip(extra_ids, extras, strict=True):
+            spans[kind] = (len(media_ids) + len(ids), count)
+            media_ids += ids + [self.audio_token_id] * count + newline
         answer_ids = []
         if response is not None:
             answer = self._answer_head + response + self._answer_tail
             answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        return head, media_ids, query_ids, tail, answer_ids
+        return (head, media_ids, query_ids, tail, answer_ids), spans
 
     def _fit(self, query_ids: list[int], fixed: int) -> tuple[list[int], bool]:
         """Drop tokens from the start of the query so fixed + query fits max_length (the tail holds the task)."""
@@ -265,9 +349,28 @@ class M2SEProcessor:
             return torch.cat([values, padding] if padding_side == "right" else [padding, values])
 
         pixels = [sample.pixel_values for sample in batch if sample.pixel_values is not None]
-        return {
+        out = {
             "input_ids": torch.stack([pad(s.input_ids, self.tokenizer.pad_token_id) for s in batch]),
             "labels": torch.stack([pad(s.labels, IGNORE_INDEX) for s in batch]),
             "attention_mask": torch.stack([pad(s.attention_mask, 0) for s in batch]),
             "pixel_values": torch.cat(pixels) if pixels else None,
         }
+
+        def masks(of) -> torch.Tensor:  # a sample without the placeholder gets an all-False row
+            rows = [
+                of(s) if of(s) is not None else torch.zeros(len(s.input_ids), dtype=torch.bool) for s in batch
+            ]
+            return torch.stack([pad(row, False) for row in rows])
+
+        # Only batches with placeholders carry these keys, so model(**collate(batch)) still runs without.
+        # Values are listed in sample order, as the masks' rows place them.
+        if any(s.audio_mask is not None for s in batch):
+            out["audio_values"] = [s.audio_values for s in batch if s.audio_values is not None]
+            out["audio_mask"] = masks(lambda s: s.audio_mask)
+        views = [v for v in self.audio.features if any(v in s.feature_masks for s in batch)]
+        if views:
+            out["feature_values"] = {
+                v: [s.feature_values[v] for s in batch if v in s.feature_values] for v in views
+            }
+            out["feature_masks"] = {v: masks(lambda s, v=v: s.feature_masks.get(v)) for v in views}
+        return out

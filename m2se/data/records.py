@@ -16,6 +16,7 @@ from typing import Any
 from m2se.tasks import TASKS, infer_task
 
 MEDIA_KEYS = ("images", "videos")
+AUDIO_KEYS = ("audio", "features")  # a sound file, and {view: .npy feature file} (m2se.data.audio)
 
 
 class RecordError(ValueError):
@@ -37,6 +38,8 @@ class Record:
     source: str = ""
     index: int = 0
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    audio: Path | None = None
+    features: dict[str, Path] = field(default_factory=dict, compare=False)
 
     @property
     def where(self) -> str:
@@ -45,6 +48,13 @@ class Record:
     @property
     def media(self) -> tuple[Path, ...]:
         return self.images + self.videos
+
+    @property
+    def key(self) -> tuple:
+        """What makes two records the same: query, response and every input, plus the dialogue turn
+        (text-only dialogue records of different conversations can read alike)."""
+        turn = tuple(self.meta.get(k) for k in ("dataset", "dialogue_id", "turn"))
+        return self.query, self.response, self.media, self.audio, tuple(sorted(self.features.items())), turn
 
 
 @dataclass
@@ -97,6 +107,20 @@ def _media(item: dict, root: Path, where: str) -> dict[str, tuple[Path, ...]]:
     return found
 
 
+def _audio(item: dict, root: Path, where: str) -> dict:
+    found = {}
+    if item.get("audio") not in (None, ""):
+        if not isinstance(item["audio"], str):
+            raise RecordError(where, "'audio' must be a path", "bad media field")
+        found["audio"] = root / item["audio"]
+    features = item.get("features")
+    if features not in (None, {}):
+        if not isinstance(features, dict) or not all(isinstance(p, str) and p for p in features.values()):
+            raise RecordError(where, "'features' must be a mapping of view → path", "bad media field")
+        found["features"] = {view: root / p for view, p in features.items()}
+    return found
+
+
 def parse_record(
     item: Any, where: str, source: str, index: int, root: Path, task: str | None, require_media: bool
 ) -> Record:
@@ -107,20 +131,22 @@ def parse_record(
         if not isinstance(item.get(key), str):
             got = "missing" if key not in item else f"not a string ({type(item[key]).__name__})"
             raise RecordError(where, f"'{key}' is {got}", f"missing {key}")
-    media = _media(item, root, where)
+    media, extra = _media(item, root, where), _audio(item, root, where)
     name = task or infer_task(item["query"])
     if name is None:
         raise RecordError(where, "query fits no task (state the source's task explicitly)", "unknown task")
     if name not in TASKS:
         raise RecordError(where, f"unknown task {name!r} (known: {', '.join(TASKS)})", "unknown task")
-    if require_media and TASKS[name].needs_media and not media:
+    if require_media and TASKS[name].needs_media and not media and not extra:  # sound or features will do
         raise RecordError(where, "no media (expected an 'images' or 'videos' list)", "no media")
     problem = TASKS[name].check_response(item["response"])
     if problem:
         kind = TASKS[name].kind
         raise RecordError(where, problem, "unknown label" if kind == "classification" else "bad response")
-    meta = {k: v for k, v in item.items() if k not in ("query", "response", *MEDIA_KEYS)}
-    return Record(item["query"], item["response"], name, source=source, index=index, meta=meta, **media)
+    meta = {k: v for k, v in item.items() if k not in ("query", "response", *MEDIA_KEYS, *AUDIO_KEYS)}
+    return Record(
+        item["query"], item["response"], name, source=source, index=index, meta=meta, **media, **extra
+    )
 
 
 def load_records(
@@ -149,9 +175,9 @@ def load_records(
             if isinstance(item, RecordError):
                 raise item
             record = parse_record(item, where, path.name, number, root, task, require_media)
-            key = (record.query, record.response, record.media)
+            key = record.key
             if key in seen:
-                raise RecordError(where, "duplicate record (same query, response and media)", "duplicate")
+                raise RecordError(where, "duplicate record (same query, response and inputs)", "duplicate")
             seen.add(key)
         except RecordError as err:
             if not skip_errors:

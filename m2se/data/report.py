@@ -32,6 +32,7 @@ def token_lengths(records: list[Record], processor: M2SEProcessor, media: MediaL
             r.response,
             image_tiles=[_image_tiles(p, media) for p in r.images],
             video_frames=[media.num_frames] * len(r.videos),
+            **processor.placeholders(r.task, list(r.features)),
         )
         for r in tqdm(records, desc="counting tokens", disable=len(records) < 2000, file=sys.stderr)
     ]

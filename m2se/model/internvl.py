@@ -28,9 +28,26 @@ PARTS = {
 }
 
 
+# Named groups of LoRA targets that hold whatever layout the backbone has: Qwen2/InternLM2 project
+# q, k and v apart, Phi-3 (InternVL2-4B) in one fused qkv_proj.
+TARGET_GROUPS = {"attention_qkv": ("q_proj", "k_proj", "v_proj", "qkv_proj")}
+
+
+def _expand_groups(targets: Sequence[str], leaves: Sequence[str]) -> list[str]:
+    out = []
+    for target in targets:
+        if target in TARGET_GROUPS:
+            present = [leaf for leaf in TARGET_GROUPS[target] if leaf in leaves]
+            out += present or [target]  # none present: reported as unknown below
+        else:
+            out.append(target)
+    return out
+
+
 @dataclass(frozen=True)
 class LoraSettings:
-    """LoRA on every Linear under ``parts`` whose leaf name is in ``target_modules`` (None: all of them).
+    """LoRA on every Linear under ``parts`` whose leaf name is in ``target_modules`` (None: all of them;
+    a name of ``TARGET_GROUPS``, e.g. ``attention_qkv``, stands for those of its leaves the model has).
 
     ``trainable_parts`` are trained in full beside the adapters (PEFT ``modules_to_save``).
     """
@@ -58,12 +75,13 @@ class LoraSettings:
             }
         )
         if self.target_modules is not None:
-            unknown = set(self.target_modules) - set(leaves)
+            targets = _expand_groups(self.target_modules, leaves)
+            unknown = set(targets) - set(leaves)
             if unknown:
                 raise ValueError(
                     f"LoRA targets {sorted(unknown)} are not Linear layers in {list(self.parts)}"
                 )
-            leaves = sorted(self.target_modules)
+            leaves = sorted(targets)
         if not leaves:
             raise ValueError(f"no Linear layer to adapt in {list(self.parts)}")
         # A regex, not a list of leaf names: plain names would also hit the vision tower (PROTOCOL §6).

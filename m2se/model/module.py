@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Mapping
@@ -15,10 +16,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import AutoTokenizer
 
+from m2se.data.audio import AudioSettings
 from m2se.data.dataset import prompts_of
-from m2se.evaluation import TaskResult, confusion_of, jsonable
+from m2se.evaluation import TaskResult, confusion_of, jsonable, parsed_answer
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, merge, read_adapters, save_adapter
+from m2se.model.audio import CONFIG as AUDIO_CONFIG
+from m2se.model.audio import WEIGHTS as AUDIO_WEIGHTS
+from m2se.model.audio import ExtraTokens, read_saved
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
 from m2se.tasks import TASKS
 
@@ -60,6 +65,11 @@ class M2SEModule(L.LightningModule):
     Validation also generates answers for the first ``val_generate`` samples of each task and logs
     the task's metrics as ``val/<task>/<metric>``; testing generates for every sample and keeps the
     predictions in ``test_results`` (task → ``TaskResult``).
+
+    ``audio`` (``model.audio``) adds a speech encoder and feature projectors whose tokens go at the
+    prompt's placeholders (``m2se.model.audio``); the projectors train beside the LoRA. Left out
+    (None), they come from ``init_from`` if it has them, as evaluation wants; given, ``init_from``'s
+    trained audio weights (if any) are loaded into them.
     """
 
     def __init__(
@@ -72,6 +82,8 @@ class M2SEModule(L.LightningModule):
         stage: int = 1,
         val_generate: int = 0,
         protocol: str = "semeval",
+        audio: AudioSettings | Mapping | None = None,
+        parse: str = "strict",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -84,25 +96,77 @@ class M2SEModule(L.LightningModule):
         self.merged: list[Adapter] = read_adapters(init_from) if init_from else []
         self.model = add_lora(merge(base, self.merged), self.lora)
         self.model.train()  # from_pretrained leaves the base in eval mode
+        self.extra_tokens = self._extra_tokens(audio, init_from)
         # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
         self.schedule_window: tuple[int, int] | None = None
         self.flops_per_batch = None  # read by ThroughputMonitor
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.val_generate = val_generate
-        self.val_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol) for t in TASKS})
-        self.test_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol) for t in TASKS})
+        self.parse = parse
+        self.val_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
+        self.test_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
         self._val_generated: dict[str, int] = {}
         self._test_rows: dict[str, list[dict]] = {}
         self.test_results: dict[str, TaskResult] = {}
 
+    def _extra_tokens(
+        self, audio: AudioSettings | Mapping | None, init_from: str | None
+    ) -> ExtraTokens | None:
+        saved = read_saved(init_from) if init_from else None
+        if audio is None and saved is not None:
+            audio = saved[0]
+        settings = AudioSettings.of(audio)
+        if not settings.enabled:
+            if saved is not None:
+                raise ValueError(
+                    f"{init_from} was trained with audio or feature tokens (model.audio) but model.audio is "
+                    "disabled here; set model.audio as that run had it"
+                )
+            return None
+        hidden = self.model.get_input_embeddings().embedding_dim
+        extra = ExtraTokens(settings, hidden, self.load_settings.torch_dtype())
+        if saved is not None:
+            extra.load_trained(saved[1], str(init_from))
+        return extra
+
+    def placed(self, batch: dict):
+        """Context in which the model's input embedding carries the batch's audio and feature tokens."""
+        if self.extra_tokens is None:
+            if batch.get("audio_mask") is not None or batch.get("feature_masks"):
+                raise ValueError(
+                    "the batch has audio or feature placeholders but the model has no model.audio"
+                )
+            return contextlib.nullcontext()
+        return self.extra_tokens.placed(self.model.get_input_embeddings(), batch)
+
+    def _check_processor(self) -> None:
+        """The datamodule's prompts must hold the placeholders this model fills (model.audio on both)."""
+        processor = getattr(getattr(self.trainer, "datamodule", None), "processor", None)
+        if processor is None:
+            return
+        mine = self.extra_tokens.settings if self.extra_tokens is not None else AudioSettings()
+        if processor.audio.layout() != mine.layout():
+            raise ValueError(
+                f"data.processor.audio {processor.audio.to_dict()} does not match the model's audio settings "
+                f"{mine.to_dict()}: prompts would lack or misplace the audio/feature placeholders"
+            )
+
+    def on_fit_start(self) -> None:
+        self._check_processor()
+
+    def on_test_start(self) -> None:
+        self._check_processor()
+
     # -- steps ------------------------------------------------------------------------------------
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"],
-            labels=batch["labels"],
-        ).loss
+        with self.placed(batch):
+            loss = self.model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                pixel_values=batch["pixel_values"],
+                labels=batch["labels"],
+            ).loss
+        return loss if self.extra_tokens is None else loss + self.extra_tokens.unused()
 
     def _empty_loss(self) -> torch.Tensor:
         # Every sample of the batch was skipped; a zero loss tied to the weights keeps DDP ranks in step.
@@ -174,13 +238,18 @@ class M2SEModule(L.LightningModule):
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.tokenizer.eos_token_id,
         )
-        out = self.model.generate(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"],
-            **{**settings, **generate_kwargs},
-        )
-        self.train(training)
+        # generate() runs the vision tower whenever a pixel_values key is given, even None (text-only).
+        pixels = {} if batch["pixel_values"] is None else {"pixel_values": batch["pixel_values"]}
+        try:
+            with self.placed(batch):
+                out = self.model.generate(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    **pixels,
+                    **{**settings, **generate_kwargs},
+                )
+        finally:
+            self.train(training)
         return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -200,7 +269,7 @@ class M2SEModule(L.LightningModule):
                     "label": record.response,
                     "media": [str(p) for p in record.media],
                     "meta": record.meta,
-                    "parsed": jsonable(TASKS[task].parse(answer)),
+                    "parsed": jsonable(parsed_answer(task, answer, record.meta, self.parse)),
                 }
             )
 
@@ -247,8 +316,15 @@ class M2SEModule(L.LightningModule):
         self.stage += 1
 
     def save_adapter(self, out_dir: str | Path) -> Path:
-        """A PEFT folder with every stage's LoRA, for ``PeftModel.from_pretrained(original_base, out_dir)``."""
-        return save_adapter([*self.merged, Adapter.of(self.model)], out_dir, self.model_path)
+        """A PEFT folder with every stage's LoRA, for ``PeftModel.from_pretrained(original_base, out_dir)``,
+        plus ``audio.safetensors`` and ``audio_config.json`` when the model has audio or feature tokens."""
+        out = save_adapter([*self.merged, Adapter.of(self.model)], out_dir, self.model_path)
+        if self.extra_tokens is not None:
+            self.extra_tokens.save(out)
+        else:  # an older export into the same folder must not lend this model its audio
+            for name in (AUDIO_WEIGHTS, AUDIO_CONFIG):
+                (out / name).unlink(missing_ok=True)
+        return out
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trained = {name for name, p in self.named_parameters() if p.requires_grad}
@@ -258,6 +334,7 @@ class M2SEModule(L.LightningModule):
             "base": self.model_path,
             "lora_config": Adapter.of(self.model).config,
             "merged": [a.state() for a in self.merged],
+            "audio": None if self.extra_tokens is None else self.extra_tokens.settings.to_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -1,9 +1,11 @@
 """A tiny random native InternVL with its own BPE tokenizer, built in code for tests and the demo.
 
     python -m m2se.model.tiny --out /tmp/tiny-internvl [--seed 0]
+    python -m m2se.model.tiny --audio --out /tmp/tiny-hubert     a tiny random HuBERT speech encoder
 
 The directory loads offline with `InternVLForConditionalGeneration.from_pretrained(dir)` and
-`AutoTokenizer.from_pretrained(dir)`, and speaks InternVL2-4B's phi3-chat format.
+`AutoTokenizer.from_pretrained(dir)`, and speaks InternVL2-4B's phi3-chat format. The speech encoder
+loads with `AutoModel.from_pretrained(dir)` and `AutoFeatureExtractor.from_pretrained(dir)`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GenerationConfig,
+    HubertConfig,
+    HubertModel,
     InternVLConfig,
     InternVLForConditionalGeneration,
     PreTrainedTokenizerFast,
+    Wav2Vec2FeatureExtractor,
 )
 
 IMAGE_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
@@ -143,11 +148,46 @@ def build_tiny_internvl(out_dir: Path, seed: int = 0, tile_size: int = 56) -> Pa
     return out_dir
 
 
+def build_tiny_audio_encoder(out_dir: Path, seed: int = 0) -> Path:
+    """Write a random tiny HuBERT (32 wide, 2 layers) and its 16 kHz feature extractor to out_dir.
+
+    Its convolutions downsample 320×, as HuBERT's do: 50 frames per second of sound. Same seed →
+    identical weights; the global torch RNG is left as it was. Returns out_dir.
+    """
+    out_dir = Path(out_dir)
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32, 32),
+        conv_kernel=(10, 8, 8, 4),
+        conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=8,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = HubertModel(config).eval()
+    model.save_pretrained(out_dir)
+    Wav2Vec2FeatureExtractor(
+        sampling_rate=16000, do_normalize=True, return_attention_mask=False
+    ).save_pretrained(out_dir)
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="directory to write")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--audio", action="store_true", help="the tiny speech encoder instead of InternVL")
     args = parser.parse_args(argv)
+    if args.audio:
+        out = build_tiny_audio_encoder(args.out, seed=args.seed)
+        n_params = sum(p.numel() for p in HubertModel.from_pretrained(out).parameters())
+        print(f"wrote {out}: tiny HuBERT speech encoder, {n_params:,} parameters, 16 kHz, 50 frames/s")
+        return
     out = build_tiny_internvl(args.out, seed=args.seed)
     model = InternVLForConditionalGeneration.from_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())

@@ -102,3 +102,16 @@ def test_resolve_native_directory_and_clear_errors(tiny_model_dir, tmp_path):
     (other / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(FileNotFoundError, match="not an InternVL model directory"):
         resolve_model_path(other, tmp_path)
+
+
+def test_attention_group_follows_the_backbones_layout(base):
+    from m2se.model.internvl import _expand_groups
+
+    model = add_lora(base, LoraSettings(r=4, parts=["language_model"], target_modules=["attention_qkv"]))
+    adapted = {
+        n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n
+    }
+    assert adapted == {"q_proj", "k_proj", "v_proj"}  # the tiny model is Qwen2: separate projections
+    phi3 = ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]  # InternVL2-4B's fused layout
+    assert _expand_groups(["attention_qkv"], phi3) == ["qkv_proj"]
+    assert _expand_groups(["attention_qkv"], ["fc1"]) == ["attention_qkv"]  # nothing there: an error later

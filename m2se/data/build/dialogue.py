@@ -17,7 +17,8 @@ Each record holds query, response and: dataset, dialogue_id, turn, labels (the p
 label_space (native or unified) and native (the turn's gold native emotion). Records are text-only
 unless --media-prefix or --media-root is given (meld only): then erc_dialog and speaker_id records carry
 the utterance's clip dia{D}_utt{U}.mp4 (emotion_predict never does: its answer is that clip's emotion).
-Identical records (same query, response and media) are written once: the loader refuses duplicates.
+Records that read alike in different dialogues ("Hi." opening two scenes) are all kept: a record's
+identity includes its dataset, dialogue and turn.
 
 Demonstrations (--demos K, --template instructerc) are the K utterances of --demo-pool (same --format)
 nearest to the target by sentence embedding, never from the target's own dialogue. The pool should be
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 from m2se.data.build.common import BuildResult, InputError, progress
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> BuildResult:
     labels = list(unified_labels(dataset) if unified else native)
     relabel = (lambda e: to_unified(dataset, e)) if unified else (lambda e: e)
     demos = iter(_demos(args, dialogues, relabel) if args.demos else [])
-    with_media, seen, duplicates = bool(args.media_prefix or args.media_root), set(), 0
+    with_media = bool(args.media_prefix or args.media_root)
     for (_, dialogue_id), located in progress(dialogues.items(), "dialogues", len(dialogues)):
         turns = [turn for _, turn in located]
         slots = prompts.slots(turns)
@@ -177,14 +177,8 @@ def run(args: argparse.Namespace) -> BuildResult:
                 result.skip(where, f"{message} (no speaker_id record)", "speaker slot beyond offered")
             for query, response, clipped, offered in _turn_records(args, turns, t, labels, relabel, demo):
                 media = [result.media_prefix + clip] if with_media and clipped else []
-                if (query, response, tuple(media)) in seen:
-                    duplicates += 1
-                    continue
-                seen.add((query, response, tuple(media)))
                 meta = {"dataset": dataset, "dialogue_id": dialogue_id, "turn": turn.turn, "labels": offered}
                 media_field = {"videos": media} if media else {}
                 meta |= {"label_space": args.labels, "native": turn.emotion}
                 result.records.append({"query": query, "response": response, **media_field, **meta})
-    if duplicates:
-        print(f"dialogue: {duplicates} identical record(s) written once", file=sys.stderr)
     return result

@@ -123,13 +123,14 @@ def test_media_only_on_erc_and_speaker_records(tmp_path, capsys):
     assert all(("videos" in r) != ("predict the emotion" in r["query"]) for r in records)
 
 
-def test_identical_records_are_written_once(tmp_path, capsys):
+def test_turns_that_read_alike_in_different_dialogues_are_all_kept(tmp_path, capsys):
     rows = [(0, 0, "Ross", "Hi.", "neutral"), (1, 0, "Joey", "Hi.", "neutral"), (1, 1, "Ross", "Hey", "joy")]
-    code, out, err = dialog(
+    code, out, _ = dialog(
         capsys, meld_csv(tmp_path / "m.csv", rows), tmp_path / "o.json", "--format meld --aux speaker"
     )
-    assert code == 0 and "4 record(s)" in out and "2 identical record(s) written once" in err
-    written(tmp_path / "o.json", {"erc_dialog", "speaker_id"})
+    assert code == 0 and "6 record(s)" in out  # dialogue 0 and 1 both open with Speaker_0 saying "Hi."
+    records = written(tmp_path / "o.json", {"erc_dialog", "speaker_id"})
+    assert len(records) == 6
 
 
 def test_meld_bad_rows_are_counted_and_missing_columns_stop(tmp_path, capsys):
