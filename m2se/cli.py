@@ -51,8 +51,10 @@ def prepare_demo(cfg: DictConfig) -> None:
     encoder = (cfg.model.get("audio") or {}).get("encoder")
     if encoder and not (Path(encoder) / "config.json").is_file():
         build_tiny_audio_encoder(Path(encoder))
-    # audio_stage.json came last: an older demo folder lacks it and is written again.
-    if not (Path(cfg.data.data_dir) / "audio_stage.json").is_file():
+    # Written when a file the config trains on is missing (an older demo folder lacks audio_stage.json,
+    # which experiment=demo_audio reads); a folder holding all of them is left as it is.
+    wanted = [Path(cfg.data.data_dir) / "first_stage.json", *(Path(s.path) for s in cfg.data.sources)]
+    if not all(path.is_file() for path in wanted):
         write_demo_dataset(Path(cfg.data.data_dir))
 
 

@@ -74,3 +74,21 @@ def test_demo_experiment_instantiates_the_data(tiny_model_dir, demo_dir):
     dm.setup("fit")
     assert dm.mixture == "first" and set(dm.test_records) == {"msa", "mer", "erc", "fer", "eri", "ecpe"}
     assert dm.processor.tile_size == 56 and dm.media.num_frames == cfg.data.num_frames
+
+
+def test_prepare_demo_leaves_a_complete_data_folder_alone(tmp_path, tiny_model_dir):
+    from m2se.cli import prepare_demo
+
+    for name in ("first_stage.json", "second_stage.json"):
+        (tmp_path / name).write_text("[]")
+    cfg = composed("experiment=demo", f"model.path={tiny_model_dir}", f"data.data_dir={tmp_path}")
+    prepare_demo(cfg)
+    assert (tmp_path / "first_stage.json").read_text() == "[]" and not (tmp_path / "media").exists()
+    audio = composed(
+        "experiment=demo_audio",
+        f"model.path={tiny_model_dir}",
+        f"data.data_dir={tmp_path}",
+        f"model.audio.encoder={tmp_path / 'hubert'}",
+    )
+    prepare_demo(audio)  # audio_stage.json was missing: the demo is written, the encoder built
+    assert (tmp_path / "audio_stage.json").is_file() and (tmp_path / "hubert/config.json").is_file()

@@ -6,12 +6,11 @@ from m2se.tasks import (
     ECPE_EMOTIONS,
     EMOVERSE_TASKS,
     TASKS,
-    Utterance,
-    ecpe_query,
     get_task,
     infer_task,
     parse_pairs,
 )
+from m2se.templates import Utterance, ecpe_query
 
 CLASSIFICATION = [t for t in TASKS.values() if t.kind == "classification" and not t.open_labels]
 

@@ -31,7 +31,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from m2se.tasks import ECPE_EMOTIONS, TASKS, Utterance, ecpe_query, infer_task
+from m2se.tasks import ECPE_EMOTIONS, TASKS, infer_task
+from m2se.templates import Utterance, ecpe_query
 
 TRAIN_SIZES = {
     "first_stage": {"msa": 200, "mer": 150, "fer": 200},

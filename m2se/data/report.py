@@ -81,7 +81,10 @@ class DataReport:
         return sum(length > self.max_length for length in self.lengths.get(task, ()))
 
     def render(self) -> str:
-        head = f"{'task':<6}{'train':>8}{'val':>7}{'test':>7}   tokens p50 / p90 / p99 / max   over budget"
+        width = max([6, *(len(task) + 1 for task in self.counts)])  # emotion_predict is long
+        head = (
+            f"{'task':<{width}}{'train':>8}{'val':>7}{'test':>7}   tokens p50 / p90 / p99 / max   over budget"
+        )
         lines = [head, "-" * len(head)]
         for task, counts in self.counts.items():
             lengths = self.lengths.get(task)
@@ -91,7 +94,7 @@ class DataReport:
             else:
                 stats = f"{'-':>6}   {'':>5}   {'':>5}   {'':>5}"
             lines.append(
-                f"{task:<6}{counts['train']:>8}{counts['val']:>7}{counts['test']:>7}   {stats}   {self.over(task):>11}"
+                f"{task:<{width}}{counts['train']:>8}{counts['val']:>7}{counts['test']:>7}   {stats}   {self.over(task):>11}"
             )
         if self.max_length is not None:
             verb = {"truncate": "truncated", "skip": "skipped"}.get(self.over_budget, self.over_budget)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from m2se.dialogue.labels import speaker_slots
-from m2se.tasks import (
+from m2se.templates import (
     DIALOGUE_CONTEXT,
     DIALOGUE_INSTRUCTION,
     IERC_CONTEXT,

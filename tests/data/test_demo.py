@@ -17,7 +17,8 @@ from m2se.data.demo import (
     write_demo_dataset,
 )
 from m2se.data.video import read_image, read_video
-from m2se.tasks import ECPE_EMOTIONS, TASKS, Utterance, infer_task, normalize, parse_pairs
+from m2se.tasks import ECPE_EMOTIONS, TASKS, infer_task, normalize, parse_pairs
+from m2se.templates import Utterance
 
 STAGE_TASKS = {
     "first_stage": {"msa", "mer", "fer"},

@@ -3,7 +3,7 @@
 import pytest
 
 from m2se.metrics import TaskMetrics, majority_baseline, self_cause_baseline
-from m2se.tasks import Utterance, ecpe_query
+from m2se.templates import Utterance, ecpe_query
 
 # (prediction, gold, an answer the task cannot read)
 EXAMPLES = {

@@ -4,7 +4,7 @@
 
 Input: a list of conversations ``{conversation_ID, conversation: [{utterance_ID, text, speaker, emotion,
 video_name}], emotion-cause_pairs: [["3_surprise", "1"], ...]}``. Default ("emotions given", as EmoVerse):
-one record per non-neutral utterance, the released query (``tasks.ecpe_query``), the answer its pairs
+one record per non-neutral utterance, the released query (``templates.ecpe_query``), the answer its pairs
 ``t_emotion,c`` joined by ``;`` in the order the JSON lists them (the released file keeps that order,
 unsorted), empty when it has none; the clip is the target utterance's ``video_name``.
 
@@ -12,7 +12,7 @@ unsorted), empty when it has none; the clip is the target utterance's ``video_na
 utterance, neutral ones included, is a target, so the model must name the emotion as well as the causes.
 Lines read ``{i}. {Speaker}: {text}``; the query is ``E2E_HEAD`` + ``Input conversation:`` + all lines +
 ``\\nCandidate utterances:`` + lines 1..t-1 + ``\\nTarget utterance:`` + line t + ``\\n`` + ``E2E_NOTE``
-+ the released tail (``tasks.ECPE_TAIL``). The answer has the same form; empty for a neutral target or
++ the released tail (``templates.ECPE_TAIL``). The answer has the same form; empty for a neutral target or
 one with no cause.
 """
 
@@ -23,7 +23,8 @@ import re
 from collections.abc import Sequence
 
 from m2se.data.build.common import BuildResult, InputError, progress, read_json
-from m2se.tasks import ECPE_EMOTIONS, ECPE_HEAD, ECPE_TAIL, Utterance, ecpe_query
+from m2se.tasks import ECPE_EMOTIONS
+from m2se.templates import ECPE_HEAD, ECPE_TAIL, Utterance, ecpe_query
 
 E2E_HEAD = (
     ECPE_HEAD.split("\n")[0]

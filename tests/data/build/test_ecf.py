@@ -5,7 +5,8 @@ from collections import defaultdict
 from test_build_cli import build, built
 
 from m2se.data.build.ecf import e2e_query
-from m2se.tasks import Utterance, infer_task
+from m2se.tasks import infer_task
+from m2se.templates import Utterance
 
 PREFIX = "ECF2/subtask2_test/"
 LINE = re.compile(r"(\d+)_([a-z]+)\. (.*?): (.*)")
