@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from m2se.data.dataset import Collator, EncodedDataset
+from m2se.data.loaders import ResumableLoader, grouped
 from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record, load_records
 from m2se.data.report import DataReport, token_lengths
@@ -263,13 +263,13 @@ class MultiTaskDataModule(L.LightningDataModule):
         """One loader over the tasks of the active mixture, in task-grouped batches."""
         active = self.mixtures[self.mixture]
         return self._loader(
-            self.val_records, _grouped(self.val_records, active, self.batch_size, self.val_max_per_task)
+            self.val_records, grouped(self.val_records, active, self.batch_size, self.val_max_per_task)
         )
 
     def test_dataloader(self) -> list[DataLoader]:
         """One generation loader (prompts only, left padding) per test task, in ``test_sources`` order."""
         return [
-            self._loader(records, _grouped(records, None, self.batch_size, None), generation=True)
+            self._loader(records, grouped(records, None, self.batch_size, None), generation=True)
             for records in self.test_records.values()
         ]
 
@@ -295,50 +295,3 @@ class MultiTaskDataModule(L.LightningDataModule):
         if self.dropped:
             counts = ", ".join(f"{kind} {n}" for kind, n in self.dropped.most_common())
             rank_zero_info(f"placeholders dropped for want of sound or feature files ({stage}): {counts}")
-
-
-class ResumableLoader(DataLoader):
-    """A training loader whose state is its batch sampler's, so Lightning saves and restores it.
-
-    A resumed run continues the epoch where it stopped, with the mixture it had (prefetched but
-    untrained batches are skipped too, as the sampler counts what it has drawn).
-    """
-
-    def state_dict(self) -> dict:
-        return self.batch_sampler.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batch_sampler.load_state_dict(state)
-
-
-class ShardedBatches:
-    """Fixed batches (lists of indices), each rank taking every world-size-th one when iterated."""
-
-    def __init__(self, batches: list[list[int]]) -> None:
-        self.batches = batches
-
-    def _shard(self) -> list[list[int]]:
-        if dist.is_available() and dist.is_initialized():
-            return self.batches[dist.get_rank() :: dist.get_world_size()]
-        return self.batches
-
-    def __iter__(self):
-        return iter(self._shard())
-
-    def __len__(self) -> int:
-        return len(self._shard())
-
-
-def _grouped(records: list[Record], tasks, batch_size: int, limit: int | None) -> ShardedBatches:
-    """Batches of one task each, in record order, at most ``limit`` records per task, sharded by rank."""
-    by_task: dict[str, list[int]] = {}
-    for i, record in enumerate(records):
-        if tasks is None or record.task in tasks:
-            by_task.setdefault(record.task, []).append(i)
-    return ShardedBatches(
-        [
-            indices[start : start + batch_size]
-            for indices in (v[:limit] for v in by_task.values())
-            for start in range(0, len(indices), batch_size)
-        ]
-    )

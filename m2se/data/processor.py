@@ -19,11 +19,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoTokenizer, GotOcr2ImageProcessorPil, PreTrainedTokenizerBase
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling, SizeDict
-from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from m2se.data.audio import AudioSettings, load_feature_extractor
+from m2se.data.tiles import check_rgb, image_processor, tile_image
 
 IGNORE_INDEX = -100
 AUDIO = ("audio", "")  # placeholder kinds: the encoder's sound, and ("features", view) per view
@@ -33,52 +32,6 @@ _SLOT = "\x00M2SE_SLOT\x00"  # stands in for a message's content to cut the chat
 
 class OverBudgetError(Exception):
     """A sample does not fit in max_length (and could not, or was not allowed to, be truncated)."""
-
-
-def _image_processor(tile_size: int) -> GotOcr2ImageProcessorPil:
-    # InternVL's preprocessing: bicubic resize, /255, ImageNet mean/std (not GotOcr2's CLIP defaults).
-    return GotOcr2ImageProcessorPil(
-        size={"height": tile_size, "width": tile_size},
-        resample=PILImageResampling.BICUBIC,
-        image_mean=IMAGENET_DEFAULT_MEAN,
-        image_std=IMAGENET_DEFAULT_STD,
-    )
-
-
-def _check_rgb(array: np.ndarray, ndim: int, what: str) -> None:
-    if array.dtype != np.uint8 or array.ndim != ndim or array.shape[-1] != 3 or array.size == 0:
-        raise ValueError(
-            f"{what}: expected non-empty uint8 RGB of {ndim} dims (..., 3), got {array.dtype} {array.shape}"
-        )
-
-
-def count_tiles(height: int, width: int, tile_size: int, max_tiles: int, use_thumbnail: bool = True) -> int:
-    """How many tiles tile_image gives for an image of this size (without decoding it)."""
-    if max_tiles < 1:
-        raise ValueError(f"max_tiles must be >= 1, got {max_tiles}")
-    columns, rows = get_optimal_tiled_canvas((height, width), (tile_size, tile_size), 1, max_tiles)
-    return columns * rows + (1 if use_thumbnail and columns * rows > 1 else 0)
-
-
-def tile_image(image: np.ndarray, tile_size: int, max_tiles: int, use_thumbnail: bool = True) -> np.ndarray:
-    """InternVL dynamic tiling of one uint8 (H, W, 3) image → uint8 (T, tile_size, tile_size, 3).
-
-    The grid (cols × rows ≤ max_tiles) has the aspect ratio closest to the image's; a thumbnail of
-    the whole image is appended when the grid has more than one tile.
-    """
-    _check_rgb(image, 3, "tile_image")
-    if max_tiles < 1:
-        raise ValueError(f"max_tiles must be >= 1, got {max_tiles}")
-    # Channels-first in, so a 3-pixel-high image cannot be mistaken for channels-first.
-    tiles = _image_processor(tile_size).crop_image_to_patches(
-        np.moveaxis(image, -1, 0),
-        min_patches=1,
-        max_patches=max_tiles,
-        use_thumbnail=use_thumbnail,
-        patch_size=SizeDict(height=tile_size, width=tile_size),
-        resample=PILImageResampling.BICUBIC,
-    )
-    return np.moveaxis(np.stack(tiles), 1, -1)
 
 
 @dataclass
@@ -127,7 +80,7 @@ class M2SEProcessor:
         self.system_prompt, self.max_length, self.over_budget = system_prompt, max_length, over_budget
         self.image_ids = tokenizer.convert_tokens_to_ids([IMG_START, IMG_CONTEXT, IMG_END])
         self.image_token_id = self.image_ids[1]
-        self._image_processor = _image_processor(tile_size)
+        self._image_processor = image_processor(tile_size)
         self.audio = AudioSettings.of(audio)
         self.feature_extractor = load_feature_extractor(self.audio.encoder) if self.audio.encoder else None
         self.sampling_rate = self.audio.sampling_rate or getattr(
@@ -197,9 +150,9 @@ class M2SEProcessor:
         with over_budget="skip", may not) be cut down.
         """
         for i, array in enumerate(images):
-            _check_rgb(array, 4, f"images[{i}]")
+            check_rgb(array, 4, f"images[{i}]")
         for i, array in enumerate(videos):
-            _check_rgb(array, 4, f"videos[{i}]")
+            check_rgb(array, 4, f"videos[{i}]")
         features = dict(features or {})
         self._check_extras(audio, features)
         image_tiles, video_frames = [len(x) for x in images], [len(x) for x in videos]

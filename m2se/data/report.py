@@ -10,8 +10,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from m2se.data.processor import M2SEProcessor, count_tiles
+from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record
+from m2se.data.tiles import count_tiles
 from m2se.data.video import MediaLoader
 
 

@@ -115,7 +115,7 @@ class MediaLoader:
         if kind == "video":
             return read_video(path, self.num_frames, self.tile_size, self.backend)
         # Imported on first use: the processor pulls in transformers, which reading frames does not need.
-        from m2se.data.processor import tile_image
+        from m2se.data.tiles import tile_image
 
         return tile_image(read_image(path), self.tile_size, self.max_tiles, self.use_thumbnail)
 

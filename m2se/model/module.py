@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 from transformers import AutoTokenizer
 
 from m2se.data.audio import AudioSettings
@@ -25,31 +22,8 @@ from m2se.model.audio import CONFIG as AUDIO_CONFIG
 from m2se.model.audio import WEIGHTS as AUDIO_WEIGHTS
 from m2se.model.audio import ExtraTokens, read_saved
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
+from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
 from m2se.tasks import TASKS
-
-
-@dataclass(frozen=True)
-class OptimizerSettings:
-    """AdamW + linear warmup + cosine decay (EmoVerse: lr 1e-4, weight decay 0.1, 5 % warmup)."""
-
-    lr: float = 1e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_ratio: float = 0.05
-    min_lr_ratio: float = 0.0
-
-
-def warmup_cosine(total: int, warmup_ratio: float, min_ratio: float):
-    """LR multiplier per step: linear warmup, cosine to ``min_ratio``, then flat (never back up)."""
-    warmup = math.ceil(total * warmup_ratio)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
 
 
 def _settings(cls, value):
@@ -294,17 +268,8 @@ class M2SEModule(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [  # no weight decay on biases and norm gains, as transformers' Trainer does
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.optim.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-        groups = [g for g in groups if g["params"]]  # one group logs as plain `train/lr`
-        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, betas=tuple(self.optim.betas))
         start, end = self.schedule_window or (0, self.trainer.estimated_stepping_batches)
-        factor = warmup_cosine(max(1, int(end - start)), self.optim.warmup_ratio, self.optim.min_lr_ratio)
-        scheduler = {"scheduler": LambdaLR(optimizer, factor), "interval": "step", "name": "train/lr"}
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return adamw_warmup_cosine(self, self.optim, max(1, int(end - start)))
 
     # -- stages and checkpoints -------------------------------------------------------------------
     def start_new_lora(self) -> None:

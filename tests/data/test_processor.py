@@ -6,7 +6,8 @@ import torch
 from transformers import InternVLForConditionalGeneration
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from m2se.data.processor import IGNORE_INDEX, M2SEProcessor, OverBudgetError, count_tiles, tile_image
+from m2se.data.processor import IGNORE_INDEX, M2SEProcessor, OverBudgetError
+from m2se.data.tiles import count_tiles, tile_image
 
 SYSTEM = "<|system|>\nYou are an sentiment and emotion analysis expert.<|end|>"
 QUERY = "The person says: 'I got the job!' <emotion> Please determine which emotion label in the video represents."

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from m2se.model.module import M2SEModule, warmup_cosine
+from m2se.model.module import M2SEModule
+from m2se.model.optim import warmup_cosine
 
 
 def test_warmup_then_cosine_then_flat():
