@@ -37,10 +37,6 @@ def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
     return [s if isinstance(s, Source) else Source(**s) for s in items or ()]
 
 
-def _key(record: Record) -> tuple:
-    return record.key
-
-
 def _check_cache(media: MediaLoader) -> None:
     """Warn when the frame cache holds nothing for these settings: every medium would be decoded."""
     from m2se.data.cache import settings_dir
@@ -151,7 +147,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             per_source, loaded = self._load(self.sources)
             self._split(per_source)
             if self.val_sources:
-                seen = {_key(r) for r in self.train_records}
+                seen = {r.key for r in self.train_records}
                 self.val_records = [r for _, rs in self._load(self.val_sources, seen)[0] for r in rs]
             self._load_tests(required=stage in ("test", "predict"))
             lengths = token_lengths(self.train_records, self.processor, self.media)
@@ -184,18 +180,19 @@ class MultiTaskDataModule(L.LightningDataModule):
         held_keys: set = set()
         trained_keys: set = set()
         for source, records in per_source:
-            fresh = [i for i, r in enumerate(records) if _key(r) not in held_keys | trained_keys]
+            taken = held_keys | trained_keys
+            fresh = [i for i, r in enumerate(records) if r.key not in taken]
             held = set()
             if not self.val_sources and self.val_fraction > 0 and len(fresh) > 1:
                 held = set(rng.sample(fresh, max(1, round(len(fresh) * self.val_fraction))))
             for i, record in enumerate(records):
                 if i in held:
                     self.val_records.append(record)
-                    held_keys.add(_key(record))
-                elif _key(record) not in held_keys:
+                    held_keys.add(record.key)
+                elif record.key not in held_keys:
                     self.train_records.append(record)
                     self.scopes.append(source.mixtures)
-                    trained_keys.add(_key(record))
+                    trained_keys.add(record.key)
 
     def _load_tests(self, required: bool) -> None:
         # Training does not need the test files: missing ones are listed in the report instead.
