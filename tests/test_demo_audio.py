@@ -80,7 +80,7 @@ def runs(model_dir, demo_dir, encoder, labels, steps: int, seed: int) -> tuple[f
 
 def test_hearing_tells_apart_two_pitches_the_frames_do_not(tiny_model_dir, demo_dir, encoder):
     # angry (311 Hz) and worried (880 Hz): 95 training records, 8 test clips each, so one repeated
-    # guess scores 0.5. Over seeds 0-5: with audio 1.0 each time, without 0.5 (0.69 once).
+    # guess scores 0.5. Over seeds 0-5: with audio 1.0 each time, without 0.44-0.56.
     heard, unheard = runs(tiny_model_dir, demo_dir, encoder, ("angry", "worried"), steps=40, seed=0)
     assert heard >= 0.85 and heard >= unheard + 0.25, (heard, unheard)
 
@@ -89,7 +89,8 @@ def test_hearing_tells_apart_two_pitches_the_frames_do_not(tiny_model_dir, demo_
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_hearing_beats_not_hearing_on_all_six_labels(tiny_model_dir, demo_dir, encoder, seed):
     # Chance 1/6; the commonest test labels hold 8 of 40 clips, so one repeated guess scores <= 0.2.
-    # Over seeds 0-6: with audio 0.9-1.0, without 0.075-0.2.
+    # Over seeds 0-11: with audio 0.95-1.0 in nine, 0.58-0.78 in three (some adjacent pitches still
+    # confused), without 0.05-0.18. Seeds 0-2 scored 0.95, 1.0, 1.0 against 0.18, 0.18, 0.15.
     labels = TASKS["mer2023"].labels
     heard, unheard = runs(tiny_model_dir, demo_dir, encoder, labels, steps=75, seed=seed)
-    assert heard >= 0.6 and heard >= unheard + 0.35, (heard, unheard)
+    assert heard >= 0.5 and heard >= unheard + 0.3, (heard, unheard)
