@@ -26,36 +26,50 @@ def trained_adapter(base, seed: int, settings: LoraSettings | None = None):
     return model
 
 
+# Compared in float64: stacking and merging change only the order of additions, so float64's rounding
+# (~1e-16 relative, logits of order 10 after a few layers) bounds the difference far below 1e-9, while
+# a lost or mis-scaled stage moves logits by more than 1e-3 (checked below). In float32 the same
+# reordering moves one logit in 39k by ~1e-4, which an atol of 1e-4 passed or failed by luck.
+ATOL = 1e-9
+
+
+def base64(tiny_model_dir):
+    return load_base(tiny_model_dir).double()
+
+
+def plain_base64(tiny_model_dir):
+    return InternVLForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=torch.float64)
+
+
 def logits(model, batch):
     model.eval()
+    batch = {k: v.double() if torch.is_floating_point(v) else v for k, v in batch.items()}
     with torch.no_grad():
         return model(**batch).logits
 
 
 def test_two_stages_stack_into_one_folder_that_loads_on_the_original_base(tiny_model_dir, batch, tmp_path):
-    first = trained_adapter(load_base(tiny_model_dir), seed=1)
+    first = trained_adapter(base64(tiny_model_dir), seed=1)
     stage_one = Adapter.of(first)
     second = trained_adapter(first.merge_and_unload(), seed=2)
     reference = logits(second, batch)  # base + merged stage one + live stage two
     folder = save_adapter([stage_one, Adapter.of(second)], tmp_path / "adapter", str(tiny_model_dir))
-    plain = PeftModel.from_pretrained(
-        InternVLForConditionalGeneration.from_pretrained(tiny_model_dir), folder
-    )
+    plain = PeftModel.from_pretrained(plain_base64(tiny_model_dir), folder)
     assert plain.peft_config["default"].r == 16
-    torch.testing.assert_close(logits(plain, batch), reference, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits(plain, batch), reference, atol=ATOL, rtol=0)
     # The stacked LoRA differs from either stage alone: the test would notice a lost stage.
     only_second = save_adapter([Adapter.of(second)], tmp_path / "second_only", str(tiny_model_dir))
-    base = InternVLForConditionalGeneration.from_pretrained(tiny_model_dir)
+    base = plain_base64(tiny_model_dir)
     assert not torch.allclose(
         logits(PeftModel.from_pretrained(base, only_second), batch), reference, atol=1e-3
     )
 
 
 def test_merge_reproduces_the_live_adapter(tiny_model_dir, batch, tmp_path):
-    live = trained_adapter(load_base(tiny_model_dir), seed=3)
+    live = trained_adapter(base64(tiny_model_dir), seed=3)
     reference = logits(live, batch)
-    merged = merge(load_base(tiny_model_dir), [Adapter.of(live)])
-    torch.testing.assert_close(logits(merged, batch), reference, atol=1e-4, rtol=1e-4)
+    merged = merge(base64(tiny_model_dir), [Adapter.of(live)])
+    torch.testing.assert_close(logits(merged, batch), reference, atol=ATOL, rtol=0)
     assert not any(p.requires_grad for p in merged.parameters())
     folder = save_adapter([Adapter.of(live)], tmp_path / "a", str(tiny_model_dir))
     (read,) = read_adapters(folder)
@@ -64,14 +78,12 @@ def test_merge_reproduces_the_live_adapter(tiny_model_dir, batch, tmp_path):
 
 def test_full_trained_parts_survive_stacking(tiny_model_dir, batch, tmp_path):
     settings = LoraSettings(parts=["language_model"], trainable_parts=["projector"])
-    first = trained_adapter(load_base(tiny_model_dir), seed=4, settings=settings)
+    first = trained_adapter(base64(tiny_model_dir), seed=4, settings=settings)
     stage_one = Adapter.of(first)
     second = trained_adapter(first.merge_and_unload(), seed=5, settings=settings)
     folder = save_adapter([stage_one, Adapter.of(second)], tmp_path / "adapter", str(tiny_model_dir))
-    plain = PeftModel.from_pretrained(
-        InternVLForConditionalGeneration.from_pretrained(tiny_model_dir), folder
-    )
-    torch.testing.assert_close(logits(plain, batch), logits(second, batch), atol=1e-4, rtol=1e-4)
+    plain = PeftModel.from_pretrained(plain_base64(tiny_model_dir), folder)
+    torch.testing.assert_close(logits(plain, batch), logits(second, batch), atol=ATOL, rtol=0)
 
 
 def test_read_adapters_errors(tmp_path):
