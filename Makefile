@@ -1,6 +1,7 @@
 # make demo   set up .venv, build the tiny model and the demo dataset, inspect it, train both stages, evaluate
 # make test   set up .venv and run the test suite (offline)
 # make lint   ruff
+# make lock   re-resolve requirements.lock: the newest versions pyproject.toml allows (then run make test)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,16 +14,34 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= disabled
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint clean
+PIP := -m pip install -q --disable-pip-version-check
+
+.PHONY: setup demo test lint lock clean
 
 setup: $(VENV)/.installed
 
-# Reuses an existing .venv; reinstalls the project when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# Reuses an existing .venv; reinstalls when the lock or pyproject.toml changes. The lock pins every
+# package the suite passed with (torch included, installed first so the local CPU wheel is found);
+# the project itself goes on top without resolving anything, and pip check proves the set whole.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(PY) $(PIP) "$(TORCH_SPEC)"
+	$(PY) $(PIP) -r requirements.lock
+	$(PY) $(PIP) --no-deps -e .
+	$(PY) -m pip check
 	touch $@
+
+# A fresh resolution in a throwaway venv. torch's local tag (+cpu) is dropped so that a CUDA machine
+# gets the same release; decord keeps pyproject's platform marker.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python $(PIP) "$(TORCH_SPEC)"
+	.lock-venv/bin/python $(PIP) ".[dev]"
+	{ echo "# make lock: every package the test suite passed with (pyproject.toml keeps the ranges for library users)"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^m2se' \
+	  | sed -e 's/^torch==\([^+]*\)+.*/torch==\1/' \
+	        -e "s/^decord==.*/&; platform_machine == 'x86_64' and sys_platform != 'darwin'/"; } > requirements.lock
+	rm -rf .lock-venv
 
 demo: setup
 	$(PY) -m m2se.model.tiny --out $(DEMO)/tiny-internvl
@@ -42,4 +61,4 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(DEMO) outputs .pytest_cache
+	rm -rf $(DEMO) outputs .pytest_cache .lock-venv
