@@ -18,6 +18,7 @@ from m2se.data.records import load_records
 from m2se.evaluation import TaskResult, markdown_table, read_predictions, score, write_results
 from m2se.metrics import majority_baseline, self_cause_baseline
 from m2se.tasks import TASKS
+from m2se.versions import write_versions
 
 BASELINES = {"majority": "classification", "self_cause": "pairs"}
 
@@ -98,6 +99,8 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
 def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
     """Score a model, a predictions file or a baseline; write the results under ``output_dir``."""
     L.seed_everything(cfg.seed, workers=True)
+    if rank_zero_only.rank == 0:
+        write_versions(cfg.output_dir)
     if cfg.prepare_demo:
         prepare_demo(cfg)
     if cfg.predictions and cfg.baseline:

@@ -9,9 +9,12 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from m2se.cli import precision, prepare_demo, resolve_model, run
+from m2se.model.checkpoints import SafeCheckpointIO
+from m2se.versions import write_versions
 
 
 def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
@@ -27,6 +30,7 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
         callbacks=callbacks,
         logger=logger,
         precision=precision(cfg.trainer.precision),
+        plugins=[SafeCheckpointIO()],  # checkpoints load with weights_only and save atomically
         _convert_="all",
     )
 
@@ -34,6 +38,8 @@ def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
 def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDataModule]:
     """Set up data, model and trainer from the config and fit; returns them for inspection."""
     L.seed_everything(cfg.seed, workers=True)
+    if rank_zero_only.rank == 0:
+        write_versions(cfg.output_dir)
     if cfg.stage == "second" and not (cfg.ckpt or cfg.resume):
         raise ValueError(
             "stage=second needs ckpt=PATH: stage one's checkpoints/last.ckpt or its adapter folder"
@@ -45,7 +51,7 @@ def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDat
     datamodule.setup("fit")
     module = instantiate(cfg.module, _convert_="all")
     trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
     return trainer, module, datamodule
 
 

@@ -15,13 +15,15 @@ from omegaconf import DictConfig, open_dict
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
 from m2se.model.internvl import resolve_model_path
+from m2se.model.module import NonFiniteError
 
 # Third-party deprecation chatter that a user can do nothing about.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")
 
 # What bad input or a wrong path raises; these end the run with one line, not a traceback.
-USER_ERRORS = (RecordError, MediaError, OSError, ValueError, InstantiationException)
+# A diverged run (NonFiniteError) ends the same way: its checkpoints are kept, nothing more is written.
+USER_ERRORS = (RecordError, MediaError, OSError, ValueError, InstantiationException, NonFiniteError)
 
 
 def one_line(err: BaseException) -> str:

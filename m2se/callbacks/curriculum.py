@@ -36,22 +36,21 @@ class CurriculumCallback(L.Callback):
         self.first, self.second, self.restart_lora = first, second, restart_lora
         self.switch_epoch, self.switch_step, self.adapter_dir = switch_epoch, switch_step, adapter_dir
         self.switched = False
-        self._window: tuple[M2SEModule, int, int] | None = None  # module, planned switch step, total steps
-
-    def _planned_step(self, trainer: L.Trainer) -> int:
-        if self.switch_step is not None:
-            return self.switch_step
-        batches = len(trainer.datamodule.sampler)  # stage one's epoch length
-        return self.switch_epoch * math.ceil(batches / trainer.accumulate_grad_batches)
+        self._module: M2SEModule | None = None
+        # Optimizer steps each stage's warmup + cosine spans: (0, switch), then (switch, total).
+        self._windows: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: M2SEModule, stage: str) -> None:
         if stage != "fit":
             return
-        if self.switch_step is not None and not self.switched:
-            # The loader draws a batch or two ahead of the step that trains it: the sampler switches
-            # exactly at the first micro-batch of switch_step (a resume restores this schedule).
+        # The sampler switches its mixture at the exact batch: the first micro-batch of switch_step, or
+        # the first batch of switch_epoch, though the loader draws ahead of the step that trains it. A
+        # resume restores this timeline with the sampler's state.
+        if self.switch_step is not None:
             after = self.switch_step * trainer.accumulate_grad_batches
-            trainer.datamodule.schedule_mixture(self.second, after)
+            trainer.datamodule.schedule_mixture(self.second, after_batches=after)
+        else:
+            trainer.datamodule.schedule_mixture(self.second, at_epoch=self.switch_epoch)
         if not self.restart_lora:
             return
         if not isinstance(trainer.strategy, (SingleDeviceStrategy, DDPStrategy)):
@@ -59,19 +58,21 @@ class CurriculumCallback(L.Callback):
                 "a curriculum that restarts the LoRA needs a single device or DDP; with "
                 f"{type(trainer.strategy).__name__} set restart_lora=false or run the stages separately"
             )
-        self._window = (pl_module, self._planned_step(trainer), trainer.estimated_stepping_batches)
+        # Planned here, before a resume restores anything, so that a resumed run plans the same.
+        total = int(trainer.estimated_stepping_batches)  # sets num_training_batches (limits included)
+        if self.switch_step is not None:
+            planned = self.switch_step
+        else:
+            planned = self.switch_epoch * math.ceil(
+                trainer.num_training_batches / trainer.accumulate_grad_batches
+            )
+        self._module, self._windows = pl_module, ((0, planned), (planned, total))
         self._set_schedule_window()
 
     def _set_schedule_window(self) -> None:
         # Each stage gets its own warmup + cosine; a resume restores `switched` after setup, so again then.
-        if self._window is not None:
-            module, planned, total = self._window
-            module.schedule_window = (planned, total) if self.switched else (0, planned)
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
-        # A resumed run after the switch: the sampler state already holds the mixture; keep them agreeing.
-        if self.switched:
-            trainer.datamodule.set_mixture(self.second)
+        if self._module is not None and self._windows is not None:
+            self._module.schedule_window = self._windows[1] if self.switched else self._windows[0]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
         if self.switch_epoch is not None and not self.switched and trainer.current_epoch >= self.switch_epoch:
@@ -84,14 +85,14 @@ class CurriculumCallback(L.Callback):
             self._switch(trainer, pl_module)
 
     def _switch(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
-        if trainer.datamodule.mixture != self.second:  # a step switch was scheduled in the sampler
-            trainer.datamodule.set_mixture(self.second)
-        self.switched = True
+        self.switched = True  # the mixture itself switched in the sampler, at this very batch
         if self.restart_lora:
             if self.adapter_dir and trainer.is_global_zero:
                 pl_module.save_adapter(Path(self.adapter_dir))
             pl_module.start_new_lora()
-            pl_module.schedule_window = (trainer.global_step, trainer.estimated_stepping_batches)
+            total = self._windows[1][1]
+            self._windows = (self._windows[0], (trainer.global_step, total))
+            self._set_schedule_window()
             strategy = trainer.strategy
             if isinstance(strategy, DDPStrategy):  # the new LoRA's parameters must join DDP
                 strategy.model = strategy.lightning_module
@@ -104,8 +105,10 @@ class CurriculumCallback(L.Callback):
         )
 
     def state_dict(self) -> dict:
-        return {"switched": self.switched}
+        return {"switched": self.switched, "windows": [list(w) for w in self._windows or ()]}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.switched = state_dict["switched"]
+        if state_dict.get("windows"):
+            self._windows = tuple(tuple(w) for w in state_dict["windows"])
         self._set_schedule_window()

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from m2se.data.dataset import Collator, EncodedDataset
-from m2se.data.loaders import ResumableLoader, grouped
+from m2se.data.loaders import TrainingLoader, grouped
 from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record, load_records
 from m2se.data.report import DataReport, token_lengths
@@ -234,11 +235,24 @@ class MultiTaskDataModule(L.LightningDataModule):
         if self.sampler is not None:
             self.sampler.set_mixture(name)
 
-    def schedule_mixture(self, name: str, after_batches: int) -> None:
-        """Switch to ``name`` at an exact batch count, whatever the loaders prefetch (see the sampler)."""
+    def schedule_mixture(
+        self, name: str, after_batches: int | None = None, at_epoch: int | None = None
+    ) -> None:
+        """Switch to ``name`` at an exact batch count or epoch, whatever the loaders prefetch (see the sampler)."""
         if name not in self.mixtures:
             raise ValueError(f"unknown mixture {name!r} (configured: {', '.join(self.mixtures)})")
-        self.sampler.schedule_mixture(name, after_batches)
+        self.sampler.schedule_mixture(name, after_batches, at_epoch)
+
+    # -- resume ---------------------------------------------------------------------------------
+    # The sampler's position and mixture timeline travel in the checkpoint as the DataModule's state:
+    # Lightning restores it before it builds any loader or asks their length, so the resumed epoch
+    # has the interrupted one's length and continues after its last trained batch.
+    def state_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.state_dict()} if self.sampler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "sampler" in state:
+            self.sampler.load_state_dict(state["sampler"])
 
     # -- loaders --------------------------------------------------------------------------------
     def _loader(
@@ -251,10 +265,13 @@ class MultiTaskDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=Collator(self.processor, "left" if generation else "right"),
             persistent_workers=self.num_workers > 0,
+            # Its own generator: starting an iterator then never draws from the global RNG, whose
+            # stream (dropout) a resumed run must continue exactly.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_records, self.sampler, loader=ResumableLoader)
+        return self._loader(self.train_records, self.sampler, loader=TrainingLoader)
 
     def val_dataloader(self) -> DataLoader:
         """One loader over the tasks of the active mixture, in task-grouped batches."""

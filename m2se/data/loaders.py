@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from m2se.data.records import Record
 
 
-class ResumableLoader(DataLoader):
-    """A training loader whose state is its batch sampler's, so Lightning saves and restores it.
+class TrainingLoader(DataLoader):
+    """The training loader: tells its ``TaskWeightedBatchSampler`` each batch it hands to the training loop.
 
-    A resumed run continues the epoch where it stopped, with the mixture it had (prefetched but
-    untrained batches are skipped too, as the sampler counts what it has drawn).
+    That count, not what the sampler has drawn (workers prefetch ahead), is the position a checkpoint
+    saves (through the DataModule's state). The underlying iterator starts at the first ``next()``,
+    not at ``iter()``: Lightning calls ``iter()`` before it sets the epoch and runs the epoch-start
+    hooks, and with workers an eager start would draw the first batches with the previous epoch's
+    seed and mixture.
     """
 
+    def __iter__(self) -> Iterator:
+        return _Counted(self)
+
+    # The position itself lives in the DataModule's state, which Lightning restores before it builds
+    # or measures any loader; these only tell Lightning that this loader resumes mid-epoch.
     def state_dict(self) -> dict:
-        return self.batch_sampler.state_dict()
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.batch_sampler.load_state_dict(state)
+        pass
+
+
+class _Counted:
+    def __init__(self, loader: TrainingLoader) -> None:
+        self._loader, self._iterator = loader, None
+
+    def __iter__(self) -> _Counted:
+        return self
+
+    def __next__(self):
+        if self._iterator is None:
+            self._iterator = DataLoader.__iter__(self._loader)
+        batch = next(self._iterator)
+        self._loader.batch_sampler.consume()
+        return batch
 
 
 class ShardedBatches:

@@ -29,13 +29,20 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
     Epoch length: `num_batches`, else sum of the sizes of the tasks of the mixture active when the
     epoch starts / (batch_size x num_replicas), rounded up (down with `drop_last`).
 
+    Mixture timeline: which mixture draws batch g (g counts trained batches over all epochs) is a
+    function of g: `schedule_mixture` puts a switch at a batch count or at an epoch's first batch,
+    `set_mixture` at the next batch drawn. Loaders draw ahead of training (workers prefetch), so a
+    switch keyed to a batch count is exact where a hook calling `set_mixture` would lag.
+
+    Resume: `position` counts the batches of the epoch that training has received, as reported by
+    `consume()` (the training loader calls it for every batch it hands out, so prefetched batches
+    never count). `state_dict()` holds position and timeline; after `load_state_dict` the next
+    iteration replays the epoch's draws up to the position and yields the rest, so a resumed run
+    trains exactly the batches an uninterrupted one would.
+
     DDP: every rank draws the same task at each step (same seed) and takes its own slice of a
     batch_size x num_replicas chunk, so ranks never share a sample within a step. Run Lightning with
     `use_distributed_sampler=False`, since this sampler shards itself; call `set_mixture` on all ranks.
-
-    `set_mixture` takes effect from the next batch the running iterator draws. A DataLoader with
-    workers prefetches `num_workers x prefetch_factor` batches, which were drawn under the old mixture;
-    likewise `state_dict` counts drawn batches, prefetched ones included.
     """
 
     def __init__(
@@ -64,12 +71,14 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.mixtures = {name: self._resolve(name, tasks, temperature) for name, tasks in mixtures.items()}
         self._check_mixture(mixture)
-        self._active, self.epoch, self._yielded = mixture, 0, 0
-        self._switches: list[tuple[int, str]] = [(0, mixture)]  # (first batch, mixture) this epoch
-        self._resume_pending = False
-        self.batches_per_task: Counter[str] = Counter()
-        self.batches_drawn = 0  # over all epochs
-        self._scheduled: tuple[int, str] | None = None
+        self.epoch = 0
+        self.position = 0  # batches of this epoch that training has received (see consume)
+        self.epoch_start = 0  # trained batches before this epoch
+        self._timeline: list[tuple[int, str]] = [(0, mixture)]  # (first batch g, mixture), sorted
+        self._at_epochs: list[tuple[int, str]] = []  # switches waiting for an epoch to start
+        self._next_draw = 0  # g of the next batch the running iterator draws
+        self._tasks: list[str] = []  # the task of each batch drawn this epoch
+        self.batches_per_task: Counter[str] = Counter()  # trained batches, over all epochs
 
     def _resolve(
         self, name: str, weights: Mapping[str, float | None], temperature: float | None
@@ -107,32 +116,60 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         if name not in self.mixtures:
             raise ValueError(f"unknown mixture '{name}' (expected one of {sorted(self.mixtures)})")
 
+    # -- the mixture timeline ---------------------------------------------------------------------
+    def mixture_at(self, batch: int) -> str:
+        """The mixture that draws trained batch number ``batch`` (counted over all epochs)."""
+        return next(name for first, name in reversed(self._timeline) if first <= batch)
+
     @property
     def mixture(self) -> str:
-        return self._active
+        """The active mixture: the one that draws the next batch training receives."""
+        return self.mixture_at(self.epoch_start + self.position)
+
+    def _switch_at(self, batch: int, name: str) -> None:
+        self._timeline = [(g, n) for g, n in self._timeline if g != batch] + [(batch, name)]
+        self._timeline.sort(key=lambda entry: entry[0])
 
     def set_mixture(self, name: str) -> None:
+        """Draw from ``name`` from the next batch drawn on (a running loader's prefetch is not redrawn)."""
         self._check_mixture(name)
-        self._active = name
-        # Recorded so that a resumed epoch replays the batches before the switch under the old mixture.
-        if self._switches[-1][0] == self._yielded:
-            self._switches[-1] = (self._yielded, name)
+        self._switch_at(max(self._next_draw, self.epoch_start + self.position), name)
+
+    def schedule_mixture(
+        self, name: str, after_batches: int | None = None, at_epoch: int | None = None
+    ) -> None:
+        """Switch to ``name`` once ``after_batches`` batches have trained (epochs included), or at the
+        first batch of epoch ``at_epoch``; exact whatever the loader prefetches."""
+        self._check_mixture(name)
+        if (after_batches is None) == (at_epoch is None):
+            raise ValueError("schedule_mixture needs exactly one of after_batches and at_epoch")
+        if after_batches is not None:
+            self._switch_at(after_batches, name)
+        elif at_epoch <= self.epoch and self.position == 0:
+            self._switch_at(self.epoch_start, name)
         else:
-            self._switches.append((self._yielded, name))
+            self._at_epochs.append((at_epoch, name))
 
-    def schedule_mixture(self, name: str, after_batches: int) -> None:
-        """Switch to ``name`` once ``after_batches`` batches have been drawn in all (epochs included).
-
-        Unlike ``set_mixture`` from a training hook, this is exact when a DataLoader prefetches: the
-        batch drawn at that count is the first of the new mixture.
-        """
-        self._check_mixture(name)
-        self._scheduled = (after_batches, name)
+    # -- epochs -----------------------------------------------------------------------------------
+    @property
+    def sampler(self) -> TaskWeightedBatchSampler:
+        # Lightning calls set_epoch on ``loader.sampler`` and ``loader.batch_sampler.sampler``, never on
+        # the batch sampler itself: without this, every epoch would replay epoch 0's order.
+        return self
 
     def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:  # a resumed epoch is over once the trainer moves on to another
-            self._resume_pending = False
-        self.epoch = epoch
+        """Start epoch ``epoch`` (Lightning calls this before each epoch); the same epoch again is a no-op,
+        so a resumed epoch continues where it stopped."""
+        if epoch != self.epoch:
+            self._start_epoch(epoch)
+
+    def _start_epoch(self, epoch: int) -> None:
+        self.epoch_start += self.position
+        self.epoch, self.position, self._next_draw, self._tasks = epoch, 0, self.epoch_start, []
+        due = [entry for entry in self._at_epochs if entry[0] <= epoch]
+        for _, name in due:
+            self._switch_at(self.epoch_start, name)
+        self._at_epochs = [entry for entry in self._at_epochs if entry[0] > epoch]
 
     def _length(self, mixture: str) -> int:
         if self.num_batches is not None:
@@ -141,62 +178,68 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         rounding = math.floor if self.drop_last else math.ceil
         return max(1, rounding(records / (self.batch_size * self.num_replicas)))
 
-    def __len__(self) -> int:
-        return self._length(self._active)
+    def _epoch_length(self) -> int:
+        return self._length(self.mixture_at(self.epoch_start))
 
-    def _mixture_at(self, step: int) -> str:
-        return next(name for first, name in reversed(self._switches) if first <= step)
+    def __len__(self) -> int:
+        """This epoch's length; once it is fully trained, the next epoch's (a scheduled switch included)."""
+        length = self._epoch_length()
+        if self.position < length:
+            return length
+        start = self.epoch_start + self.position
+        upcoming = [name for epoch, name in self._at_epochs if epoch <= self.epoch + 1]
+        return self._length(upcoming[-1] if upcoming else self.mixture_at(start))
 
     def __iter__(self) -> Iterator[list[int]]:
-        resuming = self._resume_pending and self._yielded < self._length(self._switches[0][1])
-        skip = self._yielded if resuming else 0
-        if not resuming:
-            self._yielded, self._switches = 0, [(0, self._active)]
-        self._resume_pending = False
+        if self.position >= self._epoch_length():  # fully trained: a fresh pass (set_epoch moves on)
+            self._start_epoch(self.epoch)
+        start, self._next_draw = self.position, self.epoch_start + self.position
         # String seeds hash deterministically (unlike hash()), and the per-task streams being
         # independent of the draws keeps every task's order fixed whatever the mixture timeline.
         chooser = random.Random(f"{self.seed}/{self.epoch}")
         streams: dict[str, _TaskStream] = {}
         chunk_size = self.batch_size * self.num_replicas
-        for step in range(self._length(self._switches[0][1])):
-            if step >= skip and self._scheduled and self.batches_drawn >= self._scheduled[0]:
-                name, self._scheduled = self._scheduled[1], None
-                self.set_mixture(name)
-            weights = self.mixtures[self._mixture_at(step)]
+        self._tasks = []
+        for step in range(self._epoch_length()):
+            weights = self.mixtures[self.mixture_at(self.epoch_start + step)]
             task = chooser.choices(list(weights), weights=list(weights.values()))[0]
             if task not in streams:
                 streams[task] = _TaskStream(self.task_indices[task], f"{self.seed}/{self.epoch}/{task}")
             chunk = streams[task].take(chunk_size)
-            if step < skip:
+            self._tasks.append(task)
+            if step < start:  # replayed: trained before the resume
                 continue
-            self._yielded = step + 1  # counted before yielding: a checkpoint taken now includes this batch
-            self.batches_drawn += 1
-            self.batches_per_task[task] += 1
+            self._next_draw = self.epoch_start + step + 1
             yield chunk[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
 
+    def consume(self) -> None:
+        """Training received the next batch of this epoch: what ``position`` and ``state_dict`` count."""
+        if self.position < len(self._tasks):
+            self.batches_per_task[self._tasks[self.position]] += 1
+        self.position += 1
+
+    # -- resume -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "mixture": self._active,
             "epoch": self.epoch,
-            "batches_yielded": self._yielded,
-            "mixture_switches": [list(switch) for switch in self._switches],
+            "position": self.position,
+            "epoch_start": self.epoch_start,
+            "timeline": [list(entry) for entry in self._timeline],
+            "at_epochs": [list(entry) for entry in self._at_epochs],
             "batches_per_task": dict(self.batches_per_task),
-            "batches_drawn": self.batches_drawn,
-            "scheduled": list(self._scheduled) if self._scheduled else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """The next iteration skips the batches already yielded in the saved epoch and continues it."""
-        switches = [(int(first), str(name)) for first, name in state["mixture_switches"]]
-        for name in [state["mixture"], *(name for _, name in switches)]:
+        """Continue from a saved state: the next iteration yields the epoch's batches after ``position``."""
+        timeline = [(int(g), str(name)) for g, name in state["timeline"]]
+        at_epochs = [(int(epoch), str(name)) for epoch, name in state["at_epochs"]]
+        for _, name in timeline + at_epochs:
             self._check_mixture(name)
-        self._active, self.epoch, self._yielded = state["mixture"], state["epoch"], state["batches_yielded"]
-        self._switches = switches
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.epoch_start = int(state["epoch_start"])
+        self._timeline, self._at_epochs = timeline, at_epochs
+        self._next_draw, self._tasks = self.epoch_start + self.position, []
         self.batches_per_task = Counter(state["batches_per_task"])
-        self.batches_drawn = state.get("batches_drawn", 0)
-        scheduled = state.get("scheduled")
-        self._scheduled = (int(scheduled[0]), str(scheduled[1])) if scheduled else None
-        self._resume_pending = True
 
 
 class _TaskStream:

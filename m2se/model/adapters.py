@@ -18,6 +18,8 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from m2se.model.checkpoints import CheckpointError, load_checkpoint, staged_dir
+
 
 @dataclass
 class Adapter:
@@ -70,26 +72,39 @@ def read_adapters(path: str | Path) -> list[Adapter]:
             raise FileNotFoundError(f"{path}: no adapter_config.json (not a PEFT adapter folder)")
         config = json.loads((path / "adapter_config.json").read_text())
         weights = path / "adapter_model.safetensors"
-        tensors = load_file(weights) if weights.is_file() else torch.load(path / "adapter_model.bin")
+        tensors = load_file(weights) if weights.is_file() else load_checkpoint(path / "adapter_model.bin")
         return [Adapter(config, tensors)]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or adapter folder")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     if "m2se" not in checkpoint:
-        raise ValueError(f"{path}: not an m2se checkpoint (no 'm2se' entry)")
+        raise CheckpointError(f"{path}: not an m2se checkpoint (no 'm2se' entry)")
     saved = checkpoint["m2se"]
     live = {_lightning_to_peft_key(k): v for k, v in checkpoint["state_dict"].items()}
     live.pop(None, None)
     return [Adapter(**a) for a in saved["merged"]] + [Adapter(saved["lora_config"], live)]
 
 
+def check_stackable(configs: list[dict]) -> None:
+    """Raise ValueError unless LoRAs with these configs can be summed into one (``stack``)."""
+    loras = [
+        LoraConfig(**{k: v for k, v in c.items() if k in LoraConfig.__dataclass_fields__}) for c in configs
+    ]
+    if len(loras) > 1 and any(c.use_dora or c.use_rslora or c.rank_pattern or c.alpha_pattern for c in loras):
+        raise ValueError("only plain LoRA adapters (no DoRA, rsLoRA or per-module ranks) can be stacked")
+
+
 def stack(adapters: list[Adapter]) -> Adapter:
-    """One LoRA equal to the sum of ``adapters`` (same target modules; later modules_to_save win)."""
+    """One LoRA equal to the sum of ``adapters`` (later modules_to_save win).
+
+    Stages may adapt different modules (stage two on q/v only after an all-Linear stage one): a module
+    a stage did not adapt gets zero rows and columns for that stage's rank, and the stacked config
+    targets exactly the union of adapted modules.
+    """
     if len(adapters) == 1:
         return adapters[0]
+    check_stackable([a.config for a in adapters])
     configs = [a.lora_config() for a in adapters]
-    if any(c.use_dora or c.use_rslora or c.rank_pattern or c.alpha_pattern for c in configs):
-        raise ValueError("only plain LoRA adapters (no DoRA, rsLoRA or per-module ranks) can be stacked")
     modules = sorted({k.rsplit(".lora_", 1)[0] for a in adapters for k in a.tensors if ".lora_A." in k})
     tensors: dict[str, torch.Tensor] = {}
     for adapter in adapters:  # modules_to_save: the latest full copy wins
@@ -102,30 +117,54 @@ def stack(adapters: list[Adapter]) -> Adapter:
         for adapter, config in zip(adapters, configs, strict=True):
             scale = config.lora_alpha / config.r
             zero_a, zero_b = torch.zeros(config.r, shape_a[1]), torch.zeros(shape_b[0], config.r)
-            blocks_a.append(adapter.tensors.get(a_key, zero_a).float())
-            blocks_b.append(adapter.tensors.get(b_key, zero_b).float() * scale)
+            blocks_a.append(_wide(adapter.tensors.get(a_key, zero_a)))
+            blocks_b.append(_wide(adapter.tensors.get(b_key, zero_b)) * scale)
         tensors[a_key], tensors[b_key] = torch.cat(blocks_a), torch.cat(blocks_b, dim=1)
     rank = sum(c.r for c in configs)
-    targets = {str(c.target_modules) if isinstance(c.target_modules, str) else None for c in configs}
-    if None in targets or len(targets) > 1:
-        raise ValueError("stacking needs every stage's target_modules as the same regex")
+    targets = {json.dumps(c.target_modules, default=sorted, sort_keys=True) for c in configs}
+    target_modules = configs[-1].target_modules
+    if len(targets) > 1 or not isinstance(target_modules, str):
+        # PEFT full-matches a string against each module's name: exactly the adapted modules.
+        names = [m.removeprefix("base_model.model.") for m in modules]
+        target_modules = "(?:" + "|".join(re.escape(n) for n in names) + ")"
     saved = sorted({m for c in configs for m in (c.modules_to_save or ())}) or None
     # Scale 1: each B already carries its own alpha / r.
-    config = dict(adapters[-1].config, r=rank, lora_alpha=rank, lora_dropout=0.0, modules_to_save=saved)
+    config = dict(
+        adapters[-1].config,
+        r=rank,
+        lora_alpha=rank,
+        lora_dropout=0.0,
+        modules_to_save=saved,
+        target_modules=target_modules,
+        exclude_modules=None,
+        layers_to_transform=None,
+        layers_pattern=None,
+    )
     return Adapter(config, tensors)
 
 
-def save_adapter(adapters: list[Adapter], out_dir: str | Path, base_model: str) -> Path:
-    """Write the stacked adapters as a PEFT folder for ``PeftModel.from_pretrained(base, out_dir)``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    # bf16/fp16 adapters are stacked in float32; float32 and float64 ones keep their precision.
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+def write_adapter(adapters: list[Adapter], folder: str | Path, base_model: str) -> None:
+    """Write the stacked adapters into an existing ``folder`` (``adapter_config.json`` + safetensors)."""
+    folder = Path(folder)
     adapter = stack(adapters)
     config = adapter.lora_config()
     config.base_model_name_or_path = base_model
-    config.save_pretrained(out)
+    config.save_pretrained(folder)
     save_file(
         {k: v.contiguous() for k, v in adapter.tensors.items()},
-        out / "adapter_model.safetensors",
+        folder / "adapter_model.safetensors",
         metadata={"format": "pt"},
     )
-    return out
+
+
+def save_adapter(adapters: list[Adapter], out_dir: str | Path, base_model: str) -> Path:
+    """Write the stacked adapters as a PEFT folder for ``PeftModel.from_pretrained(base, out_dir)``,
+    staged beside ``out_dir`` and renamed into place as a whole."""
+    with staged_dir(out_dir) as staged:
+        write_adapter(adapters, staged, base_model)
+    return Path(out_dir)

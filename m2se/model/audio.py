@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from m2se.data.audio import AudioSettings
+from m2se.model.checkpoints import load_checkpoint
 
 WEIGHTS, CONFIG = "audio.safetensors", "audio_config.json"
 
@@ -209,7 +210,7 @@ def read_saved(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]] | None:
         if not (path / CONFIG).is_file():
             return None
         return json.loads((path / CONFIG).read_text()), load_file(path / WEIGHTS)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     settings = checkpoint.get("m2se", {}).get("audio")
     if settings is None:
         return None

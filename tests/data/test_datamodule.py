@@ -160,20 +160,40 @@ def test_bad_records_raise_or_are_reported(tmp_path, demo_dir, processor):
     assert len(dm.train_records) == 3 and "skipped at load: unknown label 1" in dm.report.render()
 
 
-def test_training_loader_state_resumes_the_sampler(demo_dir, processor):
-    dm = make(demo_dir, processor)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_datamodule_state_resumes_after_the_last_batch_training_received(demo_dir, processor, workers):
+    def wheres(batch):
+        return [r.where for r in batch["records"]]
+
+    dm = make(demo_dir, processor, num_workers=workers)
     dm.setup("fit")
-    loader = dm.train_dataloader()
-    it = iter(loader)
-    [next(it) for _ in range(3)]
-    state = loader.state_dict()
-    rest = [[r.where for r in next(it)["records"]] for _ in range(4)]
-    resumed = make(demo_dir, processor)
+    it = iter(dm.train_dataloader())
+    [next(it) for _ in range(3)]  # with workers, several more batches are drawn by now
+    state = dm.state_dict()
+    rest = [wheres(next(it)) for _ in range(4)]
+    del it
+    resumed = make(demo_dir, processor, num_workers=workers)
     resumed.setup("fit")
-    again = resumed.train_dataloader()
-    again.load_state_dict(state)
-    it2 = iter(again)
-    assert [[r.where for r in next(it2)["records"]] for _ in range(4)] == rest
+    resumed.load_state_dict(state)
+    it2 = iter(resumed.train_dataloader())
+    assert [wheres(next(it2)) for _ in range(4)] == rest
+
+
+def test_the_training_loader_draws_nothing_until_its_first_batch(demo_dir, processor):
+    # Lightning calls iter() before it sets the epoch; with workers an eager start would draw the
+    # epoch's first batches with the previous epoch's seed.
+    def first_batch(set_epoch_after_iter: bool):
+        dm = make(demo_dir, processor, num_workers=2)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        if not set_epoch_after_iter:
+            dm.sampler.set_epoch(1)
+        it = iter(loader)
+        if set_epoch_after_iter:
+            dm.sampler.set_epoch(1)
+        return [r.where for r in next(it)["records"]]
+
+    assert first_batch(set_epoch_after_iter=True) == first_batch(set_epoch_after_iter=False)
 
 
 def test_test_files_are_needed_only_to_test(demo_dir, processor):

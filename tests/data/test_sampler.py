@@ -37,6 +37,13 @@ def task_of(batch: list[int], owner: dict[int, str] = TASK_OF) -> str:
     return tasks.pop()
 
 
+def trained(sampler: TaskWeightedBatchSampler):
+    """Iterate as the training loader does: every batch handed out is reported as consumed."""
+    for batch in sampler:
+        sampler.consume()
+        yield batch
+
+
 def rates(sampler: TaskWeightedBatchSampler) -> dict[str, float]:
     owner = owners(sampler.task_indices)
     drawn = Counter(task_of(batch, owner) for batch in sampler)
@@ -96,7 +103,7 @@ def test_len_is_records_over_batch_size_times_replicas():
 
 def test_switching_mixture_takes_effect_from_the_next_batch():
     sampler = make(num_batches=200)
-    batches = iter(sampler)
+    batches = trained(sampler)
     before = [task_of(batch) for batch in islice(batches, 20)]
     sampler.set_mixture("second")
     after = [task_of(batch) for batch in batches]
@@ -114,19 +121,19 @@ def test_replicas_draw_the_same_task_and_disjoint_samples():
 
 def test_resume_after_a_mixture_switch_replays_the_timeline():
     reference = make(num_batches=60)
-    batches = iter(reference)
+    batches = trained(reference)
     expected = list(islice(batches, 5))
     reference.set_mixture("second")
     expected += list(batches)
 
     interrupted = make(num_batches=60)
-    batches = iter(interrupted)
+    batches = trained(interrupted)
     seen = list(islice(batches, 5))
     interrupted.set_mixture("second")
     seen += list(islice(batches, 5))
     resumed = make(num_batches=60)
     resumed.load_state_dict(interrupted.state_dict())
-    assert seen + list(resumed) == expected
+    assert seen + list(trained(resumed)) == expected
     assert resumed.mixture == "second"
     assert resumed.batches_per_task == reference.batches_per_task
 
@@ -134,16 +141,63 @@ def test_resume_after_a_mixture_switch_replays_the_timeline():
 def test_resume_without_a_switch():
     expected = list(make(num_batches=30, seed=3))
     interrupted = make(num_batches=30, seed=3)
-    head = list(islice(iter(interrupted), 5))
+    head = list(islice(trained(interrupted), 5))
     resumed = make(num_batches=30, seed=3)
     resumed.load_state_dict(interrupted.state_dict())
-    assert head + list(resumed) == expected
+    assert head + list(trained(resumed)) == expected
     assert list(resumed) == expected  # the next iteration starts the epoch afresh
+
+
+def test_batches_drawn_ahead_but_never_trained_are_not_skipped_on_resume():
+    # A loader with workers draws ahead of training: the state counts what training received.
+    expected = list(make(num_batches=30, seed=5))
+    interrupted = make(num_batches=30, seed=5)
+    drawn = iter(interrupted)
+    head = list(islice(drawn, 12))  # drawn by the loader ...
+    for _ in range(8):  # ... of which training received 8
+        interrupted.consume()
+    resumed = make(num_batches=30, seed=5)
+    resumed.load_state_dict(interrupted.state_dict())
+    assert head[:8] + list(trained(resumed)) == expected
+
+
+def test_a_scheduled_switch_is_exact_however_far_the_loader_draws_ahead():
+    def run(ahead: int, interrupt_at: int | None = None) -> list[str]:
+        sampler = make(num_batches=20)
+        sampler.schedule_mixture("second", after_batches=7)
+        drawn = iter(sampler)
+        tasks, pending = [], [next(drawn) for _ in range(ahead)]
+        while pending:
+            tasks.append(task_of(pending.pop(0)))
+            sampler.consume()
+            if len(tasks) == interrupt_at:  # a fresh sampler continues from the saved state
+                state, sampler = sampler.state_dict(), make(num_batches=20)
+                sampler.load_state_dict(state)
+                drawn, pending = iter(sampler), []
+            pending += list(islice(drawn, 1 if pending or tasks else ahead))
+        return tasks
+
+    reference = run(ahead=1)
+    assert set(reference[:7]) <= {"msa", "mer", "fer"} and set(reference[7:]) <= {"ecpe", "mer"}
+    assert len(reference) == 20
+    assert run(ahead=4) == reference
+    assert run(ahead=4, interrupt_at=5) == run(ahead=4, interrupt_at=9) == reference
+
+
+def test_a_switch_scheduled_at_an_epoch_sets_that_epochs_length():
+    sampler = make(batch_size=4)  # first: 160 records -> 40 batches; second: 57 -> 15
+    sampler.schedule_mixture("second", at_epoch=1)
+    assert len(sampler) == 40 and len(list(trained(sampler))) == 40
+    assert len(sampler) == 15  # asked before set_epoch, as Lightning does
+    sampler.set_epoch(1)
+    batches = list(trained(sampler))
+    assert len(batches) == 15 and {task_of(b) for b in batches} <= {"ecpe", "mer"}
+    assert sampler.mixture == "second" and sampler.epoch_start == 40
 
 
 def test_a_state_saved_at_epoch_end_resumes_into_the_next_epoch():
     finished = make(num_batches=20)
-    list(finished)
+    list(trained(finished))
     resumed = make(num_batches=20)
     resumed.load_state_dict(finished.state_dict())
     resumed.set_epoch(1)
