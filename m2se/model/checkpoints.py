@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -41,19 +42,26 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     try:
         loaded = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err).strip().splitlines()
-        # torch's message: "Weights only load failed ... Unsupported global: GLOBAL posix.system ..."
-        found = next((line.strip() for line in detail if "Unsupported" in line), "")
+        # torch's message names what it refused: "... unsupported GLOBAL posix.system whose module ..."
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found is None:
+            detail = [line.strip() for line in str(err).splitlines() if "Unsupported" in line]
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint ({(detail or ['not a torch file'])[0]})"
+            ) from None
         raise CheckpointError(
-            f"{path}: refused: it holds Python objects that could execute code when loaded "
-            f"({found or 'not a plain tensor checkpoint'}); m2se checkpoints hold only tensors and plain data"
+            f"{path}: refused: it holds a Python object ({found.group(1)}) that could execute code when "
+            "loaded; m2se checkpoints hold only tensors and plain data"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)})") from None
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(loaded).__name__}, not a dict)")
     return loaded
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def _beside(path: Path, suffix: str) -> Path:

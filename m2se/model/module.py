@@ -341,8 +341,8 @@ class M2SEModule(L.LightningModule):
             steps = self._nonfinite_run
             raise NonFiniteError(
                 f"training diverged: {len(steps)} optimizer steps in a row (steps {steps[0]}-{steps[-1]}) had a "
-                f"non-finite loss or gradients (module.max_nonfinite_steps={self.max_nonfinite_steps}); "
-                "lower the learning rate, or resume= from the last checkpoint"
+                f"non-finite loss or gradients (module.max_nonfinite_steps={self.max_nonfinite_steps}); lower "
+                "module.optimizer.lr (checkpoints written so far hold finite weights)"
             )
         rank_zero_warn(
             f"step {self.global_step}: non-finite loss or gradients, step skipped ({len(self._nonfinite_run)} in "
@@ -354,7 +354,7 @@ class M2SEModule(L.LightningModule):
         if bad:
             raise NonFiniteError(
                 f"step {self.global_step}: {len(bad)} trained tensors hold NaN/inf (first: {bad[0]}); "
-                f"not writing {what}. Earlier checkpoints are kept; lower the learning rate"
+                f"not writing {what}; earlier checkpoints are kept. Lower module.optimizer.lr"
             )
 
     # -- stages and checkpoints -------------------------------------------------------------------

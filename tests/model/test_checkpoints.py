@@ -1,0 +1,118 @@
+"""Checkpoint files: loaded without executing code, written whole or not at all, failures name the path."""
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from m2se.model import checkpoints
+from m2se.model.adapters import read_adapters
+from m2se.model.audio import read_saved
+from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO, atomic_file, load_checkpoint, staged_dir
+
+
+class Payload:
+    """What a malicious checkpoint carries: unpickling it runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def evil(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"m2se": {"stage": 1}, "state_dict": {}, "x": Payload(marker)}, path)
+    return path, marker
+
+
+def test_every_checkpoint_reader_refuses_code_and_names_the_file(evil):
+    path, marker = evil
+    readers = [load_checkpoint, read_adapters, read_saved, SafeCheckpointIO().load_checkpoint]
+    for read in readers:
+        with pytest.raises(
+            CheckpointError, match=r"evil\.ckpt: refused: it holds a Python object \(posix\.system\)"
+        ):
+            read(path)
+    assert not marker.exists()  # nothing ran
+
+
+def test_unreadable_and_foreign_files_are_one_line_errors(tmp_path):
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.ckpt")
+    torch.save([1, 2], tmp_path / "list.ckpt")
+    with pytest.raises(CheckpointError, match="list.ckpt: not a checkpoint"):
+        load_checkpoint(tmp_path / "list.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="other.ckpt: not an m2se checkpoint"):
+        read_adapters(tmp_path / "other.ckpt")
+    with pytest.raises(FileNotFoundError, match="absent.ckpt"):
+        load_checkpoint(tmp_path / "absent.ckpt")
+
+
+def test_a_save_is_staged_beside_the_target_and_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    io = SafeCheckpointIO()
+    io.save_checkpoint({"global_step": 1}, target)
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    written = []
+
+    def dies_half_way(obj, f, *args, **kwargs):  # a kill or a full disk in the middle of a save
+        written.append(f)
+        Path(f).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError, match=r"No space left on device: '.*checkpoints/last.ckpt'"):
+        io.save_checkpoint({"global_step": 2}, target)
+    assert written[0].parent == target.parent  # staged on the same filesystem: the rename is atomic
+    assert load_checkpoint(target)["global_step"] == 1  # the last good one is kept
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # no orphan
+    assert list(system_tmp.iterdir()) == []
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "adapter"
+    with staged_dir(out) as staged:
+        (staged / "adapter_config.json").write_text("{}")
+        (staged / "audio.safetensors").write_text("old audio")
+    with staged_dir(out) as staged:
+        (staged / "adapter_config.json").write_text('{"r": 16}')
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json"]  # no stale audio file
+    with pytest.raises(RuntimeError), staged_dir(out) as staged:
+        (staged / "adapter_config.json").write_text("partial")
+        raise RuntimeError("export failed half way")
+    assert (out / "adapter_config.json").read_text() == '{"r": 16}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+
+def test_atomic_file_names_the_path_of_a_failed_write(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(OSError, match="metrics.json"), atomic_file(target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    torch.save({"rng": checkpoints.rng_state()}, tmp_path / "rng.ckpt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    checkpoints.set_rng_state(load_checkpoint(tmp_path / "rng.ckpt")["rng"])
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(again[0], expected[0]) and np.array_equal(again[1], expected[1])
+    assert again[2] == expected[2]
