@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m2se.data.records import RecordError, raw_items
+from m2se.files import atomic_file
 from m2se.metrics import TaskMetrics
 from m2se.tasks import TASKS, infer_task
 
@@ -122,7 +123,8 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
     out = Path(out_dir)
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     for task, result in results.items():
-        with open(out / "predictions" / f"{task}.jsonl", "w", encoding="utf-8") as f:
+        # Written beside and renamed: a full disk names the file and leaves no half-written one.
+        with atomic_file(out / "predictions" / f"{task}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
             for row in result.rows:
                 f.write(
                     json.dumps({k: v for k, v in row.items() if k != "prediction"}, ensure_ascii=False) + "\n"
@@ -134,7 +136,8 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
         if task == "ecpe":
             export_semeval(result.rows, out / "ecpe_semeval.json")
     metrics = {task: result.metrics for task, result in results.items()}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with atomic_file(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     return out
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from m2se.files import atomic_file
+
 FILE = "versions.json"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,8 +59,7 @@ def versions() -> dict:
 
 def write_versions(out_dir: str | Path) -> Path:
     """Write ``versions.json`` into ``out_dir`` (created if missing); returns its path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / FILE
-    path.write_text(json.dumps(versions(), indent=2, allow_nan=False) + "\n")
+    path = Path(out_dir) / FILE
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(versions(), indent=2, allow_nan=False) + "\n")
     return path

@@ -24,7 +24,9 @@ class AdapterExport(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
         checkpoint = trainer.checkpoint_callback
         if isinstance(checkpoint, ModelCheckpoint) and checkpoint.save_last and checkpoint.dirpath:
-            trainer.save_checkpoint(Path(checkpoint.dirpath) / f"last{checkpoint.FILE_EXTENSION}")
+            trainer.save_checkpoint(
+                Path(checkpoint.dirpath) / f"last{checkpoint.FILE_EXTENSION}", weights_only=False
+            )
         if trainer.is_global_zero:
             path = pl_module.save_adapter(self.dirpath)
             print(f"adapter (stage {pl_module.stage}, PEFT format, base {pl_module.model_path}): {path}")

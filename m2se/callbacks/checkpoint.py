@@ -30,5 +30,6 @@ class PeriodicCheckpoint(ModelCheckpoint):
         due = self.period > 0 and step % self.period == 0 and step != self._period_saved_at
         waiting = self.monitor is not None and self.monitor not in trainer.callback_metrics
         if due and waiting and self.save_last and self.dirpath and not trainer.sanity_checking:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+            last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+            trainer.save_checkpoint(last, weights_only=False)  # the full training state, for resume=
             self._period_saved_at = step

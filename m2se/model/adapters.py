@@ -18,7 +18,8 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from m2se.model.checkpoints import CheckpointError, load_checkpoint, staged_dir
+from m2se.files import staged_dir
+from m2se.model.checkpoints import CheckpointError, load_checkpoint
 
 
 @dataclass

@@ -18,10 +18,11 @@ from transformers import AutoTokenizer
 from m2se.data.audio import AudioSettings
 from m2se.data.dataset import prompts_of
 from m2se.evaluation import TaskResult, confusion_of, jsonable, parsed_answer
+from m2se.files import staged_dir
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
 from m2se.model.audio import ExtraTokens, read_saved
-from m2se.model.checkpoints import rng_state, set_rng_state, staged_dir
+from m2se.model.checkpoints import rng_state, set_rng_state
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
 from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
 from m2se.tasks import TASKS

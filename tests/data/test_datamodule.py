@@ -259,3 +259,17 @@ def test_files_may_share_records_but_validation_never_leaks(tmp_path, demo_dir, 
     )
     with pytest.raises(RecordError, match="second_stage.json:0: duplicate record"):
         duplicate_val.setup("fit")
+
+
+def test_lightning_sets_the_samplers_epoch(datamodule):
+    # Lightning calls set_epoch on loader.sampler and loader.batch_sampler.sampler only; before the
+    # sampler answered there, every epoch replayed epoch 0's batches.
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    loader = datamodule.train_dataloader()
+    before = datamodule.sampler.epoch
+    try:
+        _set_sampler_epoch(loader, before + 1)
+        assert datamodule.sampler.epoch == before + 1
+    finally:
+        datamodule.sampler.set_epoch(before)

@@ -11,7 +11,7 @@ import torch
 from m2se.model import checkpoints
 from m2se.model.adapters import read_adapters
 from m2se.model.audio import read_saved
-from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO, atomic_file, load_checkpoint, staged_dir
+from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO, load_checkpoint
 
 
 class Payload:
@@ -78,29 +78,6 @@ def test_a_save_is_staged_beside_the_target_and_leaves_nothing_when_it_fails(tmp
     assert load_checkpoint(target)["global_step"] == 1  # the last good one is kept
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # no orphan
     assert list(system_tmp.iterdir()) == []
-
-
-def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
-    out = tmp_path / "adapter"
-    with staged_dir(out) as staged:
-        (staged / "adapter_config.json").write_text("{}")
-        (staged / "audio.safetensors").write_text("old audio")
-    with staged_dir(out) as staged:
-        (staged / "adapter_config.json").write_text('{"r": 16}')
-    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json"]  # no stale audio file
-    with pytest.raises(RuntimeError), staged_dir(out) as staged:
-        (staged / "adapter_config.json").write_text("partial")
-        raise RuntimeError("export failed half way")
-    assert (out / "adapter_config.json").read_text() == '{"r": 16}'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
-
-
-def test_atomic_file_names_the_path_of_a_failed_write(tmp_path):
-    target = tmp_path / "metrics.json"
-    target.write_text("old")
-    with pytest.raises(OSError, match="metrics.json"), atomic_file(target):
-        raise OSError(errno.ENOSPC, "No space left on device")
-    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
