@@ -14,8 +14,8 @@ from omegaconf import DictConfig, open_dict
 
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
+from m2se.model.guard import NonFiniteError
 from m2se.model.internvl import resolve_model_path
-from m2se.model.module import NonFiniteError
 
 # Third-party deprecation chatter that a user can do nothing about.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)

@@ -104,7 +104,7 @@ def test_a_non_finite_step_is_skipped_counted_and_training_goes_on(
 
     monkeypatch.setattr(M2SEModule, "forward", poisoned)
     trainer, module, _ = train(config("train", tmp_path, tiny_model_dir, demo_dir))
-    assert trainer.global_step == 6 and module.skipped_steps == 1
+    assert trainer.global_step == 6 and module.guard.skipped == 1
     # Step 2 changed nothing (AdamW saw no gradient); the steps around it trained.
     assert all(torch.equal(snapshots[2][n], snapshots[3][n]) for n in snapshots[2])
     assert not all(torch.equal(snapshots[3][n], snapshots[4][n]) for n in snapshots[3])

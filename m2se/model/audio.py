@@ -231,3 +231,39 @@ def saved_settings(path: str | Path | None) -> dict | None:
         return json.loads((path / CONFIG).read_text()) if (path / CONFIG).is_file() else None
     saved = read_saved(path) if path.is_file() else None
     return saved[0] if saved else None
+
+
+def extra_tokens_for(
+    audio: AudioSettings | dict | None, init_from: str | None, hidden_size: int, dtype: torch.dtype
+) -> ExtraTokens | None:
+    """The module's audio/feature tokens: ``audio`` (``model.audio``) if given, else what ``init_from``
+    (an earlier stage's checkpoint or adapter folder) was trained with; its trained weights are loaded.
+
+    None when hearing is off. Raises ValueError when ``init_from`` has audio weights but ``audio``
+    disables hearing.
+    """
+    saved = read_saved(init_from) if init_from else None
+    if audio is None and saved is not None:
+        audio = saved[0]
+    settings = AudioSettings.of(audio)
+    if not settings.enabled:
+        if saved is not None:
+            raise ValueError(
+                f"{init_from} was trained with audio or feature tokens (model.audio) but model.audio is "
+                "disabled here; set model.audio as that run had it"
+            )
+        return None
+    extra = ExtraTokens(settings, hidden_size, dtype)
+    if saved is not None:
+        extra.load_trained(saved[1], str(init_from))
+    return extra
+
+
+def check_layout(processor_audio: AudioSettings, extra: ExtraTokens | None) -> None:
+    """Raise ValueError unless the processor's prompts hold the placeholders the model fills."""
+    mine = extra.settings if extra is not None else AudioSettings()
+    if processor_audio.layout() != mine.layout():
+        raise ValueError(
+            f"data.processor.audio {processor_audio.to_dict()} does not match the model's audio settings "
+            f"{mine.to_dict()}: prompts would lack or misplace the audio/feature placeholders"
+        )

@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,28 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return load_checkpoint(path, map_location=map_location or "cpu")
+
+
+def plain_data(value):
+    """``value`` with dataclasses and mappings turned into dicts and sequences into lists: what a
+    checkpoint may hold (hyperparameters) and still load with ``weights_only``."""
+    if dataclasses.is_dataclass(value):
+        return plain_data(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_data(v) for v in value]
+    return value
+
+
+def upgrade_loop_state(checkpoint: dict) -> bool:
+    """Drop the sampler position older m2se versions kept in Lightning's loop state (it lives in the
+    DataModule's state now, and the loop would refuse it). True when there was one."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+    if not any("batches_yielded" in state for state in loop.get("combined_loader", [])):
+        return False
+    loop["combined_loader"] = [{}]
+    return True
 
 
 def rng_state() -> dict:

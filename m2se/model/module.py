@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,8 +20,9 @@ from m2se.evaluation import TaskResult, confusion_of, jsonable, parsed_answer
 from m2se.files import staged_dir
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
-from m2se.model.audio import ExtraTokens, read_saved
-from m2se.model.checkpoints import rng_state, set_rng_state
+from m2se.model.audio import check_layout, extra_tokens_for
+from m2se.model.checkpoints import plain_data, rng_state, set_rng_state, upgrade_loop_state
+from m2se.model.guard import NonFiniteGuard, check_weights
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
 from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
 from m2se.tasks import TASKS
@@ -32,32 +32,15 @@ def _settings(cls, value):
     return value if isinstance(value, cls) else cls(**(value or {}))
 
 
-def _plain(value):
-    # Hyperparameters go into checkpoints, which load with weights_only: no dataclasses or OmegaConf.
-    if dataclasses.is_dataclass(value):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-class NonFiniteError(RuntimeError):
-    """Training diverged: too many optimizer steps in a row with non-finite loss or gradients, or
-    non-finite weights about to be saved."""
-
-
 class M2SEModule(L.LightningModule):
     """Base model frozen, LoRA trained. ``init_from`` (a checkpoint or adapter folder of an earlier stage)
     is merged into the base first and a fresh LoRA starts on top, as EmoVerse's stage two does.
 
     Checkpoints hold only what trains, plus the adapters merged so far, so they rebuild the model
     on the same base; ``save_adapter`` writes a PEFT folder that loads on the original base.
-    Non-finite training is caught: an optimizer step whose loss or gradients are NaN/inf is skipped
-    (its gradients dropped, so AdamW leaves the weights and moments as they were) and counted as
-    ``train/skipped_steps``; ``max_nonfinite_steps`` such steps in a row stop the run with
-    ``NonFiniteError``, and non-finite weights are never written to a checkpoint or adapter folder.
+    Non-finite training is caught (``m2se.model.guard``): a step with NaN/inf loss or gradients is
+    skipped and logged as ``train/skipped_steps``, ``max_nonfinite_steps`` of them in a row stop the
+    run, and non-finite weights are never written to a checkpoint or adapter folder.
 
     Validation also generates answers for the first ``val_generate`` samples of each task and logs
     the task's metrics as ``val/<task>/<metric>``; testing generates for every sample and keeps the
@@ -84,10 +67,8 @@ class M2SEModule(L.LightningModule):
         max_nonfinite_steps: int = 5,
     ) -> None:
         super().__init__()
-        if max_nonfinite_steps < 1:
-            raise ValueError(f"max_nonfinite_steps must be at least 1, got {max_nonfinite_steps}")
         self.save_hyperparameters(
-            {k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")}
+            {k: plain_data(v) for k, v in locals().items() if k not in ("self", "__class__")}
         )
         self.strict_loading = False  # checkpoints leave the frozen base out
         self.model_path, self.stage = str(model_path), stage
@@ -100,16 +81,14 @@ class M2SEModule(L.LightningModule):
         # Refused now, not after training: the adapter folder must stack every stage into one LoRA.
         check_stackable([a.config for a in self.merged] + [self.model.peft_config["default"].to_dict()])
         self.model.train()  # from_pretrained leaves the base in eval mode
-        self.extra_tokens = self._extra_tokens(audio, init_from)
+        hidden = self.model.get_input_embeddings().embedding_dim
+        self.extra_tokens = extra_tokens_for(audio, init_from, hidden, self.load_settings.torch_dtype())
         # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
         self.schedule_window: tuple[int, int] | None = None
         self.flops_per_batch = None  # read by ThroughputMonitor
         # The LR schedule's length, fixed when training starts and kept by resume (see configure_optimizers).
         self.schedule_steps: int | None = None
-        self.max_nonfinite_steps = max_nonfinite_steps
-        self.skipped_steps = 0  # optimizer steps skipped for non-finite loss or gradients
-        self._nonfinite_run: list[int] = []  # global steps of the current run of skipped steps
-        self._loss_finite: torch.Tensor | None = None  # all losses of this optimizer step finite (on device)
+        self.guard = NonFiniteGuard(max_nonfinite_steps)
         self._rng_to_restore: dict | None = None
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.val_generate = val_generate
@@ -119,26 +98,6 @@ class M2SEModule(L.LightningModule):
         self._val_generated: dict[str, int] = {}
         self._test_rows: dict[str, list[dict]] = {}
         self.test_results: dict[str, TaskResult] = {}
-
-    def _extra_tokens(
-        self, audio: AudioSettings | Mapping | None, init_from: str | None
-    ) -> ExtraTokens | None:
-        saved = read_saved(init_from) if init_from else None
-        if audio is None and saved is not None:
-            audio = saved[0]
-        settings = AudioSettings.of(audio)
-        if not settings.enabled:
-            if saved is not None:
-                raise ValueError(
-                    f"{init_from} was trained with audio or feature tokens (model.audio) but model.audio is "
-                    "disabled here; set model.audio as that run had it"
-                )
-            return None
-        hidden = self.model.get_input_embeddings().embedding_dim
-        extra = ExtraTokens(settings, hidden, self.load_settings.torch_dtype())
-        if saved is not None:
-            extra.load_trained(saved[1], str(init_from))
-        return extra
 
     def placed(self, batch: dict):
         """Context in which the model's input embedding carries the batch's audio and feature tokens."""
@@ -151,16 +110,9 @@ class M2SEModule(L.LightningModule):
         return self.extra_tokens.placed(self.model.get_input_embeddings(), batch)
 
     def _check_processor(self) -> None:
-        """The datamodule's prompts must hold the placeholders this model fills (model.audio on both)."""
         processor = getattr(getattr(self.trainer, "datamodule", None), "processor", None)
-        if processor is None:
-            return
-        mine = self.extra_tokens.settings if self.extra_tokens is not None else AudioSettings()
-        if processor.audio.layout() != mine.layout():
-            raise ValueError(
-                f"data.processor.audio {processor.audio.to_dict()} does not match the model's audio settings "
-                f"{mine.to_dict()}: prompts would lack or misplace the audio/feature placeholders"
-            )
+        if processor is not None:
+            check_layout(processor.audio, self.extra_tokens)
 
     def on_fit_start(self) -> None:
         self._check_processor()
@@ -187,8 +139,7 @@ class M2SEModule(L.LightningModule):
         if batch["input_ids"] is None:
             return self._empty_loss()
         loss, size = self(batch), len(batch["records"])
-        finite = torch.isfinite(loss.detach())  # stays on the device: checked once per optimizer step
-        self._loss_finite = finite if self._loss_finite is None else self._loss_finite & finite
+        self.guard.observe(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         self._log_task_loss(batch["task"], loss)
         self.log("train/stage", float(self.stage), prog_bar=True, batch_size=size)
@@ -318,45 +269,11 @@ class M2SEModule(L.LightningModule):
         return adamw_warmup_cosine(self, self.optim, max(1, int(end - start)))
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Skip the step if any loss since the last step or any gradient is NaN/inf (see the class doc)."""
         if self.trainer.precision == "16-mixed":
             return  # the grad scaler skips overflowing steps itself, and early ones overflow by design
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        # One reduction and one sync per optimizer step: a non-finite entry makes its norm non-finite.
-        total = torch.stack(torch._foreach_norm(grads)).sum() if grads else torch.zeros(())
-        finite = torch.isfinite(total)
-        if self._loss_finite is not None:
-            finite = finite & self._loss_finite.to(finite.device)
-        self._loss_finite = None
-        finite = self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True)
-        if finite:
-            self._nonfinite_run = []
-            return
-        for p in self.parameters():
-            p.grad = None  # AdamW skips parameters without a gradient: weights and moments stay
-        self.skipped_steps += 1
-        self._nonfinite_run.append(self.global_step)
-        for logger in self.loggers:
-            logger.log_metrics({"train/skipped_steps": self.skipped_steps}, step=self.global_step)
-        if len(self._nonfinite_run) >= self.max_nonfinite_steps:
-            steps = self._nonfinite_run
-            raise NonFiniteError(
-                f"training diverged: {len(steps)} optimizer steps in a row (steps {steps[0]}-{steps[-1]}) had a "
-                f"non-finite loss or gradients (module.max_nonfinite_steps={self.max_nonfinite_steps}); lower "
-                "module.optimizer.lr (checkpoints written so far hold finite weights)"
-            )
-        rank_zero_warn(
-            f"step {self.global_step}: non-finite loss or gradients, step skipped ({len(self._nonfinite_run)} in "
-            f"a row; the run stops at module.max_nonfinite_steps={self.max_nonfinite_steps})"
-        )
-
-    def _check_finite(self, what: str) -> None:
-        bad = [n for n, p in self.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
-        if bad:
-            raise NonFiniteError(
-                f"step {self.global_step}: {len(bad)} trained tensors hold NaN/inf (first: {bad[0]}); "
-                f"not writing {what}; earlier checkpoints are kept. Lower module.optimizer.lr"
-            )
+        if not self.guard.step_is_finite(self, self.global_step):
+            for logger in self.loggers:
+                logger.log_metrics({"train/skipped_steps": self.guard.skipped}, step=self.global_step)
 
     # -- stages and checkpoints -------------------------------------------------------------------
     def start_new_lora(self) -> None:
@@ -374,7 +291,7 @@ class M2SEModule(L.LightningModule):
         Written beside ``out_dir`` and renamed into place as a whole: an earlier folder there is replaced
         entirely or, if writing fails, kept as it was. Raises ``NonFiniteError`` on NaN/inf weights.
         """
-        self._check_finite(f"the adapter folder {out_dir}")
+        check_weights(self, self.global_step, f"the adapter folder {out_dir}")
         adapters = [*self.merged, Adapter.of(self.model)]
         with staged_dir(out_dir) as staged:
             write_adapter(adapters, staged, self.model_path)
@@ -383,7 +300,7 @@ class M2SEModule(L.LightningModule):
         return Path(out_dir)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self._check_finite("a checkpoint")
+        check_weights(self, self.global_step, "a checkpoint")
         trained = {name for name, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
         checkpoint["m2se"] = {
@@ -393,7 +310,7 @@ class M2SEModule(L.LightningModule):
             "merged": [a.state() for a in self.merged],
             "audio": None if self.extra_tokens is None else self.extra_tokens.settings.to_dict(),
             "schedule_steps": self.schedule_steps,
-            "skipped_steps": self.skipped_steps,
+            "skipped_steps": self.guard.skipped,
             # Dropout draws from these; Lightning does not save them, and a resumed run must continue them.
             "rng": rng_state(),
         }
@@ -410,13 +327,9 @@ class M2SEModule(L.LightningModule):
             self.merged = merged
         self.stage = saved["stage"]
         self.schedule_steps = saved.get("schedule_steps")
-        self.skipped_steps = saved.get("skipped_steps", 0)
+        self.guard.skipped = saved.get("skipped_steps", 0)
         self._rng_to_restore = saved.get("rng")
-        # Checkpoints of older versions kept the sampler's position in the loop state; it lives in the
-        # DataModule's state now, and the loop would refuse a loader state it has no loader for.
-        loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
-        if any("batches_yielded" in state for state in loop.get("combined_loader", [])):
-            loop["combined_loader"] = [{}]
+        if upgrade_loop_state(checkpoint):
             rank_zero_warn(
                 "this checkpoint predates exact resume: the interrupted epoch restarts from its start"
             )
