@@ -69,6 +69,9 @@ def test_stage_one_leaves_checkpoint_adapter_and_metrics(first):
     assert set(column(rows, "train/stage")) == {1.0} and column(rows, "train/loss")
     assert column(rows, "val/loss") and column(rows, "train/lr")
     assert column(rows, "val/msa/accuracy") and column(rows, "val/msa/unparseable")  # generated in validation
+    assert not any(k.startswith("validate/") for k in rows[0])  # no rows stepped by validation batches
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps)
     tasks = {
         k.split("/")[1]
         for r in rows
@@ -207,6 +210,8 @@ def test_curriculum_switches_at_an_epoch(tiny_model_dir, demo_dir, tmp_path, res
     assert [float(r["train/stage"]) for r in rows] == [1.0] * 3 + [2.0] * 3
     assert module.stage == 2 and dm.mixture == "second"
     assert len(module.merged) == (1 if restart else 0)
+    # Stage two validates other tasks: its best checkpoint is ranked among stage two's alone.
+    assert "step6-" in trainer.checkpoint_callback.best_model_path
     assert module.schedule_window == ((3, 6) if restart else None)  # stage two's own warmup + cosine
 
 

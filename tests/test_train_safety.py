@@ -1,6 +1,7 @@
 """train.py and evaluate.py against what wrecks long runs: unsafe checkpoints, divergence, a failing
 export, a kill before the first validation, stages that adapt different modules."""
 
+import re
 from pathlib import Path
 
 import lightning as L
@@ -176,3 +177,26 @@ def test_stage_two_may_adapt_other_modules_than_stage_one(tiny_model_dir, demo_d
         assert plain.peft_config["default"].r == 8 + 4
         # Only float32 rounding of stage one's merged weights separates the two (see test_train).
         torch.testing.assert_close(plain(**batch).logits, reference, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (["stage=second", "ckpt=FIRST"], "resume: the checkpoint is a stage-1 run with 0 earlier stage"),
+        (
+            ["data.batch_size=2"],
+            "resume: the data settings differ from the interrupted run's \\(batch_size 4 -> 2",
+        ),
+        (["module.lora.r=4"], "resume: the LoRA settings differ from the interrupted run's \\(r 8 -> 4"),
+    ],
+    ids=["other stage", "other batch size", "other LoRA rank"],
+)
+def test_resume_refuses_a_config_that_would_not_continue_the_run(
+    tiny_model_dir, demo_dir, tmp_path, change, message
+):
+    first = tmp_path / "first"
+    train(config("train", first, tiny_model_dir, demo_dir, "trainer.max_steps=3"))
+    last = first / "checkpoints/last.ckpt"
+    change = [c.replace("FIRST", str(last)) for c in change]
+    cfg = config("train", tmp_path / "resumed", tiny_model_dir, demo_dir, f"resume={last}", *change)
+    assert re.search(message, one_line_exit(train, cfg))

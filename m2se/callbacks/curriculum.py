@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
+from m2se.callbacks.checkpoint import PeriodicCheckpoint
 from m2se.model.module import M2SEModule
 
 
@@ -86,6 +87,10 @@ class CurriculumCallback(L.Callback):
 
     def _switch(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
         self.switched = True  # the mixture itself switched in the sampler, at this very batch
+        # Stage two validates its own tasks: its val/loss does not rank against stage one's.
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, PeriodicCheckpoint):
+                callback.forget_best()
         if self.restart_lora:
             if self.adapter_dir and trainer.is_global_zero:
                 pl_module.save_adapter(Path(self.adapter_dir))

@@ -13,6 +13,14 @@ def _tokens(batch: dict) -> int:
     return 0 if batch["attention_mask"] is None else int(batch["attention_mask"].sum())
 
 
+class TrainingThroughput(ThroughputMonitor):
+    """Lightning's ThroughputMonitor for training only: its validation rows carry the validation batch
+    count as their step, which scrambles the step column of metrics.csv (and repeats after a resume)."""
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        pass
+
+
 def throughput_monitor(window_size: int = 50) -> ThroughputMonitor:
     """Lightning's ThroughputMonitor on our batches: ``train/samples_per_sec``, ``train/items_per_sec`` (tokens)."""
-    return ThroughputMonitor(batch_size_fn=_samples, length_fn=_tokens, window_size=window_size)
+    return TrainingThroughput(batch_size_fn=_samples, length_fn=_tokens, window_size=window_size)

@@ -219,8 +219,21 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         self.position += 1
 
     # -- resume -----------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """What fixes the batch sequence; a state resumes only into a sampler with the same settings."""
+        return {
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "num_batches": self.num_batches,
+            "drop_last": self.drop_last,
+            "mixtures": self.mixtures,
+            "task_sizes": {task: len(indices) for task, indices in self.task_indices.items()},
+            "first_mixture": self._timeline[0][1] if self._timeline[0][0] == 0 else None,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         return {
+            "settings": self.settings(),
             "epoch": self.epoch,
             "position": self.position,
             "epoch_start": self.epoch_start,
@@ -230,7 +243,19 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from a saved state: the next iteration yields the epoch's batches after ``position``."""
+        """Continue from a saved state: the next iteration yields the epoch's batches after ``position``.
+
+        Raises ValueError naming what differs when the state comes from a sampler with other settings
+        (batch size, seed, mixtures, records per task, starting mixture): it would not resume that run.
+        """
+        saved, mine = state.get("settings"), self.settings()
+        if saved is not None and saved != mine:
+            differ = [f"{k} {saved.get(k)!r} -> {mine[k]!r}" for k in mine if saved.get(k) != mine[k]]
+            raise ValueError(
+                "resume: the data settings differ from the interrupted run's ("
+                + "; ".join(d if len(d) < 200 else d[:200] + "..." for d in differ)
+                + "); resume with the data, stage and batch settings that run had"
+            )
         timeline = [(int(g), str(name)) for g, name in state["timeline"]]
         at_epochs = [(int(epoch), str(name)) for epoch, name in state["at_epochs"]]
         for _, name in timeline + at_epochs:

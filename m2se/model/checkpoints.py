@@ -85,6 +85,37 @@ def plain_data(value):
     return value
 
 
+# LoRA settings that shape the trained tensors: a resumed run must have them as the interrupted one.
+_LORA_KEYS = ("r", "lora_alpha", "target_modules", "modules_to_save", "use_dora", "use_rslora")
+
+
+def check_resumable(saved: dict, merged_now: list, lora_now: dict) -> None:
+    """Raise CheckpointError unless a checkpoint's ``m2se`` entry can continue in a module built with
+    ``merged_now`` earlier-stage adapters (``ckpt=``) and LoRA config ``lora_now``."""
+    if len(saved["merged"]) < len(merged_now):
+        raise CheckpointError(
+            f"resume: the checkpoint is a stage-{saved['stage']} run with {len(saved['merged'])} earlier "
+            f"stage(s) merged, but this config merges {len(merged_now)} (ckpt=); resume with the command "
+            "that started the run"
+        )
+    lora_then = saved["lora_config"]
+    differ = [
+        f"{key} {lora_then.get(key)!r} -> {plain_data(lora_now.get(key))!r}"
+        for key in _LORA_KEYS
+        if plain_data(lora_then.get(key)) != plain_data(lora_now.get(key))
+        and not (key == "target_modules" and _same_set(lora_then.get(key), lora_now.get(key)))
+    ]
+    if differ:
+        raise CheckpointError(
+            f"resume: the LoRA settings differ from the interrupted run's ({'; '.join(differ)}); resume "
+            "with the module.lora settings that run had"
+        )
+
+
+def _same_set(a, b) -> bool:
+    return isinstance(a, list | tuple | set) and isinstance(b, list | tuple | set) and set(a) == set(b)
+
+
 def upgrade_loop_state(checkpoint: dict) -> bool:
     """Drop the sampler position older m2se versions kept in Lightning's loop state (it lives in the
     DataModule's state now, and the loop would refuse it). True when there was one."""

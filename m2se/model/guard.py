@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 
@@ -59,11 +59,11 @@ class NonFiniteGuard:
             raise NonFiniteError(
                 f"training diverged: {len(self._run)} optimizer steps in a row (steps {self._run[0]}-"
                 f"{self._run[-1]}) had a non-finite loss or gradients (module.max_nonfinite_steps="
-                f"{self.max_in_a_row}); lower module.optimizer.lr (checkpoints written so far hold finite weights)"
+                f"{self.max_in_a_row}); lower module.optimizer.lr (no checkpoint was written with non-finite weights)"
             )
-        rank_zero_warn(
-            f"step {step}: non-finite loss or gradients, step skipped ({len(self._run)} in a row; the run "
-            f"stops at module.max_nonfinite_steps={self.max_in_a_row})"
+        rank_zero_info(
+            f"warning: step {step}: non-finite loss or gradients, step skipped ({len(self._run)} in a row; "
+            f"the run stops at module.max_nonfinite_steps={self.max_in_a_row})"
         )
         return False
 

@@ -21,7 +21,7 @@ from m2se.files import staged_dir
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
 from m2se.model.audio import check_layout, extra_tokens_for
-from m2se.model.checkpoints import plain_data, rng_state, set_rng_state, upgrade_loop_state
+from m2se.model.checkpoints import check_resumable, plain_data, rng_state, set_rng_state, upgrade_loop_state
 from m2se.model.guard import NonFiniteGuard, check_weights
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
 from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
@@ -321,6 +321,7 @@ class M2SEModule(L.LightningModule):
         if saved is None:
             raise ValueError("not an m2se checkpoint (no 'm2se' entry)")
         merged = [Adapter(**a) for a in saved["merged"]]
+        check_resumable(saved, self.merged, self.model.peft_config["default"].to_dict())
         if len(merged) > len(self.merged):
             base = merge(self.model.unload(), merged[len(self.merged) :])
             self.model = add_lora(base, self.lora)
