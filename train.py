@@ -9,9 +9,10 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig
 
+from m2se.callbacks.adapter import AdapterExport
 from m2se.cli import precision, prepare_demo, resolve_model, run
 from m2se.model.checkpoints import SafeCheckpointIO
 from m2se.versions import write_versions
@@ -52,6 +53,14 @@ def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDat
     module = instantiate(cfg.module, _convert_="all")
     trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    export = next((c for c in trainer.callbacks if isinstance(c, AdapterExport)), None)
+    if cfg.resume and export is not None and not export.exported:
+        # Lightning returns at once when the checkpoint already reached max_steps / max_epochs.
+        rank_zero_info(
+            f"resume: nothing left to train: {cfg.resume} is at step {trainer.global_step}, where "
+            "trainer.max_steps / max_epochs end this run (raise them to train on)"
+        )
+        export.export(trainer, module)
     return trainer, module, datamodule
 
 

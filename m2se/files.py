@@ -1,9 +1,11 @@
 """Writing files and folders whole: beside the target, then one rename, so that a kill or a full disk
-leaves the previous version intact, no orphan behind, and an error that names the path."""
+leaves the previous version intact and an error that names the path. What a killed writer leaves
+beside the target (``.NAME.<pid>-<hex>.tmp``) is removed by the next write of the same target."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import uuid
@@ -22,10 +24,40 @@ def _beside(path: Path, suffix: str) -> Path:
 
 
 def _named(err: OSError, path: Path) -> OSError:
-    """``err`` with ``path`` as its filename, so its one-line message says where the write failed."""
-    if err.filename:
-        return err
-    return OSError(err.errno, err.strerror or str(err), str(path))
+    """``err`` naming ``path`` (not the temporary beside it), so its one line says which write failed."""
+    return OSError(err.errno, err.strerror or first_line(err), str(path))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Remove what a writer of ``path`` killed mid-write left beside it (its process is gone); if it
+    died between moving the old folder aside and moving the new one in, put the old one back."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*-*.*"):
+        pid = leftover.name[len(path.name) + 2 :].split("-", 1)[0]
+        if not pid.isascii() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if leftover.suffix == ".old" and not path.exists():
+            os.replace(leftover, path)
+        elif leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file where the folder should be: name the folder
+        raise _named(err, path.parent) from None
 
 
 @contextlib.contextmanager
@@ -37,8 +69,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = _beside(path, ".tmp")
+    _make_parent(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(path)
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -46,7 +79,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     except OSError as err:
         raise _named(err, path) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the error that matters is the one above
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -59,8 +93,10 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     staged, old = _beside(path, ".tmp"), _beside(path, ".old")
+    _make_parent(path)
     try:
-        staged.mkdir(parents=True)
+        _clean_leftovers(path)
+        staged.mkdir()
         yield staged
         if path.exists():
             os.replace(path, old)

@@ -28,3 +28,34 @@ def test_atomic_file_names_the_path_of_a_failed_write(tmp_path):
     with pytest.raises(OSError, match="metrics.json"), atomic_file(target):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_leftovers_of_a_killed_writer_are_cleaned_by_the_next_write(tmp_path):
+    target = tmp_path / "last.ckpt"
+    target.write_text("old")
+    dead = 2**22 + 12345  # beyond the usual pid range: no such process
+    (tmp_path / f".last.ckpt.{dead}-0badc0de.tmp").write_text("half")
+    folder = tmp_path / "adapter"
+    (tmp_path / f".adapter.{dead}-0badc0de.old").mkdir()  # killed between the two renames
+    (tmp_path / f".adapter.{dead}-0badc0de.old" / "adapter_config.json").write_text("{}")
+    (tmp_path / f".adapter.{dead}-0badc0de.tmp").mkdir()
+    with atomic_file(target) as tmp:
+        tmp.write_text("new")
+    with staged_dir(folder) as staged:
+        (staged / "adapter_config.json").write_text('{"r": 8}')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "last.ckpt"]
+    assert target.read_text() == "new" and (folder / "adapter_config.json").read_text() == '{"r": 8}'
+
+
+def test_a_failed_write_names_the_target_not_its_temporary(tmp_path):
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    (tmp_path / "checkpoints").write_text("a file where a folder should be")
+    with pytest.raises(OSError, match=r"File exists: '.*/checkpoints'$"), atomic_file(target):
+        pass
+    (tmp_path / "checkpoints").unlink()
+    full_disk = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".last.ckpt.1-abc.tmp"))
+    with (
+        pytest.raises(OSError, match=r"No space left on device: '.*/checkpoints/last.ckpt'$"),
+        atomic_file(target),
+    ):
+        raise full_disk

@@ -188,8 +188,9 @@ def test_stage_two_may_adapt_other_modules_than_stage_one(tiny_model_dir, demo_d
             "resume: the data settings differ from the interrupted run's \\(batch_size 4 -> 2",
         ),
         (["module.lora.r=4"], "resume: the LoRA settings differ from the interrupted run's \\(r 8 -> 4"),
+        (["module.lora.alpha=2"], "resume: the LoRA settings differ .*lora_alpha 32 -> 2"),
     ],
-    ids=["other stage", "other batch size", "other LoRA rank"],
+    ids=["other stage", "other batch size", "other LoRA rank", "other LoRA alpha"],
 )
 def test_resume_refuses_a_config_that_would_not_continue_the_run(
     tiny_model_dir, demo_dir, tmp_path, change, message
@@ -200,3 +201,31 @@ def test_resume_refuses_a_config_that_would_not_continue_the_run(
     change = [c.replace("FIRST", str(last)) for c in change]
     cfg = config("train", tmp_path / "resumed", tiny_model_dir, demo_dir, f"resume={last}", *change)
     assert re.search(message, one_line_exit(train, cfg))
+
+
+def test_resuming_a_finished_run_says_so_and_leaves_its_adapter(tiny_model_dir, demo_dir, tmp_path, caplog):
+    first = tmp_path / "first"
+    train(config("train", first, tiny_model_dir, demo_dir, "trainer.max_steps=3"))
+    again = tmp_path / "again"
+    cfg = config(
+        "train",
+        again,
+        tiny_model_dir,
+        demo_dir,
+        "trainer.max_steps=3",
+        f"resume={first / 'checkpoints/last.ckpt'}",
+    )
+    trainer, _, _ = train(cfg)
+    assert trainer.global_step == 3 and (again / "adapter/adapter_model.safetensors").is_file()
+    assert "resume: nothing left to train" in caplog.text
+
+
+def test_resume_refuses_trained_tensors_that_do_not_fit(tiny_model_dir, demo_dir, tmp_path):
+    first = tmp_path / "first"
+    train(config("train", first, tiny_model_dir, demo_dir, "trainer.max_steps=2"))
+    checkpoint = load_checkpoint(first / "checkpoints/last.ckpt")
+    name = next(iter(checkpoint["state_dict"]))
+    checkpoint["state_dict"][name] = torch.zeros(3, 3)
+    torch.save(checkpoint, tmp_path / "misfit.ckpt")
+    cfg = config("train", tmp_path / "r", tiny_model_dir, demo_dir, f"resume={tmp_path / 'misfit.ckpt'}")
+    assert "resume: the checkpoint's trained tensors do not fit this model" in one_line_exit(train, cfg)

@@ -20,6 +20,7 @@ class AdapterExport(L.Callback):
 
     def __init__(self, dirpath: str) -> None:
         self.dirpath = Path(dirpath)
+        self.exported = False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
         checkpoint = trainer.checkpoint_callback
@@ -27,6 +28,10 @@ class AdapterExport(L.Callback):
             trainer.save_checkpoint(
                 Path(checkpoint.dirpath) / f"last{checkpoint.FILE_EXTENSION}", weights_only=False
             )
+        self.export(trainer, pl_module)
+
+    def export(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
         if trainer.is_global_zero:
             path = pl_module.save_adapter(self.dirpath)
             print(f"adapter (stage {pl_module.stage}, PEFT format, base {pl_module.model_path}): {path}")
+        self.exported = True

@@ -15,11 +15,18 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from m2se.files import staged_dir
-from m2se.model.checkpoints import CheckpointError, load_checkpoint
+from m2se.files import first_line, staged_dir
+from m2se.model.checkpoints import (
+    CheckpointError,
+    check_tensors,
+    load_checkpoint,
+    read_json_object,
+    read_m2se_checkpoint,
+    read_safetensors,
+)
 
 
 @dataclass
@@ -28,6 +35,7 @@ class Adapter:
 
     config: dict
     tensors: dict[str, torch.Tensor]
+    source: str = ""  # the file it was read from, for error messages
 
     @classmethod
     def of(cls, model: PeftModel) -> Adapter:
@@ -35,10 +43,21 @@ class Adapter:
         return cls(_plain(model.peft_config["default"].to_dict()), tensors)
 
     def lora_config(self) -> LoraConfig:
-        return LoraConfig(**{k: v for k, v in self.config.items() if k in LoraConfig.__dataclass_fields__})
+        where = self.source or "adapter"
+        try:
+            config = LoraConfig(
+                **{k: v for k, v in self.config.items() if k in LoraConfig.__dataclass_fields__}
+            )
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{where}: invalid LoRA config ({first_line(err)})") from None
+        if not isinstance(config.r, int) or config.r <= 0 or not config.target_modules:
+            raise CheckpointError(
+                f"{where}: invalid LoRA config (needs a positive integer r and target_modules)"
+            )
+        return config
 
     def state(self) -> dict:
-        return {"config": self.config, "tensors": self.tensors}
+        return {"config": self.config, "tensors": self.tensors}  # no source: checkpoints move
 
 
 def _plain(config: dict) -> dict:
@@ -47,10 +66,28 @@ def _plain(config: dict) -> dict:
 
 
 def merge(base: nn.Module, adapters: list[Adapter]) -> nn.Module:
-    """``base`` with each adapter merged into its weights, in order; the result is frozen."""
+    """``base`` with each adapter merged into its weights, in order; the result is frozen.
+
+    Raises CheckpointError naming the adapter's file when its tensors do not fit the model (other
+    shapes, modules the model lacks, or LoRA tensors missing).
+    """
     for adapter in adapters:
         model = get_peft_model(base, adapter.lora_config())
-        set_peft_model_state_dict(model, adapter.tensors)
+        where = adapter.source or "adapter"
+        try:
+            result = set_peft_model_state_dict(model, adapter.tensors)
+        except RuntimeError as err:  # size mismatch
+            detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), "")
+            raise CheckpointError(
+                f"{where}: its LoRA does not fit this model ({detail or first_line(err)})"
+            ) from None
+        missing = [k for k in result.missing_keys if ".lora_" in k]
+        if result.unexpected_keys or missing:
+            bad = (result.unexpected_keys or missing)[0]
+            what = (
+                "tensors for modules this model lacks" if result.unexpected_keys else "missing LoRA tensors"
+            )
+            raise CheckpointError(f"{where}: its LoRA does not fit this model ({what}, e.g. {bad})")
         base = model.merge_and_unload()
     base.requires_grad_(False)
     return base
@@ -66,24 +103,35 @@ def _lightning_to_peft_key(key: str) -> str | None:
 
 
 def read_adapters(path: str | Path) -> list[Adapter]:
-    """Every adapter a stage produced, oldest first: a PEFT folder, or an ``M2SEModule`` checkpoint."""
+    """Every adapter a stage produced, oldest first: a PEFT folder, or an ``M2SEModule`` checkpoint.
+
+    Raises FileNotFoundError for a missing path and CheckpointError (one line naming the file) for
+    anything unreadable, unsafe, malformed or holding NaN/inf.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
-        if not (path / "adapter_config.json").is_file():
+        config_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
+        if not config_file.is_file():
             raise FileNotFoundError(f"{path}: no adapter_config.json (not a PEFT adapter folder)")
-        config = json.loads((path / "adapter_config.json").read_text())
-        weights = path / "adapter_model.safetensors"
-        tensors = load_file(weights) if weights.is_file() else load_checkpoint(path / "adapter_model.bin")
-        return [Adapter(config, tensors)]
+        config = read_json_object(config_file)
+        if weights.is_file():
+            tensors = read_safetensors(weights)
+        else:
+            weights = path / "adapter_model.bin"
+            tensors = check_tensors(load_checkpoint(weights), str(weights))
+        adapter = Adapter(config, tensors, str(path))
+        adapter.lora_config()  # a config PEFT cannot build fails here, naming the folder
+        return [adapter]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint or adapter folder")
-    checkpoint = load_checkpoint(path)
-    if "m2se" not in checkpoint:
-        raise CheckpointError(f"{path}: not an m2se checkpoint (no 'm2se' entry)")
+    checkpoint = read_m2se_checkpoint(path)
     saved = checkpoint["m2se"]
     live = {_lightning_to_peft_key(k): v for k, v in checkpoint["state_dict"].items()}
     live.pop(None, None)
-    return [Adapter(**a) for a in saved["merged"]] + [Adapter(saved["lora_config"], live)]
+    where = str(path)
+    return [Adapter(a["config"], a["tensors"], where) for a in saved["merged"]] + [
+        Adapter(saved["lora_config"], live, where)
+    ]
 
 
 def check_stackable(configs: list[dict]) -> None:

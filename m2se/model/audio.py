@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from m2se.data.audio import AudioSettings
-from m2se.model.checkpoints import load_checkpoint
+from m2se.model.checkpoints import read_json_object, read_m2se_checkpoint, read_safetensors
 
 WEIGHTS, CONFIG = "audio.safetensors", "audio_config.json"
 
@@ -209,9 +209,9 @@ def read_saved(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]] | None:
     if path.is_dir():
         if not (path / CONFIG).is_file():
             return None
-        return json.loads((path / CONFIG).read_text()), load_file(path / WEIGHTS)
-    checkpoint = load_checkpoint(path)
-    settings = checkpoint.get("m2se", {}).get("audio")
+        return read_json_object(path / CONFIG), read_safetensors(path / WEIGHTS)
+    checkpoint = read_m2se_checkpoint(path)
+    settings = checkpoint["m2se"].get("audio")
     if settings is None:
         return None
     prefix = "extra_tokens."
@@ -228,7 +228,7 @@ def saved_settings(path: str | Path | None) -> dict | None:
         return None
     path = Path(path).expanduser()
     if path.is_dir():
-        return json.loads((path / CONFIG).read_text()) if (path / CONFIG).is_file() else None
+        return read_json_object(path / CONFIG) if (path / CONFIG).is_file() else None
     saved = read_saved(path) if path.is_file() else None
     return saved[0] if saved else None
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
 import re
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from safetensors.torch import load_file
 
 from m2se.files import atomic_file, first_line
 
@@ -52,10 +54,61 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
             "loaded; m2se checkpoints hold only tensors and plain data"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(err)})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(err)[:160]})") from None
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(loaded).__name__}, not a dict)")
     return loaded
+
+
+def check_tensors(tensors, where: str) -> dict[str, torch.Tensor]:
+    """``tensors`` if it maps names to finite tensors; else CheckpointError naming ``where`` and the key."""
+    if not isinstance(tensors, dict):
+        raise CheckpointError(f"{where}: expected a name -> tensor map, found a {type(tensors).__name__}")
+    for name, value in tensors.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: {name} is a {type(value).__name__}, not a tensor")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{where}: {name} holds NaN/inf; refusing to train or evaluate from it")
+    return tensors
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file holding an object (an adapter's or audio config); CheckpointError naming it otherwise."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not readable JSON ({first_line(err)})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found a {type(value).__name__}")
+    return value
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, checked finite; CheckpointError naming it otherwise."""
+    try:
+        tensors = load_file(path)
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: not readable safetensors ({first_line(err)[:160]})") from None
+    return check_tensors(tensors, str(path))
+
+
+def read_m2se_checkpoint(path: str | Path) -> dict:
+    """An ``M2SEModule`` checkpoint, checked: its ``m2se`` entry (stage, merged adapters, LoRA config)
+    and ``state_dict`` are well-formed and every tensor is finite. Raises CheckpointError naming the
+    file and what is wrong."""
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.get("m2se")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: not an m2se checkpoint (no 'm2se' entry)")
+    for key, kind in (("stage", int), ("merged", list), ("lora_config", dict)):
+        if not isinstance(saved.get(key), kind):
+            raise CheckpointError(f"{path}: not an m2se checkpoint ('m2se' has no {key} {kind.__name__})")
+    check_tensors(checkpoint.get("state_dict"), f"{path} (state_dict)")
+    for i, adapter in enumerate(saved["merged"]):
+        if not isinstance(adapter, dict) or not isinstance(adapter.get("config"), dict):
+            raise CheckpointError(f"{path}: merged adapter {i} is not a {{config, tensors}} entry")
+        check_tensors(adapter.get("tensors"), f"{path} (merged adapter {i})")
+    return checkpoint
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -70,7 +123,17 @@ class SafeCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict:
-        return load_checkpoint(path, map_location=map_location or "cpu")
+        if Path(path).is_dir():
+            raise CheckpointError(
+                f"{path}: a folder; resume= takes a training checkpoint (checkpoints/last.ckpt), and an "
+                "adapter folder starts a new stage with ckpt="
+            )
+        checkpoint = read_m2se_checkpoint(path)
+        if "pytorch-lightning_version" not in checkpoint or "loops" not in checkpoint:
+            raise CheckpointError(
+                f"{path}: holds weights but no training state to resume; start from it with ckpt="
+            )
+        return checkpoint
 
 
 def plain_data(value):

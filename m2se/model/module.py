@@ -21,7 +21,14 @@ from m2se.files import staged_dir
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
 from m2se.model.audio import check_layout, extra_tokens_for
-from m2se.model.checkpoints import check_resumable, plain_data, rng_state, set_rng_state, upgrade_loop_state
+from m2se.model.checkpoints import (
+    CheckpointError,
+    check_resumable,
+    plain_data,
+    rng_state,
+    set_rng_state,
+    upgrade_loop_state,
+)
 from m2se.model.guard import NonFiniteGuard, check_weights
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
 from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
@@ -327,6 +334,16 @@ class M2SEModule(L.LightningModule):
             self.model = add_lora(base, self.lora)
             self.merged = merged
         self.stage = saved["stage"]
+        trained = {name: p for name, p in self.named_parameters() if p.requires_grad}
+        tensors = checkpoint["state_dict"]
+        misfit = sorted(set(trained) ^ set(tensors)) or [
+            name for name, p in trained.items() if tensors[name].shape != p.shape
+        ]
+        if misfit:
+            raise CheckpointError(
+                f"resume: the checkpoint's trained tensors do not fit this model (e.g. {misfit[0]}); resume "
+                "with the model and settings of the interrupted run"
+            )
         self.schedule_steps = saved.get("schedule_steps")
         self.guard.skipped = saved.get("skipped_steps", 0)
         self._rng_to_restore = saved.get("rng")

@@ -93,3 +93,102 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(again[0], expected[0]) and np.array_equal(again[1], expected[1])
     assert again[2] == expected[2]
+
+
+# -- malformed checkpoints and adapter folders: every reader ends with one line naming the file ------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, tiny_model_dir, demo_dir):
+    from hydra import compose, initialize_config_dir
+
+    from train import train
+
+    out = tmp_path_factory.mktemp("real")
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    paths = [f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}", f"output_dir={out}"]
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["experiment=demo", "trainer.max_steps=2", "data.num_workers=0", *paths]
+        )
+    train(cfg)
+    return out
+
+
+def variant(real, tmp_path, name, change):
+    checkpoint = load_checkpoint(real / "checkpoints/last.ckpt")
+    change(checkpoint)
+    torch.save(checkpoint, tmp_path / name)
+    return tmp_path / name
+
+
+def first_tensor(checkpoint):
+    return next(iter(checkpoint["state_dict"]))
+
+
+BAD_CHECKPOINTS = {
+    "plain.ckpt": (lambda c: c.clear() or c.update(a=1), "not an m2se checkpoint"),
+    "m2se_empty.ckpt": (lambda c: c.update(m2se={}), "'m2se' has no stage"),
+    "no_state.ckpt": (lambda c: c.pop("state_dict"), r"state_dict\): expected a name -> tensor map"),
+    "nan.ckpt": (lambda c: c["state_dict"][first_tensor(c)].fill_(float("nan")), "holds NaN/inf"),
+    "bad_merged.ckpt": (lambda c: c["m2se"].update(merged=[1]), "merged adapter 0 is not"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CHECKPOINTS))
+def test_malformed_checkpoints_are_named_by_every_reader(real, tmp_path, name):
+    change, message = BAD_CHECKPOINTS[name]
+    path = variant(real, tmp_path, name, change)
+    for read in (read_adapters, read_saved, SafeCheckpointIO().load_checkpoint):
+        with pytest.raises(CheckpointError, match=f"{name}.*{message}"):
+            read(path)
+
+
+def test_resume_wants_a_training_checkpoint(real, tmp_path):
+    weights = variant(real, tmp_path, "weights.ckpt", lambda c: c.pop("loops"))
+    with pytest.raises(CheckpointError, match="weights.ckpt: holds weights but no training state"):
+        SafeCheckpointIO().load_checkpoint(weights)
+    with pytest.raises(CheckpointError, match="adapter: a folder; resume= takes a training checkpoint"):
+        SafeCheckpointIO().load_checkpoint(real / "adapter")
+
+
+def test_adapters_that_do_not_fit_the_model_are_named(real, tmp_path, tiny_model_dir):
+    from m2se.model.module import M2SEModule
+
+    def wrong_shape(c):
+        name = first_tensor(c)
+        c["state_dict"][name] = torch.zeros(3, 3)
+
+    def unknown_module(c):
+        c["state_dict"]["model.base_model.model.model.nonexistent.lora_A.default.weight"] = torch.zeros(8, 8)
+
+    for name, change, message in [
+        ("wrong_shape.ckpt", wrong_shape, "does not fit this model .*size mismatch"),
+        ("unknown.ckpt", unknown_module, "does not fit this model .*modules this model lacks"),
+    ]:
+        path = variant(real, tmp_path, name, change)
+        with pytest.raises(CheckpointError, match=f"{name}: its LoRA {message}"):
+            M2SEModule(str(tiny_model_dir), init_from=str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("list_json", lambda d: (d / "adapter_config.json").write_text("[1, 2]"), "expected a JSON object"),
+        ("bad_json", lambda d: (d / "adapter_config.json").write_text("{'r': 8"), "not readable JSON"),
+        ("bad_lora", lambda d: (d / "adapter_config.json").write_text('{"r": "abc"}'), "invalid LoRA config"),
+        (
+            "corrupt",
+            lambda d: (d / "adapter_model.safetensors").write_bytes(b"\x00" * 64),
+            "not readable safetensors",
+        ),
+    ],
+)
+def test_malformed_adapter_folders_are_named(real, tmp_path, name, damage, message):
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(real / "adapter", folder)
+    damage(folder)
+    with pytest.raises(CheckpointError, match=f"{name}.*{message}"):
+        read_adapters(folder)
