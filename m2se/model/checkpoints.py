@@ -175,6 +175,18 @@ def check_resumable(saved: dict, merged_now: list, lora_now: dict) -> None:
         )
 
 
+def check_fit(trained: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
+    """Raise CheckpointError unless a checkpoint's ``tensors`` are exactly a module's ``trained`` ones."""
+    misfit = sorted(set(trained) ^ set(tensors)) or [
+        n for n, p in trained.items() if tensors[n].shape != p.shape
+    ]
+    if misfit:
+        raise CheckpointError(
+            f"resume: the checkpoint's trained tensors do not fit this model (e.g. {misfit[0]}); resume "
+            "with the model and settings of the interrupted run"
+        )
+
+
 def _same_set(a, b) -> bool:
     return isinstance(a, list | tuple | set) and isinstance(b, list | tuple | set) and set(a) == set(b)
 

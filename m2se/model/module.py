@@ -22,7 +22,7 @@ from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
 from m2se.model.audio import check_layout, extra_tokens_for
 from m2se.model.checkpoints import (
-    CheckpointError,
+    check_fit,
     check_resumable,
     plain_data,
     rng_state,
@@ -323,27 +323,17 @@ class M2SEModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Resuming after a stage switch: merge the adapters the run had merged, then a fresh LoRA."""
-        saved = checkpoint.get("m2se")
-        if saved is None:
-            raise ValueError("not an m2se checkpoint (no 'm2se' entry)")
-        merged = [Adapter(**a) for a in saved["merged"]]
+        """Resuming after a stage switch: merge the adapters the run had merged, then a fresh LoRA.
+        The checkpoint was checked on reading (``SafeCheckpointIO``); here, that it fits this module."""
+        saved = checkpoint["m2se"]
+        merged = [Adapter(a["config"], a["tensors"], "the resumed checkpoint") for a in saved["merged"]]
         check_resumable(saved, self.merged, self.model.peft_config["default"].to_dict())
         if len(merged) > len(self.merged):
             base = merge(self.model.unload(), merged[len(self.merged) :])
             self.model = add_lora(base, self.lora)
             self.merged = merged
         self.stage = saved["stage"]
-        trained = {name: p for name, p in self.named_parameters() if p.requires_grad}
-        tensors = checkpoint["state_dict"]
-        misfit = sorted(set(trained) ^ set(tensors)) or [
-            name for name, p in trained.items() if tensors[name].shape != p.shape
-        ]
-        if misfit:
-            raise CheckpointError(
-                f"resume: the checkpoint's trained tensors do not fit this model (e.g. {misfit[0]}); resume "
-                "with the model and settings of the interrupted run"
-            )
+        check_fit({n: p for n, p in self.named_parameters() if p.requires_grad}, checkpoint["state_dict"])
         self.schedule_steps = saved.get("schedule_steps")
         self.guard.skipped = saved.get("skipped_steps", 0)
         self._rng_to_restore = saved.get("rng")
