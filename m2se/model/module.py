@@ -22,6 +22,7 @@ from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
 from m2se.model.audio import check_layout, extra_tokens_for
 from m2se.model.checkpoints import (
+    CheckpointError,
     check_fit,
     check_resumable,
     plain_data,
@@ -93,8 +94,7 @@ class M2SEModule(L.LightningModule):
         # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
         self.schedule_window: tuple[int, int] | None = None
         self.flops_per_batch = None  # read by ThroughputMonitor
-        # The LR schedule's length, fixed when training starts and kept by resume (see configure_optimizers).
-        self.schedule_steps: int | None = None
+        self.schedule_steps: int | None = None  # the LR schedule's length, kept by resume
         self.guard = NonFiniteGuard(max_nonfinite_steps)
         self._rng_to_restore: dict | None = None
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
@@ -323,8 +323,9 @@ class M2SEModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Resuming after a stage switch: merge the adapters the run had merged, then a fresh LoRA.
-        The checkpoint was checked on reading (``SafeCheckpointIO``); here, that it fits this module."""
+        """Resuming after a stage switch: merge the adapters the run had merged, then a fresh LoRA."""
+        if "m2se" not in checkpoint:
+            raise CheckpointError("not an m2se checkpoint (no 'm2se' entry)")
         saved = checkpoint["m2se"]
         merged = [Adapter(a["config"], a["tensors"], "the resumed checkpoint") for a in saved["merged"]]
         check_resumable(saved, self.merged, self.model.peft_config["default"].to_dict())
@@ -343,8 +344,7 @@ class M2SEModule(L.LightningModule):
             )
 
     def on_train_start(self) -> None:
-        # After every restore and set-up that draws random numbers (new LoRA inits among them), just
-        # before the first batch: the random stream continues where the interrupted run left it.
+        # Last before the first batch (after set-ups that draw random numbers): the stream continues.
         if self._rng_to_restore is not None:
             set_rng_state(self._rng_to_restore)
             self._rng_to_restore = None
