@@ -14,6 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
+from m2se.files import first_line
 from m2se.model.guard import NonFiniteError
 from m2se.model.internvl import resolve_model_path
 
@@ -30,7 +31,7 @@ def one_line(err: BaseException) -> str:
     """The innermost cause's first line: Hydra wraps errors raised while building objects."""
     while isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
-    return str(err).strip().splitlines()[0]
+    return first_line(err)
 
 
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:

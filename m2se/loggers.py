@@ -9,6 +9,8 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from m2se.files import atomic_file
+
 
 class ResumableCSVLogger(CSVLogger):
     """Lightning's ``CSVLogger`` (``save_dir/name/version/metrics.csv``); with ``resume`` set (train.py
@@ -54,9 +56,7 @@ class _ContinuedWriter(ExperimentWriter):
     def _drop_rows_from(self, step: int) -> None:
         with open(self.metrics_file_path, newline="") as f:
             rows = [row for row in csv.DictReader(f) if row.get("step") and int(float(row["step"])) < step]
-        tmp = f"{self.metrics_file_path}.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(self.metrics_file_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.metrics_file_path)

@@ -40,7 +40,7 @@ class Adapter:
     @classmethod
     def of(cls, model: PeftModel) -> Adapter:
         tensors = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
-        return cls(_plain(model.peft_config["default"].to_dict()), tensors)
+        return cls(config_of(model), tensors)
 
     def lora_config(self) -> LoraConfig:
         where = self.source or "adapter"
@@ -60,8 +60,10 @@ class Adapter:
         return {"config": self.config, "tensors": self.tensors}  # no source: checkpoints move
 
 
-def _plain(config: dict) -> dict:
-    # LoraConfig.to_dict() holds sets and enums; checkpoints and JSON want plain values.
+def config_of(model: PeftModel) -> dict:
+    """The live LoRA's config as plain data (``LoraConfig.to_dict()`` holds sets and enums; checkpoints
+    and JSON want lists and strings), without copying its tensors."""
+    config = model.peft_config["default"].to_dict()
     return json.loads(json.dumps(config, default=lambda v: sorted(v) if isinstance(v, set) else str(v)))
 
 
@@ -134,11 +136,8 @@ def read_adapters(path: str | Path) -> list[Adapter]:
     ]
 
 
-def check_stackable(configs: list[dict]) -> None:
+def check_stackable(loras: list[LoraConfig]) -> None:
     """Raise ValueError unless LoRAs with these configs can be summed into one (``stack``)."""
-    loras = [
-        LoraConfig(**{k: v for k, v in c.items() if k in LoraConfig.__dataclass_fields__}) for c in configs
-    ]
     if len(loras) > 1 and any(c.use_dora or c.use_rslora or c.rank_pattern or c.alpha_pattern for c in loras):
         raise ValueError("only plain LoRA adapters (no DoRA, rsLoRA or per-module ranks) can be stacked")
 
@@ -152,8 +151,8 @@ def stack(adapters: list[Adapter]) -> Adapter:
     """
     if len(adapters) == 1:
         return adapters[0]
-    check_stackable([a.config for a in adapters])
     configs = [a.lora_config() for a in adapters]
+    check_stackable(configs)
     modules = sorted({k.rsplit(".lora_", 1)[0] for a in adapters for k in a.tensors if ".lora_A." in k})
     tensors: dict[str, torch.Tensor] = {}
     for adapter in adapters:  # modules_to_save: the latest full copy wins

@@ -163,10 +163,9 @@ def check_resumable(saved: dict, merged_now: list, lora_now: dict) -> None:
         )
     lora_then = saved["lora_config"]
     differ = [
-        f"{key} {lora_then.get(key)!r} -> {plain_data(lora_now.get(key))!r}"
+        f"{key} {lora_then.get(key)!r} -> {lora_now.get(key)!r}"
         for key in _LORA_KEYS
-        if plain_data(lora_then.get(key)) != plain_data(lora_now.get(key))
-        and not (key == "target_modules" and _same_set(lora_then.get(key), lora_now.get(key)))
+        if lora_then.get(key) != lora_now.get(key)
     ]
     if differ:
         raise CheckpointError(
@@ -185,10 +184,6 @@ def check_fit(trained: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]
             f"resume: the checkpoint's trained tensors do not fit this model (e.g. {misfit[0]}); resume "
             "with the model and settings of the interrupted run"
         )
-
-
-def _same_set(a, b) -> bool:
-    return isinstance(a, list | tuple | set) and isinstance(b, list | tuple | set) and set(a) == set(b)
 
 
 def upgrade_loop_state(checkpoint: dict) -> bool:

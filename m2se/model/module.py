@@ -19,7 +19,7 @@ from m2se.data.dataset import prompts_of
 from m2se.evaluation import TaskResult, confusion_of, jsonable, parsed_answer
 from m2se.files import staged_dir
 from m2se.metrics import TaskMetrics
-from m2se.model.adapters import Adapter, check_stackable, merge, read_adapters, write_adapter
+from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
 from m2se.model.audio import check_layout, extra_tokens_for
 from m2se.model.checkpoints import (
     CheckpointError,
@@ -87,7 +87,7 @@ class M2SEModule(L.LightningModule):
         self.merged: list[Adapter] = read_adapters(init_from) if init_from else []
         self.model = add_lora(merge(base, self.merged), self.lora)
         # Refused now, not after training: the adapter folder must stack every stage into one LoRA.
-        check_stackable([a.config for a in self.merged] + [self.model.peft_config["default"].to_dict()])
+        check_stackable([a.lora_config() for a in self.merged] + [self.model.peft_config["default"]])
         self.model.train()  # from_pretrained leaves the base in eval mode
         hidden = self.model.get_input_embeddings().embedding_dim
         self.extra_tokens = extra_tokens_for(audio, init_from, hidden, self.load_settings.torch_dtype())
@@ -313,7 +313,7 @@ class M2SEModule(L.LightningModule):
         checkpoint["m2se"] = {
             "stage": self.stage,
             "base": self.model_path,
-            "lora_config": Adapter.of(self.model).config,
+            "lora_config": config_of(self.model),  # not Adapter.of: no tensor copies
             "merged": [a.state() for a in self.merged],
             "audio": None if self.extra_tokens is None else self.extra_tokens.settings.to_dict(),
             "schedule_steps": self.schedule_steps,
@@ -328,7 +328,7 @@ class M2SEModule(L.LightningModule):
             raise CheckpointError("not an m2se checkpoint (no 'm2se' entry)")
         saved = checkpoint["m2se"]
         merged = [Adapter(a["config"], a["tensors"], "the resumed checkpoint") for a in saved["merged"]]
-        check_resumable(saved, self.merged, self.model.peft_config["default"].to_dict())
+        check_resumable(saved, self.merged, config_of(self.model))
         if len(merged) > len(self.merged):
             base = merge(self.model.unload(), merged[len(self.merged) :])
             self.model = add_lora(base, self.lora)
