@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
+import math
 import os
 import shutil
 import uuid
@@ -108,3 +110,59 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+# JSON that every reader and writer of the project can take: Python's json reads NaN/Infinity (not
+# JSON) and lone UTF-16 surrogates, and nesting that later code recursing into it cannot handle.
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(value: object, name: str = "record") -> str | None:
+    """Why a parsed JSON value cannot be used, or None: nested deeper than ``MAX_JSON_DEPTH``, a
+    non-finite number (NaN/Infinity are not JSON), or a string with an unpaired surrogate (no UTF-8
+    form; tokenizers and writers fail on it). ``name`` starts the path the message shows."""
+    stack = [(value, name, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"{name} nests deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{where} is {item} (not a finite number)"
+        if isinstance(item, str) and _unpaired_surrogate(item):
+            return f"{where} has an unpaired UTF-16 surrogate"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _unpaired_surrogate(str(key)):
+                    return f"a key of {where} has an unpaired UTF-16 surrogate"
+                stack.append((child, f"{where}.{key}" if depth else str(key), depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+    return None
+
+
+def _unpaired_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def loads(text: str):
+    """``json.loads``, with nesting too deep for Python's parser raised as a JSONDecodeError too."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to parse", text, 0) from None
+
+
+def dumps(value: object, **kwargs) -> str:
+    """``json.dumps`` that refuses NaN and Infinity (ValueError) instead of writing non-JSON."""
+    return json.dumps(value, allow_nan=False, **kwargs)
+
+
+def write_json(path: str | Path, value: object, **kwargs) -> None:
+    """``value`` as JSON (see ``dumps``) plus a newline, written whole (see ``atomic_file``)."""
+    text = dumps(value, **kwargs) + "\n"
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

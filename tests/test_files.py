@@ -59,3 +59,33 @@ def test_a_failed_write_names_the_target_not_its_temporary(tmp_path):
         atomic_file(target),
     ):
         raise full_disk
+
+
+def test_json_problem_names_depth_non_finite_numbers_and_surrogates():
+    from m2se.files import MAX_JSON_DEPTH, json_problem
+
+    assert json_problem({"query": "fine ☺", "score": 1.5, "tags": [1, {"a": None}]}) is None
+    assert json_problem({"meta": {"score": float("nan")}}) == "meta.score is nan (not a finite number)"
+    assert json_problem({"score": float("-inf")}) == "score is -inf (not a finite number)"
+    assert json_problem({"query": "a\ud800b"}) == "query has an unpaired UTF-16 surrogate"
+    assert "surrogate" in json_problem({"x\udfff": 1})
+    deep: list = []
+    for _ in range(MAX_JSON_DEPTH + 1):
+        deep = [deep]
+    assert "nests deeper" in json_problem({"meta": deep})
+
+
+def test_loads_turns_runaway_nesting_into_a_decode_error_and_dumps_refuses_nan(tmp_path):
+    import json
+
+    from m2se.files import dumps, loads, write_json
+
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        loads("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError):
+        dumps({"f1": float("nan")})
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "m.json", {"f1": float("inf")})
+    assert not (tmp_path / "m.json").exists()
+    write_json(tmp_path / "m.json", {"f1": None})
+    assert (tmp_path / "m.json").read_text() == '{"f1": null}\n'
