@@ -5,6 +5,8 @@ Thin entry point: Hydra composes conf/evaluate.yaml and hands the config to ``ev
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from pathlib import Path
 
 import hydra
@@ -14,9 +16,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
 from m2se.cli import precision, prepare_demo, resolve_model, run
-from m2se.data.records import load_records
-from m2se.evaluation import TaskResult, markdown_table, read_predictions, score, write_results
+from m2se.data.records import RecordError, load_records
+from m2se.evaluation import TaskResult, markdown_table, score, write_results
 from m2se.metrics import majority_baseline, self_cause_baseline
+from m2se.parsing import check_parse_mode
+from m2se.predictions import read_predictions
 from m2se.tasks import TASKS
 from m2se.versions import write_versions
 
@@ -28,13 +32,30 @@ def _tasks(cfg: DictConfig) -> list[str]:
         return list(TASKS)
     if cfg.task not in TASKS:
         raise ValueError(f"unknown task {cfg.task!r} (expected one of {', '.join(TASKS)}, or all)")
+    spec = TASKS[cfg.task]
+    if spec.kind == "classification" and spec.parse_mode(cfg.parse) != cfg.parse:
+        raise ValueError(
+            f"parse={cfg.parse} reproduces a published scorer {cfg.task} never had "
+            f"(reference modes of {cfg.task}: {', '.join(spec.reference_modes) or 'none'})"
+        )
     return [cfg.task]
 
 
-def _test_rows(cfg: DictConfig, task: str) -> list[dict]:
+def _test_rows(cfg: DictConfig, task: str) -> tuple[list[dict], Counter]:
     source = cfg.data.test_sources[task]
-    records = load_records(source.path, source.get("media_root"), task).records
-    return [
+    loaded = load_records(
+        source.path,
+        source.get("media_root"),
+        task,
+        skip_errors=cfg.data.get("on_bad_record") == "skip",
+        outside_ok=bool(cfg.data.get("allow_media_outside_root")),
+    )
+    if not loaded.records:
+        skipped = sum(loaded.skipped.values())
+        raise RecordError(
+            source.path, "no records" + (f" ({skipped} skipped)" if skipped else ""), "no records"
+        )
+    rows = [
         {
             "where": r.where,
             "query": r.query,
@@ -42,17 +63,23 @@ def _test_rows(cfg: DictConfig, task: str) -> list[dict]:
             "media": [str(p) for p in r.media],
             "meta": r.meta,
         }
-        for r in records
+        for r in loaded.records
     ]
+    return rows, loaded.skipped
 
 
 def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     task = None if cfg.task == "all" else _tasks(cfg)[0]
-    by_task = read_predictions(cfg.predictions, task)
-    return {
-        t: score(t, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse)
-        for t, rows in by_task.items()
-    }
+    read = read_predictions(cfg.predictions, task, cfg.data.get("on_bad_record") == "skip", cfg.duplicates)
+    if read.unassigned:
+        counts = ", ".join(f"{reason} {n}" for reason, n in read.unassigned.most_common())
+        print(f"{cfg.predictions}: rows skipped before their task was known: {counts}", file=sys.stderr)
+    results = {}
+    for name, rows in read.rows.items():
+        result = score(name, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse)
+        result.skipped, result.duplicates = read.skipped.get(name, Counter()), read.duplicates[name]
+        results[name] = result
+    return results
 
 
 def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
@@ -65,12 +92,13 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
         raise ValueError(f"baseline={cfg.baseline} applies to none of the tasks with a test file: {cfg.task}")
     results = {}
     for task in tasks:
-        rows = _test_rows(cfg, task)
+        rows, skipped = _test_rows(cfg, task)
         if cfg.baseline == "majority":
             predictions = majority_baseline([r["label"] for r in rows], task)
         else:
             predictions = self_cause_baseline([r["query"] for r in rows])
         results[task] = score(task, predictions, rows, cfg.protocol, cfg.parse)
+        results[task].skipped = skipped
     return results
 
 
@@ -93,7 +121,12 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
     )
     trainer = instantiate(cfg.trainer, precision=precision(cfg.trainer.precision), _convert_="all")
     trainer.test(module, datamodule=datamodule, verbose=False)
-    return module.test_results
+    results = module.test_results
+    for task, result in results.items():  # skipped at load, then media that could not be read
+        result.skipped = datamodule.test_skipped.get(task, Counter()) + datamodule.skips_by_task.get(
+            task, Counter()
+        )
+    return results
 
 
 def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
@@ -105,6 +138,7 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
         prepare_demo(cfg)
     if cfg.predictions and cfg.baseline:
         raise ValueError("give predictions=FILE or baseline=NAME, not both")
+    check_parse_mode(cfg.parse)
     results = score_file(cfg) if cfg.predictions else run_baseline(cfg) if cfg.baseline else generate(cfg)
     if rank_zero_only.rank == 0:
         out = write_results(results, Path(cfg.output_dir))

@@ -7,16 +7,17 @@ table; for ECPE also ``OUT/ecpe_semeval.json`` in the SemEval-2024 Task 3 subtas
 
 from __future__ import annotations
 
-import json
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from m2se.data.records import RecordError, raw_items
-from m2se.files import atomic_file
+from m2se.data.records import RecordError
+from m2se.files import atomic_file, dumps, write_json
 from m2se.metrics import TaskMetrics
-from m2se.tasks import TASKS, infer_task
+from m2se.tasks import TASKS
 
 # Columns of the summary table, in order; a task shows the ones it has.
 TABLE = (
@@ -38,9 +39,33 @@ TABLE = (
 
 @dataclass
 class TaskResult:
+    """One task's scores, scored rows and confusion matrix, and how they were obtained.
+
+    ``parse`` and ``protocol``: the parse mode the task's answers were read with and the ECPE
+    protocol (None for other tasks); ``skipped``: records left out while loading, by reason;
+    ``duplicates``: duplicate rows dropped (``duplicates=dedupe``). All of them go to metrics.json.
+    """
+
     metrics: dict
     rows: list[dict] = field(default_factory=list)
     confusion: tuple[tuple[str, ...], list[list[int]]] | None = None
+    parse: str | None = None
+    protocol: str | None = None
+    skipped: Counter = field(default_factory=Counter)
+    duplicates: int = 0
+
+    def summary(self) -> dict:
+        """metrics.json's entry: the scores (non-finite → None), then the denominators and the scoring."""
+        finite = {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in self.metrics.items()
+        }
+        return {
+            **finite,
+            "skipped": dict(self.skipped.most_common()),
+            "duplicates_dropped": self.duplicates,
+            "parse": self.parse,
+            "protocol": self.protocol,
+        }
 
 
 def jsonable(parsed):
@@ -55,19 +80,44 @@ def score(
     predictions: Sequence[str],
     rows: Sequence[dict],
     protocol: str = "semeval",
-    parse: str = "strict",
+    parse: str = "exact",
 ) -> TaskResult:
-    """Score raw ``predictions`` against ``rows`` (each with ``label`` and optional ``meta``)."""
+    """Score raw ``predictions`` against ``rows`` (each with ``label``, optional ``meta`` and ``where``).
+
+    A gold label the parse mode's scorer cannot read raises RecordError naming the row's ``where``.
+    """
     metrics = TaskMetrics(task, protocol, parse)
+    spec = metrics.task
+    if spec.kind == "classification" and not spec.open_labels:
+        for row in rows:
+            if spec.gold(row["label"], metrics.parse) not in spec.labels:
+                raise RecordError(
+                    row.get("where", task),
+                    f"gold label {row['label']!r} is not one of {task}'s labels "
+                    f"({', '.join(spec.labels)}) as parse={metrics.parse} reads it",
+                    "unknown label",
+                )
     metrics.update(list(predictions), [r["label"] for r in rows], [r.get("meta") or {} for r in rows])
     out = [
-        {**r, "response": p, "parsed": jsonable(parsed_answer(task, p, r.get("meta"), parse))}
+        {**r, "response": p, "parsed": jsonable(parsed_answer(task, p, r.get("meta"), metrics.parse))}
         for r, p in zip(rows, predictions, strict=True)
     ]
-    return TaskResult(metrics.compute(), out, confusion_of(metrics))
+    return result_of(metrics, out)
 
 
-def parsed_answer(task: str, text: str, meta: dict | None, parse: str = "strict"):
+def result_of(metrics: TaskMetrics, rows: list[dict]) -> TaskResult:
+    """A TaskResult from computed metrics and scored rows, naming the parse mode and protocol used."""
+    kind = metrics.task.kind
+    return TaskResult(
+        metrics.compute(),
+        rows,
+        confusion_of(metrics),
+        parse=metrics.parse if kind == "classification" else kind,
+        protocol=metrics.protocol if kind == "pairs" else None,
+    )
+
+
+def parsed_answer(task: str, text: str, meta: dict | None, parse: str = "exact"):
     """What the metrics read from one answer (open-label tasks: against the record's own labels)."""
     labels = (meta or {}).get("labels") if TASKS[task].open_labels else None
     return TASKS[task].parse(text, labels, parse)
@@ -83,41 +133,6 @@ def confusion_of(metrics: TaskMetrics):
     return labels, matrix.int().tolist()
 
 
-def read_predictions(path: str | Path, task: str | None) -> dict[str, list[dict]]:
-    """Rows of a JSON/JSONL predictions file (``response`` = model output, ``label`` = gold), by task.
-
-    The task comes from ``task`` or is inferred from each record's ``query``.
-    """
-    path, by_task = Path(path), {}
-    for number, item in raw_items(path):
-        where = f"{path.name}:{number}"
-        if isinstance(item, RecordError):
-            raise item
-        if not isinstance(item, dict) or not isinstance(item.get("response"), str) or "label" not in item:
-            raise RecordError(
-                where, "expected an object with 'response' (prediction) and 'label' (gold)", "bad"
-            )
-        name = task or infer_task(item.get("query", ""))
-        if name is None:
-            raise RecordError(where, "query fits no task (pass task=...)", "unknown task")
-        media = [*_listed(item.get("images")), *_listed(item.get("videos"))]
-        meta = {k: v for k, v in item.items() if k not in ("query", "response", "label", "images", "videos")}
-        row = {
-            "where": where,
-            "query": item.get("query", ""),
-            "label": str(item["label"] or ""),
-            "media": media,
-            "meta": meta,
-            "prediction": item["response"],
-        }
-        by_task.setdefault(name, []).append(row)
-    return by_task
-
-
-def _listed(value) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
-
-
 def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
     """Write predictions, metrics.json, confusion matrices and (for ECPE) the SemEval export."""
     out = Path(out_dir)
@@ -126,18 +141,14 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
         # Written beside and renamed: a full disk names the file and leaves no half-written one.
         with atomic_file(out / "predictions" / f"{task}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
             for row in result.rows:
-                f.write(
-                    json.dumps({k: v for k, v in row.items() if k != "prediction"}, ensure_ascii=False) + "\n"
-                )
+                f.write(dumps({k: v for k, v in row.items() if k != "prediction"}, ensure_ascii=False) + "\n")
         if result.confusion is not None:
             from m2se.metrics.plots import plot_confusion
 
             plot_confusion(*result.confusion, out / f"confusion_{task}.png", title=task)
         if task == "ecpe":
             export_semeval(result.rows, out / "ecpe_semeval.json")
-    metrics = {task: result.metrics for task, result in results.items()}
-    with atomic_file(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", {task: result.summary() for task, result in results.items()}, indent=2)
     return out
 
 
@@ -147,6 +158,15 @@ def markdown_table(results: dict[str, TaskResult]) -> str:
     for task, result in results.items():
         cells = [_cell(result.metrics.get(c)) for c in columns]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for task, result in results.items():  # how each row was scored, and what it was scored over
+        how = f"parse={result.parse}" + (f", protocol={result.protocol}" if result.protocol else "")
+        left = ", ".join(f"{reason} {n}" for reason, n in result.skipped.most_common())
+        left += f"{', ' if left else ''}duplicates {result.duplicates}" if result.duplicates else ""
+        lines.append(
+            f"{task}: {how}; {result.metrics.get('count', 0)} scored"
+            + (f"; left out: {left}" if left else "")
+        )
     return "\n".join(lines)
 
 
@@ -182,7 +202,6 @@ def export_semeval(rows: Sequence[dict], path: str | Path) -> tuple[int, int]:
             if pair not in pairs:
                 pairs.append(pair)
     export = [{"conversation_ID": c, "emotion-cause_pairs": p} for c, p in sorted(conversations.items())]
-    Path(path).write_text(
-        "[\n" + ",\n".join(json.dumps(c) for c in export) + "\n]\n"
-    )  # a conversation a line
+    with atomic_file(path) as tmp:  # a conversation a line
+        tmp.write_text("[\n" + ",\n".join(dumps(c) for c in export) + "\n]\n")
     return len(export), left_out

@@ -6,21 +6,31 @@ Conversation-level tasks after InstructERC (``erc_dialog``, ``speaker_id``, ``em
 prompts are built by ``m2se.dialogue.prompts``) and Emotion-LLaMA's ``mer2023`` (PROTOCOL.md §5).
 Parsers never raise: an answer they cannot read parses to ``None`` ("no answer").
 
-Parse modes: ``strict`` (default; an answer that names no label, or several, is unparseable),
-``nearest`` (InstructERC's fallback: an unreadable answer becomes the label nearest by edit distance),
-``last_word`` (Emotion-LLaMA's scorer: the answer's last word, anything outside the labels → the task's
-``fallback`` label).
+Answer parsing and the parse modes: ``m2se.parsing``.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from m2se.dialogue.labels import NATIVE
+from m2se.parsing import (
+    ECPE_EMOTIONS,
+    PARSE_MODES,
+    REFERENCE_MODES,
+    ParseMode,
+    check_parse_mode,
+    finite_number,
+    integer,
+    named_label,
+    nearest_label,
+    normalize,
+    parse_pairs,
+    vocabulary_of,
+)
 from m2se.templates import (
     DIALOGUE_CONTEXT,
     ECPE_HEAD,
@@ -31,17 +41,9 @@ from m2se.templates import (
     MER2023_INSTRUCTION,
 )
 
+__all__ = ["ECPE_EMOTIONS", "PARSE_MODES", "ParseMode", "normalize", "parse_pairs"]
+
 Kind = Literal["classification", "phrases", "text", "pairs"]
-ParseMode = Literal["strict", "nearest", "last_word"]
-PARSE_MODES = ("strict", "nearest", "last_word")
-
-ECPE_EMOTIONS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
-
-
-def normalize(text: str) -> str:
-    """Lower case, punctuation to spaces, whitespace collapsed: the form parsers compare."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w\s]|_", " ", folded).split())
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ class Task:
     needs_media: bool = True
     # Replaces the EmoVerse ``The person says: ...`` query; ``{utterance}`` is filled in.
     template: str | None = None
-    # What ``last_word`` parsing answers when the last word is no label (Emotion-LLaMA: neutral).
+    # What ``emotion_llama`` parsing answers when the last piece is no label (Emotion-LLaMA: neutral).
     fallback: str | None = None
+    # Reference parse modes that reproduce a published scorer of this task (module docstring).
+    reference_modes: tuple[str, ...] = ()
 
     def query(self, utterance: str, quote: str = "'") -> str:
         """The query for one utterance (not for ECPE: see ``ecpe_query``; dialogue: m2se.dialogue.prompts)."""
@@ -75,24 +79,31 @@ class Task:
         head = f"The person says: {quote}{utterance}{quote}"
         return " ".join(p for p in (head, self.identifier, self.instruction) if p)
 
-    def parse(self, text: str, labels: Sequence[str] | None = None, mode: ParseMode = "strict") -> Any:
+    def parse(self, text: str, labels: Sequence[str] | None = None, mode: ParseMode = "exact") -> Any:
         """The answer in ``text``, or None when it cannot be read. Never raises.
 
         ``labels``: the record's label list for an open-label task (without it, such an answer is only
-        normalised). ``mode`` applies to classification tasks (see the module docstring).
+        normalised). ``mode`` applies to classification tasks (see the module docstring); a reference
+        mode this task has no scorer for reads as ``exact``.
         """
         if not isinstance(text, str):
             return None
         if self.kind == "classification":
-            vocabulary = self._vocabulary if labels is None else _vocabulary(labels, {})
             if self.open_labels and labels is None:
                 return normalize(text) or None
-            if mode == "last_word":
-                words = normalize(text).split()
-                return vocabulary.get(words[-1] if words else "", self.fallback)
-            found = _parse_label(text, vocabulary)
+            mode = self.parse_mode(mode)
+            if mode == "emotion_llama":
+                piece = text.split(" ")[-1]
+                return piece if piece in self.labels else self.fallback
+            if mode == "emoverse":
+                found = next((label for label in self.labels if text.strip() == f"{label}."), None)
+                return found if found is not None else self.fallback
+            vocabulary = self._vocabulary if labels is None else vocabulary_of(labels, {})
+            found = vocabulary.get(normalize(text))
+            if found is None and mode == "contains":
+                found = named_label(text, vocabulary)
             if found is None and mode == "nearest":
-                found = _nearest(text, vocabulary)
+                found = nearest_label(text, vocabulary)
             return found
         if self.kind == "phrases":
             phrases = tuple(p for p in (normalize(piece) for piece in text.split(";")) if p)
@@ -100,6 +111,26 @@ class Task:
         if self.kind == "pairs":
             return parse_pairs(text)
         return " ".join(text.split()) or None
+
+    def parse_mode(self, mode: str) -> str:
+        """The mode this task's answers are read with under ``parse=mode`` (see the module docstring)."""
+        check_parse_mode(mode)
+        return "exact" if mode in REFERENCE_MODES and mode not in self.reference_modes else mode
+
+    def substituted(self, text: str, mode: str) -> bool:
+        """Whether a reference mode answers its fallback label because it could not read ``text``."""
+        mode = self.parse_mode(mode)
+        if self.kind != "classification" or mode not in REFERENCE_MODES or not isinstance(text, str):
+            return False
+        if mode == "emotion_llama":
+            return text.split(" ")[-1] not in self.labels
+        return self.fallback is not None and text.strip() not in {f"{label}." for label in self.labels}
+
+    def gold(self, response: str, mode: str = "exact") -> Any:
+        """The gold answer of a record's ``response`` as the parse mode's scorer reads it."""
+        if self.parse_mode(mode) == "emotion_llama":  # the scorer splits the target the same way
+            return response.split(" ")[-1]
+        return self.parse(response)
 
     def format(self, answer: Any) -> str:
         """The response string for a parsed answer, as the released files write it."""
@@ -129,63 +160,34 @@ class Task:
             return f"empty response for task {self.name}"
         return None
 
+    def check_meta(self, meta: dict) -> str | None:
+        """Why a record's metadata cannot be scored, or None.
+
+        ``score`` (msa's source score, for Acc-2) must be a finite number and ``conversation_ID``
+        (ECPE's SemEval export) an integer; an open-label task's record needs ``dataset``, ``labels``
+        (the label list its prompt offers) and ``native`` (its gold label in the corpus's own labels).
+        """
+        score = meta.get("score")
+        if score is not None and not finite_number(score):
+            return f"'score' must be a finite number, got {score!r}"
+        conversation = meta.get("conversation_ID")
+        if conversation is not None and not integer(conversation):
+            return f"'conversation_ID' must be an integer, got {conversation!r}"
+        if not self.open_labels:
+            return None
+        dataset, labels, native = meta.get("dataset"), meta.get("labels"), meta.get("native")
+        if not isinstance(dataset, str) or not dataset:
+            return f"{self.name} records need a 'dataset' name (as python -m m2se.data.build dialogue writes)"
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+            return f"'labels' must be the prompt's non-empty list of label strings, got {labels!r}"
+        expected = NATIVE.get(dataset, tuple(labels))
+        if native not in expected:
+            return f"'native' gold label {native!r} is not one of {dataset}'s labels ({', '.join(expected)})"
+        return None
+
     @cached_property
     def _vocabulary(self) -> dict[str, str]:
-        return _vocabulary(self.labels, self.aliases)
-
-
-def _vocabulary(labels: Sequence[str], aliases: dict[str, str]) -> dict[str, str]:
-    vocab = {normalize(label): label for label in labels}
-    vocab.update({normalize(alias): label for alias, label in aliases.items()})
-    return vocab
-
-
-def _nearest(text: str, vocabulary: dict[str, str]) -> str | None:
-    """The label whose normalised form is nearest to the answer by edit distance (ties: first listed)."""
-    from torchmetrics.functional.text import edit_distance
-
-    answer = normalize(text)
-    if not answer or not vocabulary:
-        return None
-    keys = list(vocabulary)
-    distances = [int(edit_distance([answer], [key])) for key in keys]
-    return vocabulary[keys[distances.index(min(distances))]]
-
-
-def _parse_label(text: str, vocabulary: dict[str, str]) -> str | None:
-    norm = normalize(text)
-    if norm in vocabulary:
-        return vocabulary[norm]
-    # A sentence like "The emotion is joy." counts when it names exactly one label.
-    padded = f" {norm} "
-    found = {label for key, label in vocabulary.items() if f" {key} " in padded}
-    return found.pop() if len(found) == 1 else None
-
-
-_PAIR = re.compile(r"(\d+)\s*_\s*([A-Za-z]+)\s*,\s*(\d+)")
-
-
-def parse_pairs(text: str, strict: bool = False) -> list[tuple[int, str, int]] | None:
-    """ECPE answer → (target, emotion, cause) triples in answer order.
-
-    An empty answer is the valid "no cause" answer ``[]``. Malformed pieces are dropped (or, with
-    ``strict``, make the whole answer None); text with no readable piece is None.
-    """
-    if not isinstance(text, str):
-        return None
-    if not text.strip():
-        return []
-    triples = []
-    for piece in re.split(r"[;\uff1b\n]", text):
-        piece = piece.strip().rstrip(".")
-        # Strict (gold answers): the piece is exactly one pair; lenient (generations): a pair inside it.
-        match = _PAIR.fullmatch(piece) if strict else _PAIR.search(piece)
-        if match is None or match[2].lower() not in ECPE_EMOTIONS:
-            if strict and piece:
-                return None
-            continue
-        triples.append((int(match[1]), match[2].lower(), int(match[3])))
-    return triples or None
+        return vocabulary_of(self.labels, self.aliases)
 
 
 TASKS: dict[str, Task] = {
@@ -198,6 +200,8 @@ TASKS: dict[str, Task] = {
             "<sentiment>",
             ("Positive", "Negative"),
             max_new_tokens=8,
+            fallback="Negative",  # EmoVerse's released scorer reads any unmatched answer as Negative
+            reference_modes=("emoverse",),
         ),
         Task(
             "mer",
@@ -208,6 +212,7 @@ TASKS: dict[str, Task] = {
             ("Happy", "Sadness", "Surprise", "Disgust", "Anger", "Fear", "Neutral"),
             {"sad": "Sadness", "angry": "Anger"},
             max_new_tokens=8,
+            reference_modes=("emoverse",),
         ),
         Task(
             "erc",
@@ -218,6 +223,7 @@ TASKS: dict[str, Task] = {
             ("Anger", "Sadness", "Surprise", "Disgust", "Joy", "Neutral", "Fear"),
             {"sad": "Sadness", "angry": "Anger"},
             max_new_tokens=8,
+            reference_modes=("emoverse",),
         ),
         # EmoVerse never released the FER identifier; `<expression>` is m2se's choice.
         Task(
@@ -264,6 +270,7 @@ TASKS: dict[str, Task] = {
             ("neutral", "angry", "happy", "sad", "worried", "surprise"),
             template="The person in video says: {utterance}.  " + MER2023_INSTRUCTION,
             fallback="neutral",
+            reference_modes=("emotion_llama",),
             max_new_tokens=8,
         ),
     )

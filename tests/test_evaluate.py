@@ -72,7 +72,7 @@ def test_baselines_need_no_model(emoverse_dir, tmp_path, capsys):
 def test_bad_prediction_files_and_tasks_say_where(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"response": "Joy.", "label": "Joy.", "query": "x <emotion>"}\n{"response": "Joy."}\n')
-    with pytest.raises(RecordError, match=r"p.jsonl:2: expected an object with 'response'"):
+    with pytest.raises(RecordError, match=r"p.jsonl:2: 'label' \(the gold answer\) is missing"):
         evaluate(config(tmp_path / "o", f"predictions={path}", "task=erc"))
     with pytest.raises(ValueError, match="unknown task 'emotion'"):
         evaluate(config(tmp_path / "o", "task=emotion", "baseline=majority"))

@@ -91,7 +91,7 @@ def test_text_only_training_picks_the_checkpoint_on_dev_and_evaluates_natively(
     assert "val/erc_dialog/meld/f1_weighted" in trainer.logged_metrics
 
     results = {}
-    for parse in ("strict", "nearest"):
+    for parse in ("exact", "nearest"):
         cfg = None
         with initialize_config_dir(str(CONF), version_base="1.3"):
             cfg = compose(

@@ -50,7 +50,8 @@ def test_label_round_trip_with_noise(task, data):
     pad = data.draw(st.sampled_from(["", " ", "\n", "  \t"]))
     punct = data.draw(st.sampled_from(["", ".", "!", "..."]))
     assert task.parse(pad + case(label) + punct + pad) == label
-    assert task.parse(f"The answer is {label.lower()}.") == label
+    assert task.parse(f"The answer is {label.lower()}.", mode="contains") == label
+    assert task.parse(f"The answer is {label.lower()}.") is None  # exact: the whole answer is the label
 
 
 @pytest.mark.parametrize("task", CLASSIFICATION, ids=lambda t: t.name)
@@ -163,7 +164,7 @@ def test_open_label_tasks_parse_against_the_record_labels():
     assert not task.needs_media and TASKS["erc"].needs_media
 
 
-def test_mer2023_prompt_and_last_word_rule():
+def test_mer2023_prompt_and_emotion_llama_rule():
     task = TASKS["mer2023"]
     query = task.query("I lost my keys")
     assert query == (
@@ -171,7 +172,8 @@ def test_mer2023_prompt_and_last_word_rule():
         "video represents: happy, sad, neutral, angry, worried, surprise, fear, contempt, doubt. "
     )
     assert infer_task(query) == "mer2023"
-    assert task.parse("The person feels worried.", mode="last_word") == "worried"
-    assert task.parse("contempt", mode="last_word") == "neutral"  # outside the six labels
+    assert task.parse("The person feels worried", mode="emotion_llama") == "worried"
+    assert task.parse("The person feels worried.", mode="emotion_llama") == "neutral"  # "worried." is no label
+    assert task.parse("contempt", mode="emotion_llama") == "neutral"  # outside the six labels
     assert task.parse("contempt") is None and task.parse("") is None
-    assert task.parse("", mode="last_word") == "neutral"
+    assert task.parse("", mode="emotion_llama") == "neutral"

@@ -60,7 +60,8 @@ class MultiTaskDataModule(L.LightningDataModule):
     ``temperature``). ``set_mixture`` switches the running sampler without rebuilding the loader.
     Validation is ``val_sources`` or a random ``val_fraction`` of every training file; ``test_sources``
     maps a task to its test file. ``data_dir`` is only a handle for config interpolation.
-    ``frame_cache`` is a folder built by ``python -m m2se.data.cache`` (see MediaLoader).
+    ``frame_cache`` is a folder built by ``python -m m2se.data.cache`` (see MediaLoader). Media paths
+    must stay inside their source's media root unless ``allow_media_outside_root``.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         seed: int = 42,
         data_dir: str | None = None,
         frame_cache: str | None = None,
+        allow_media_outside_root: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -101,6 +103,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.val_fraction, self.val_max_per_task, self.batch_size = val_fraction, val_max_per_task, batch_size
         self.num_batches, self.num_workers, self.seed = num_batches, num_workers, seed
         self.on_bad_record, self.on_media_error = on_bad_record, on_media_error
+        self.allow_media_outside_root = allow_media_outside_root
         self.media = MediaLoader(
             num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend, cache=frame_cache
         )
@@ -108,6 +111,8 @@ class MultiTaskDataModule(L.LightningDataModule):
             _check_cache(self.media)
         self.sampler: TaskWeightedBatchSampler | None = None
         self.runtime_skips: Counter = Counter()
+        self.skips_by_task: dict[str | None, Counter] = {}  # the same, per task (evaluation's denominators)
+        self.test_skipped: dict[str, Counter] = {}  # test records skipped at load, per task
         self.dropped: Counter = Counter()  # audio / feature placeholders left out (model.audio.missing: drop)
         self.report: DataReport | None = None
         self.test_records: dict[str, list[Record]] = {}
@@ -128,6 +133,7 @@ class MultiTaskDataModule(L.LightningDataModule):
                 self.on_bad_record == "skip",
                 not source.text_only,
                 seen if seen is not None else set(),
+                self.allow_media_outside_root,
             )
             total.extend(result)
             per_source.append((source, result.records))
@@ -199,8 +205,10 @@ class MultiTaskDataModule(L.LightningDataModule):
         # Training does not need the test files: missing ones are listed in the report instead.
         present = {t: s for t, s in self.test_sources.items() if required or Path(s.path).is_file()}
         self.missing_tests = sorted(set(self.test_sources) - set(present))
-        loaded = self._load(list(present.values()), set())[0]
-        self.test_records = {task: records for task, (_, records) in zip(present, loaded, strict=True)}
+        self.test_records, self.test_skipped = {}, {}
+        for task, source in present.items():
+            loaded = self._load([source], set())[1]
+            self.test_records[task], self.test_skipped[task] = loaded.records, loaded.skipped
 
     def _build_sampler(self) -> TaskWeightedBatchSampler:
         # Sampler keys are "mixture:task" so that a mixture draws only from the files scoped to it.
@@ -293,6 +301,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             if not self.runtime_skips[skip.reason]:
                 rank_zero_warn(f"skipping {skip.where}: {skip.message} (further skips are counted)")
             self.runtime_skips[skip.reason] += 1
+            self.skips_by_task.setdefault(batch.get("task"), Counter())[skip.reason] += 1
         for kind, where in batch.get("dropped", {}).items():
             if not self.dropped[kind]:
                 rank_zero_warn(

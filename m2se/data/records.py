@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m2se.files import json_problem, loads
 from m2se.tasks import TASKS, infer_task
 
 MEDIA_KEYS = ("images", "videos")
@@ -79,22 +80,45 @@ def raw_items(path: Path) -> Iterator[tuple[int, Any]]:
         raise RecordError(str(path), f"cannot read file ({err})", "unreadable file") from None
     if text.lstrip().startswith("["):
         try:
-            items = json.loads(text)
+            items = loads(text)
         except json.JSONDecodeError as err:
             where = f"{path.name}:line {err.lineno}"
             raise RecordError(where, f"invalid JSON ({err.msg}, column {err.colno})", "bad json") from None
         yield from enumerate(items)
         return
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only: str.splitlines also splits at U+2028 and others, which JSON strings may hold.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            yield lineno, loads(line)
         except json.JSONDecodeError as err:
             yield lineno, RecordError(f"{path.name}:{lineno}", f"bad JSON line ({err.msg})", "bad json")
 
 
-def _media(item: dict, root: Path, where: str) -> dict[str, tuple[Path, ...]]:
+def media_path(root: Path, value: str, where: str, key: str, outside_ok: bool = False) -> Path:
+    """``root / value``, refused (RecordError) when it leads outside ``root``: an absolute path, ``..``
+    or a symlink resolving elsewhere, unless ``outside_ok`` (``data.allow_media_outside_root``)."""
+    path = root / value
+    if outside_ok:
+        return path
+    try:
+        inside = not Path(value).is_absolute() and path.resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError, RuntimeError) as err:  # a NUL byte, a symlink loop
+        raise RecordError(
+            where, f"'{key}' path {value!r} cannot be resolved ({err})", "bad media field"
+        ) from None
+    if not inside:
+        raise RecordError(
+            where,
+            f"'{key}' path {value!r} leads outside the media root {root} "
+            "(set data.allow_media_outside_root=true to allow it)",
+            "media outside root",
+        )
+    return path
+
+
+def _media(item: dict, root: Path, where: str, outside_ok: bool) -> dict[str, tuple[Path, ...]]:
     found = {}
     for key in MEDIA_KEYS:
         value = item.get(key)
@@ -103,35 +127,47 @@ def _media(item: dict, root: Path, where: str) -> dict[str, tuple[Path, ...]]:
         paths = [value] if isinstance(value, str) else value
         if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
             raise RecordError(where, f"'{key}' must be a path or a list of paths", "bad media field")
-        found[key] = tuple(root / p for p in paths)
+        found[key] = tuple(media_path(root, p, where, key, outside_ok) for p in paths)
     return found
 
 
-def _audio(item: dict, root: Path, where: str) -> dict:
+def _audio(item: dict, root: Path, where: str, outside_ok: bool) -> dict:
     found = {}
     if item.get("audio") not in (None, ""):
         if not isinstance(item["audio"], str):
             raise RecordError(where, "'audio' must be a path", "bad media field")
-        found["audio"] = root / item["audio"]
+        found["audio"] = media_path(root, item["audio"], where, "audio", outside_ok)
     features = item.get("features")
     if features not in (None, {}):
         if not isinstance(features, dict) or not all(isinstance(p, str) and p for p in features.values()):
             raise RecordError(where, "'features' must be a mapping of view → path", "bad media field")
-        found["features"] = {view: root / p for view, p in features.items()}
+        found["features"] = {
+            view: media_path(root, p, where, "features", outside_ok) for view, p in features.items()
+        }
     return found
 
 
 def parse_record(
-    item: Any, where: str, source: str, index: int, root: Path, task: str | None, require_media: bool
+    item: Any,
+    where: str,
+    source: str,
+    index: int,
+    root: Path,
+    task: str | None,
+    require_media: bool,
+    outside_ok: bool = False,
 ) -> Record:
     """One raw JSON item → Record, or RecordError naming ``where`` and the reason."""
     if not isinstance(item, dict):
         raise RecordError(where, f"expected an object, got {type(item).__name__}", "not an object")
+    problem = json_problem(item)
+    if problem:
+        raise RecordError(where, problem, "bad value")
     for key in ("query", "response"):
         if not isinstance(item.get(key), str):
             got = "missing" if key not in item else f"not a string ({type(item[key]).__name__})"
             raise RecordError(where, f"'{key}' is {got}", f"missing {key}")
-    media, extra = _media(item, root, where), _audio(item, root, where)
+    media, extra = _media(item, root, where, outside_ok), _audio(item, root, where, outside_ok)
     name = task or infer_task(item["query"])
     if name is None:
         raise RecordError(where, "query fits no task (state the source's task explicitly)", "unknown task")
@@ -144,6 +180,9 @@ def parse_record(
         kind = TASKS[name].kind
         raise RecordError(where, problem, "unknown label" if kind == "classification" else "bad response")
     meta = {k: v for k, v in item.items() if k not in ("query", "response", *MEDIA_KEYS, *AUDIO_KEYS)}
+    problem = TASKS[name].check_meta(meta)
+    if problem:
+        raise RecordError(where, problem, "bad metadata")
     return Record(
         item["query"], item["response"], name, source=source, index=index, meta=meta, **media, **extra
     )
@@ -156,10 +195,12 @@ def load_records(
     skip_errors: bool = False,
     require_media: bool = True,
     seen: set | None = None,
+    outside_ok: bool = False,
 ) -> LoadResult:
     """Load one EMT file.
 
     ``media_root`` defaults to the file's folder; ``task`` overrides inference for every record.
+    Media paths must stay inside it (see ``media_path``) unless ``outside_ok``.
     With ``skip_errors`` malformed records are skipped and counted in the result; otherwise the first
     one raises RecordError. Pass the same ``seen`` set to several calls to catch duplicates across files.
     """
@@ -174,7 +215,7 @@ def load_records(
         try:
             if isinstance(item, RecordError):
                 raise item
-            record = parse_record(item, where, path.name, number, root, task, require_media)
+            record = parse_record(item, where, path.name, number, root, task, require_media, outside_ok)
             key = record.key
             if key in seen:
                 raise RecordError(where, "duplicate record (same query, response and inputs)", "duplicate")

@@ -3,7 +3,12 @@
 An unparseable answer goes to class K, after the K real labels. Gold is never K, so such an answer
 is a false negative for its gold class and a false positive for no real class, the way scikit-learn
 scores a prediction outside ``labels=`` (PROTOCOL.md §4): weighted F1 over K+1 classes gives class K
-no weight (it has no support), and macro F1 is the mean over the K real classes.
+no weight (it has no support).
+
+A class that is neither in the gold labels nor predicted has no F1 (a class without gold, no recall):
+it is reported as None,
+and macro F1 is the mean over the real classes present in gold or predictions (scikit-learn's
+``f1_score(average="macro")`` without ``labels=``), not a mean that counts absent classes as 0.
 """
 
 from __future__ import annotations
@@ -47,16 +52,25 @@ class LabelScores(nn.Module):
         for metric in (self.accuracy, self.f1_weighted, self.f1, self.recall, self.confmat):
             metric.update(preds, target)
 
-    def compute(self) -> dict[str, Tensor]:
+    def compute(self) -> dict[str, Tensor | None]:
         k = len(self.labels)
         f1, recall = self.f1.compute(), self.recall.compute()
-        out = {
+        matrix = self.confmat.compute()
+        in_gold = matrix.sum(1)[:k] > 0
+        present = in_gold | (matrix.sum(0)[:k] > 0)  # in gold or predicted
+        out: dict[str, Tensor | None] = {
             "accuracy": self.accuracy.compute(),
             "f1_weighted": self.f1_weighted.compute(),
-            "f1_macro": f1[:k].mean(),
+            "f1_macro": f1[:k][present].mean() if present.any() else None,
         }
-        per_class = f1 if self.per_class == "f1" else recall
-        out.update({f"{self.per_class}_{label.lower()}": per_class[i] for i, label in enumerate(self.labels)})
+        # Recall is defined by the gold class alone; F1 also by predictions of it.
+        per_class, defined = (f1, present) if self.per_class == "f1" else (recall, in_gold)
+        out.update(
+            {
+                f"{self.per_class}_{label.lower()}": per_class[i] if defined[i] else None
+                for i, label in enumerate(self.labels)
+            }
+        )
         return out
 
     def confusion(self) -> tuple[tuple[str, ...], Tensor]:

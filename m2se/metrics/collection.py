@@ -17,7 +17,8 @@ from m2se.metrics.dialogue import REQUIRED, DialogueScores
 from m2se.metrics.pairs import PROTOCOLS, PairF1, Protocol
 from m2se.metrics.phrases import PhraseF1
 from m2se.metrics.text import TextOverlap
-from m2se.tasks import PARSE_MODES, ParseMode, Task, get_task
+from m2se.parsing import REFERENCE_MODES, ParseMode
+from m2se.tasks import Task, get_task
 
 
 class TaskMetrics(nn.Module):
@@ -34,22 +35,24 @@ class TaskMetrics(nn.Module):
     - erc_dialog, emotion_predict: per corpus in native labels, ``<corpus>/f1_weighted`` etc., and their
       mean as ``f1_weighted`` etc. (see ``m2se.metrics.dialogue``).
 
-    ``parse`` (classification tasks): ``strict``, ``nearest`` or ``last_word`` (see ``m2se.tasks``).
+    ``parse`` (classification tasks): a mode of ``m2se.parsing``; ``self.parse`` is the mode this task is
+    read with (a reference mode the task has no scorer for reads as ``exact``). Reference modes that put
+    a fallback label in place of an unreadable answer count those in ``fallback_answers``.
 
     Labels in keys are lower case. An answer the task's parser cannot read counts in ``unparseable`` and
-    is wrong (PROTOCOL.md §4).
+    is wrong (PROTOCOL.md §4). A class that is neither in the gold labels nor predicted has F1 (or
+    recall) None, and macro F1 averages the classes present (scikit-learn's convention).
     """
 
-    def __init__(self, task: str | Task, protocol: Protocol = "semeval", parse: ParseMode = "strict"):
+    def __init__(self, task: str | Task, protocol: Protocol = "semeval", parse: ParseMode = "exact"):
         super().__init__()
         self.task = get_task(task) if isinstance(task, str) else task
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown ECPE protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
-        if parse not in PARSE_MODES:
-            raise ValueError(f"unknown parse mode {parse!r} (expected one of {', '.join(PARSE_MODES)})")
-        self.protocol, self.parse = protocol, parse
+        self.protocol, self.parse = protocol, self.task.parse_mode(parse)
         self.count = SumMetric()
         self.unparseable = SumMetric()
+        self.fallback_answers = SumMetric()
         self.acc2 = SentimentAcc2() if self.task.name == "msa" else None
         kind = self.task.kind
         if self.task.open_labels:
@@ -84,6 +87,7 @@ class TaskMetrics(nn.Module):
             parsed = [self.task.parse(p, mode=self.parse) for p in predictions]
         self.count.update(float(len(parsed)))
         self.unparseable.update(float(sum(p is None for p in parsed)))
+        self.fallback_answers.update(float(sum(self.task.substituted(p, self.parse) for p in predictions)))
         if isinstance(self.scores, DialogueScores):
             self.scores.update(parsed, meta)
         elif isinstance(self.scores, PairF1):
@@ -100,12 +104,10 @@ class TaskMetrics(nn.Module):
             out.update(self.acc2.compute())
         out = {key: value.item() if isinstance(value, Tensor) else value for key, value in out.items()}
         count, unparseable = int(self.count.compute()), int(self.unparseable.compute())
-        return {
-            **out,
-            "count": count,
-            "unparseable": unparseable,
-            "unparseable_rate": unparseable / max(count, 1),
-        }
+        out.update(count=count, unparseable=unparseable, unparseable_rate=unparseable / max(count, 1))
+        if self.parse in REFERENCE_MODES:
+            out["fallback_answers"] = int(self.fallback_answers.compute())
+        return out
 
     def confusion(self) -> tuple[tuple[str, ...], Tensor]:
         """(labels, counts): rows are gold labels, columns the predicted labels and then "no answer"."""
@@ -121,9 +123,11 @@ class TaskMetrics(nn.Module):
     def _gold(self, reference: str) -> Any:
         if self.task.kind == "text":
             return reference
-        answer = self.task.parse(reference)
-        if answer is None and self.task.kind == "classification":
+        answer = self.task.gold(reference, self.parse)
+        if self.task.kind == "classification" and answer not in self.task.labels:
             labels = ", ".join(f"'{label}.'" for label in self.task.labels)
+            if self.parse == "emotion_llama":
+                labels = ", ".join(self.task.labels) + " (its last word, exactly; parse=emotion_llama)"
             raise ValueError(
                 f"unknown gold label {reference!r} for task {self.task.name} (expected one of {labels})"
             )

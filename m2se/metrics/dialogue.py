@@ -66,7 +66,7 @@ class DialogueScores(nn.Module):
             for key, value in self.corpora[dataset].compute().items():
                 out[f"{dataset}/{key}"] = value
         for key in ("accuracy", "f1_weighted", "f1_macro"):
-            values = [out[f"{d}/{key}"] for d in sorted(self.corpora)]
+            values = [out[f"{d}/{key}"] for d in sorted(self.corpora) if out[f"{d}/{key}"] is not None]
             if values:
                 out[key] = torch.stack(values).mean()
         return out

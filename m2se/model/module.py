@@ -16,7 +16,7 @@ from transformers import AutoTokenizer
 
 from m2se.data.audio import AudioSettings
 from m2se.data.dataset import prompts_of
-from m2se.evaluation import TaskResult, confusion_of, jsonable, parsed_answer
+from m2se.evaluation import TaskResult, jsonable, parsed_answer, result_of
 from m2se.files import staged_dir
 from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
@@ -71,7 +71,7 @@ class M2SEModule(L.LightningModule):
         val_generate: int = 0,
         protocol: str = "semeval",
         audio: AudioSettings | Mapping | None = None,
-        parse: str = "strict",
+        parse: str = "exact",
         max_nonfinite_steps: int = 5,
     ) -> None:
         super().__init__()
@@ -255,11 +255,10 @@ class M2SEModule(L.LightningModule):
                 dist.all_gather_object(gathered, rows)
                 rows = [row for part in gathered for row in part]
             metrics = self.test_metrics[task]
-            with warnings.catch_warnings():  # a rank whose shard had none of this task
-                warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
-                values = metrics.compute()
             if rows:
-                self.test_results[task] = TaskResult(values, rows, confusion_of(metrics))
+                with warnings.catch_warnings():  # a rank whose shard had none of this task
+                    warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
+                    self.test_results[task] = result_of(metrics, rows)
             metrics.reset()
         self._test_rows = {}
 

@@ -106,3 +106,67 @@ def test_dialogue_records_may_be_text_only(tmp_path):
     path.write_text(json.dumps([{"query": SPEAKER, "response": "Speaker_1"}, no_media]))
     loaded = load_records(path, skip_errors=True)
     assert [r.task for r in loaded.records] == ["speaker_id"] and loaded.skipped == {"no media": 1}
+
+
+def test_media_paths_stay_inside_the_media_root(tmp_path):
+    root = tmp_path / "data"
+    (root / "clips").mkdir(parents=True)
+    outside = tmp_path / "secret.mp4"
+    outside.write_bytes(b"x")
+    (root / "clips/link.mp4").symlink_to(outside)
+    (root / "clips/inner.mp4").symlink_to(root / "clips/a.mp4")  # a link inside the root is fine
+    bad = {
+        "../../etc/passwd": "leads outside the media root",
+        str(outside): "leads outside the media root",
+        "clips/link.mp4": "leads outside the media root",
+        "clips/../../secret.mp4": "leads outside the media root",
+        "clips/a\x00.mp4": "cannot be resolved",
+    }
+    for path_in_record, message in bad.items():
+        path = write(root / "d.json", [erc(videos=[path_in_record])])
+        with pytest.raises(RecordError, match=rf"d.json:0: 'videos' path .* {message}"):
+            load_records(path)
+        result = load_records(path, skip_errors=True)
+        assert result.records == [] and sum(result.skipped.values()) == 1
+    path = write(
+        root / "d.json", [erc(videos=["clips/inner.mp4"]), erc("b", videos=["clips/../clips/a.mp4"])]
+    )
+    assert len(load_records(path).records) == 2
+    for key, value in (("images", ["../x.png"]), ("audio", "/tmp/a.wav"), ("features", {"face": "../f.npy"})):
+        path = write(root / "d.json", [{**erc(), key: value}])
+        with pytest.raises(RecordError, match=f"'{key}' path .* outside the media root"):
+            load_records(path)
+    # Users who keep media elsewhere opt in (data.allow_media_outside_root).
+    path = write(root / "d.json", [erc(videos=[str(outside)]), erc("b", videos=["clips/link.mp4"])])
+    assert load_records(path, outside_ok=True).records[0].videos == (outside,)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("query", "Hi \ud800 .", "query has an unpaired UTF-16 surrogate"),
+        ("meta", {"a": json.loads("[" * 40 + "]" * 40)}, "nests deeper than 32"),
+        ("score", float("nan"), "score is nan"),
+        ("score", "high", "'score' must be a finite number, got 'high'"),
+        ("score", True, "'score' must be a finite number"),
+        ("conversation_ID", "²", "'conversation_ID' must be an integer, got '²'"),
+        ("conversation_ID", 1.5, "'conversation_ID' must be an integer"),
+    ],
+)
+def test_unusable_values_and_metadata_name_the_record(tmp_path, field, value, message):
+    item = erc("Hi \ud800 .") if field == "query" else {**erc(), field: value}
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(erc()) + "\n" + json.dumps(item) + "\n")  # json.dumps writes NaN and \ud800
+    with pytest.raises(RecordError, match=rf"d.jsonl:2: .*{message}"):
+        load_records(path)
+
+
+def test_runaway_nesting_and_line_separators(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(RecordError, match="d.json:line 1: invalid JSON \\(nested too deeply"):
+        load_records(path)
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(erc("a\u2028b"), ensure_ascii=False) + "\n" + "[" * 50_000 + "\n")
+    result = load_records(path, skip_errors=True)
+    assert result.skipped == {"bad json": 1} and result.records[0].query == ERC.query("a\u2028b")

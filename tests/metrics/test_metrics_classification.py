@@ -28,24 +28,42 @@ def test_perfect_predictions_score_one(task):
 def test_unparseable_is_wrong_and_charges_no_precision():
     # gold Joy, Joy, Anger, Neutral; predicted Joy, (none), Anger, Joy.
     # Joy: tp 1, fp 1 (the Neutral record), fn 1 (the unreadable one) -> F1 1/2; Anger: F1 1; Neutral: 0;
-    # the four absent labels score 0. Accuracy 2/4. Weighted (0.5*2 + 1*1 + 0*1) / 4 = 0.5.
-    # Macro over the 7 labels: (0.5 + 1) / 7 = 0.2142857.
+    # the four absent labels have no F1. Accuracy 2/4. Weighted (0.5*2 + 1*1 + 0*1) / 4 = 0.5.
+    # Macro over the 3 labels present: (0.5 + 1 + 0) / 3 = 0.5.
     out = scores("erc", ["Joy.", "I cannot tell", "Anger.", "Joy."], ["Joy.", "Joy.", "Anger.", "Neutral."])
     assert out["accuracy"] == pytest.approx(0.5)
     assert out["f1_weighted"] == pytest.approx(0.5)
-    assert out["f1_macro"] == pytest.approx(0.2142857)
+    assert out["f1_macro"] == pytest.approx(0.5)
     assert out["f1_joy"] == pytest.approx(0.5) and out["f1_anger"] == 1.0 and out["f1_neutral"] == 0.0
+    assert out["f1_fear"] is None and out["f1_disgust"] is None
     assert (out["unparseable"], out["unparseable_rate"]) == (1, 0.25)
 
 
 def test_no_answer_leaves_other_classes_precision_alone():
     # gold Joy, Anger; predicted (none), Anger. Anger keeps precision 1 -> F1 1 (a fallback to Anger would
-    # give 2/3). Joy F1 0. Weighted (0*1 + 1*1) / 2 = 0.5; macro 1/7 = 0.1428571.
+    # give 2/3). Joy F1 0. Weighted (0*1 + 1*1) / 2 = 0.5; macro over Joy and Anger 1/2.
     out = scores("erc", ["", "Anger."], ["Joy.", "Anger."])
     assert out["f1_anger"] == 1.0 and out["f1_joy"] == 0.0
     assert out["f1_weighted"] == pytest.approx(0.5)
-    assert out["f1_macro"] == pytest.approx(0.1428571)
+    assert out["f1_macro"] == pytest.approx(0.5)
     assert out["accuracy"] == pytest.approx(0.5)
+
+
+def test_absent_classes_have_no_f1_and_macro_averages_the_present_ones():
+    """The issue's case: perfect erc answers on a file without Fear and Disgust."""
+    metrics_sk = pytest.importorskip("sklearn.metrics")
+    gold = ["Joy.", "Anger.", "Neutral.", "Neutral.", "Sadness.", "Surprise."]
+    out = scores("erc", gold, gold)
+    assert out["f1_macro"] == 1.0 == metrics_sk.f1_score(gold, gold, average="macro")
+    assert out["f1_fear"] is None and out["f1_disgust"] is None and out["f1_joy"] == 1.0
+    # A class predicted but never gold is present (its F1 is 0); msa's recall needs gold of the class.
+    out = scores("erc", ["Fear.", "Joy."], ["Joy.", "Joy."])
+    assert out["f1_fear"] == 0.0 and out["f1_macro"] == pytest.approx((0 + 2 / 3) / 2)
+    assert out["f1_macro"] == pytest.approx(
+        metrics_sk.f1_score(["Joy", "Joy"], ["Fear", "Joy"], average="macro")
+    )
+    out = scores("msa", ["Negative."], ["Positive."])
+    assert out["recall_positive"] == 0.0 and out["recall_negative"] is None
 
 
 def test_confusion_rows_gold_columns_predicted_then_no_answer():
@@ -75,8 +93,10 @@ def test_weighted_and_macro_f1_match_scikit_learn():
     assert out["f1_weighted"] == pytest.approx(
         metrics_sk.f1_score(y_true, y_pred, labels=labels, average="weighted"), abs=1e-6
     )
+    # Macro: the real labels present in gold or predictions (scikit-learn's default, without "<none>").
+    present = sorted(set(y_true) | set(y_pred) - {"<none>"})
     assert out["f1_macro"] == pytest.approx(
-        metrics_sk.f1_score(y_true, y_pred, labels=labels, average="macro"), abs=1e-6
+        metrics_sk.f1_score(y_true, y_pred, labels=present, average="macro"), abs=1e-6
     )
     per_class = metrics_sk.f1_score(y_true, y_pred, labels=labels, average=None)
     assert [out[f"f1_{label.lower()}"] for label in ERC] == pytest.approx(list(per_class), abs=1e-6)

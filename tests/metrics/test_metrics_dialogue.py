@@ -54,11 +54,11 @@ def test_corpora_are_scored_apart_and_averaged():
         metrics.confusion()
 
 
-def test_nearest_parsing_recovers_near_misses_strict_counts_them():
+def test_nearest_parsing_recovers_near_misses_exact_counts_them():
     rows = [{"label": "joyful", "meta": meld_meta("joyful")}, {"label": "sad", "meta": meld_meta("sad")}]
-    strict = score("erc_dialog", ["joyfull", "sadness!"], rows)
+    exact = score("erc_dialog", ["joyfull", "sadness!"], rows)
     nearest = score("erc_dialog", ["joyfull", "sadness!"], rows, parse="nearest")
-    assert strict.metrics["unparseable"] == 2 and strict.metrics["accuracy"] == 0
+    assert exact.metrics["unparseable"] == 2 and exact.metrics["accuracy"] == 0
     assert nearest.metrics["unparseable"] == 0 and nearest.metrics["accuracy"] == 1
     assert [r["parsed"] for r in nearest.rows] == ["joyful", "sad"]
 
@@ -68,16 +68,16 @@ def test_records_without_corpus_keys_are_a_clear_error():
         TaskMetrics("erc_dialog").update(["sad"], ["sad"], [{}])
 
 
-def test_mer2023_last_word_rule():
+def test_mer2023_emotion_llama_rule():
     gold = ["happy", "worried", "sad"]
     answers = ["I think the person is happy", "fear", "sad."]
-    strict = TaskMetrics("mer2023")
-    strict.update(answers, gold)
-    last = TaskMetrics("mer2023", parse="last_word")
-    last.update(answers, gold)
-    s, w = strict.compute(), last.compute()
-    # strict: "fear" is no MER2023 label (unparseable, wrong); last_word: forced to neutral (wrong too)
-    assert s["unparseable"] == 1 and w["unparseable"] == 0
-    assert s["accuracy"] == w["accuracy"] == pytest.approx(2 / 3)
-    expected = f1_score(gold, ["happy", "neutral", "sad"], average="weighted")
-    assert w["f1_weighted"] == pytest.approx(expected)
+    exact = TaskMetrics("mer2023")
+    exact.update(answers, gold)
+    reference = TaskMetrics("mer2023", parse="emotion_llama")
+    reference.update(answers, gold)
+    e, r = exact.compute(), reference.compute()
+    # exact: only "sad." reads (as sad); emotion_llama: the last pieces happy, fear → neutral, "sad." → neutral
+    assert e["unparseable"] == 2 and r["unparseable"] == 0 and r["fallback_answers"] == 2
+    assert e["accuracy"] == r["accuracy"] == pytest.approx(1 / 3)
+    expected = f1_score(gold, ["happy", "neutral", "neutral"], average="weighted")
+    assert r["f1_weighted"] == pytest.approx(expected)

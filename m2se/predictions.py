@@ -1,0 +1,136 @@
+"""Prediction files: rows of ``response`` (the model's answer) and ``label`` (gold), read and checked.
+
+A JSON list or JSONL, as ``swift infer`` writes them or as ``evaluate.py`` writes
+``predictions/<task>.jsonl``: ``{"query", "response", "label", "images" | "videos", ...}``; other keys
+are kept as metadata (``score``, ``conversation_ID``, a dialogue record's ``dataset``/``labels``/
+``native``). Every problem reads ``file:record: reason`` (the record number as in ``m2se.data.records``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from m2se.data.records import MEDIA_KEYS, RecordError, raw_items
+from m2se.files import json_problem
+from m2se.tasks import TASKS, infer_task
+
+Duplicates = Literal["refuse", "dedupe"]
+DUPLICATE_POLICIES = ("refuse", "dedupe")
+
+
+@dataclass
+class PredictionFile:
+    """Rows by task; rows skipped (by task and reason) and duplicates dropped (by task).
+
+    ``unassigned`` counts skipped rows whose task could not be told (``task=all`` and no readable query).
+    """
+
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    skipped: dict[str, Counter] = field(default_factory=dict)
+    duplicates: Counter = field(default_factory=Counter)
+    unassigned: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+
+def read_predictions(
+    path: str | Path,
+    task: str | None,
+    skip_errors: bool = False,
+    duplicates: Duplicates = "refuse",
+) -> PredictionFile:
+    """Read and check a prediction file; the task is ``task`` or inferred from each row's query.
+
+    A malformed row raises RecordError (with ``skip_errors``: it is skipped and counted). Rows that
+    repeat an earlier row's query, media and gold label (a dialogue row: also its turn) are refused,
+    or dropped and counted with ``duplicates="dedupe"``. A file without rows raises RecordError.
+    """
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ValueError(f"unknown duplicates policy {duplicates!r} (expected one of refuse, dedupe)")
+    path, out, seen = Path(path), PredictionFile(), set()
+    if not path.is_file():
+        raise RecordError(str(path), "no such file", "missing file")
+    for number, item in raw_items(path):
+        where = f"{path.name}:{number}"
+        name = task or _task_of(item)
+        try:
+            if isinstance(item, RecordError):
+                raise item
+            row = _row(item, where, name)
+            key = (name, row["query"], tuple(row["media"]), row["label"], _turn(row["meta"]))
+            if key in seen:
+                if duplicates == "refuse":
+                    raise RecordError(
+                        where,
+                        "duplicate row (same query, media and label as an earlier one; "
+                        "duplicates=dedupe keeps the first)",
+                        "duplicate",
+                    )
+                out.duplicates[name] += 1
+                continue
+            seen.add(key)
+        except RecordError as err:
+            if not skip_errors:
+                raise
+            counts = out.skipped.setdefault(name, Counter()) if name else out.unassigned
+            counts[err.reason] += 1
+            out.errors.append(str(err))
+            continue
+        out.rows.setdefault(name, []).append(row)
+    if not out.rows:
+        skipped = sum(sum(c.values()) for c in out.skipped.values()) + sum(out.unassigned.values())
+        raise RecordError(
+            str(path), "no records" + (f" ({skipped} skipped)" if skipped else ""), "no records"
+        )
+    return out
+
+
+def _task_of(item: Any) -> str | None:
+    query = item.get("query") if isinstance(item, dict) else None
+    return infer_task(query) if isinstance(query, str) else None
+
+
+def _turn(meta: dict) -> tuple:
+    return tuple(str(meta.get(k)) for k in ("dataset", "dialogue_id", "turn"))
+
+
+def _row(item: Any, where: str, task: str | None) -> dict:
+    if not isinstance(item, dict):
+        raise RecordError(where, f"expected an object, got {type(item).__name__}", "not an object")
+    problem = json_problem(item)
+    if problem:
+        raise RecordError(where, problem, "bad value")
+    for key, role in (("response", "the prediction"), ("label", "the gold answer")):
+        if not isinstance(item.get(key), str):
+            got = "missing" if key not in item else f"a {type(item[key]).__name__}, not a string"
+            raise RecordError(where, f"'{key}' ({role}) is {got}", f"bad {key}")
+    query = item.get("query", "")
+    if not isinstance(query, str):
+        raise RecordError(where, f"'query' must be a string, got {type(query).__name__}", "bad query")
+    if task is None:
+        raise RecordError(where, "query fits no task (pass task=...)", "unknown task")
+    media = []
+    for key in MEDIA_KEYS:
+        value = item.get(key)
+        listed = [value] if isinstance(value, str) else value if value is not None else []
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            raise RecordError(where, f"'{key}' must be a path or a list of paths", "bad media field")
+        media += listed
+    spec = TASKS[task]
+    problem = spec.check_response(item["label"])
+    if problem:
+        raise RecordError(where, problem.replace("response", "gold label", 1), "unknown label")
+    meta = {k: v for k, v in item.items() if k not in ("query", "response", "label", *MEDIA_KEYS)}
+    problem = spec.check_meta(meta)
+    if problem:
+        raise RecordError(where, problem, "bad metadata")
+    return {
+        "where": where,
+        "query": query,
+        "label": item["label"],
+        "media": media,
+        "meta": meta,
+        "prediction": item["response"],
+    }

@@ -1,0 +1,95 @@
+"""Prediction files: every bad row names file:record; empty files, duplicates and denominators."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from evaluate import evaluate
+from m2se.data.records import RecordError
+from m2se.predictions import read_predictions
+from m2se.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERY = TASKS["erc"].query("Hi .")
+
+
+def row(response="Joy.", label="Joy.", **extra):
+    return {"query": QUERY, "response": response, "label": label, "videos": ["dia1_utt1.mp4"], **extra}
+
+
+def jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def config(out: Path, *overrides: str):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("evaluate", overrides=[f"output_dir={out}", *overrides])
+
+
+BAD_ROWS = [
+    (row(label="Happy."), "unknown label 'Happy.' for task erc"),
+    (row(label=["Joy."]), "'label' \\(the gold answer\\) is a list, not a string"),
+    (row(response=None), "'response' \\(the prediction\\) is a NoneType"),
+    (row(query=7), "'query' must be a string, got int"),
+    (row(images={"a": 1}), "'images' must be a path or a list of paths"),
+    (row(score="high"), "'score' must be a finite number, got 'high'"),
+    (row(conversation_ID="x7"), "'conversation_ID' must be an integer, got 'x7'"),
+    (row(response="Joy.\ud800"), "response has an unpaired UTF-16 surrogate"),
+    ('{"query": ' * 3000, "bad JSON line"),
+    ("[1]", "expected an object, got list"),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_ROWS)
+def test_a_bad_row_names_file_and_record(tmp_path, bad, message):
+    path = jsonl(tmp_path / "p.jsonl", [row(), bad])
+    with pytest.raises(RecordError, match=f"^p.jsonl:2: .*{message}"):
+        read_predictions(path, "erc")
+    read = read_predictions(path, "erc", skip_errors=True)  # data.on_bad_record=skip
+    assert len(read.rows["erc"]) == 1 and sum(read.skipped["erc"].values()) == 1
+
+
+def test_empty_files_and_duplicates(tmp_path):
+    with pytest.raises(RecordError, match="p.jsonl: no records"):
+        read_predictions(jsonl(tmp_path / "p.jsonl", []), None)
+    with pytest.raises(RecordError, match=r"p.jsonl: no records \(1 skipped\)"):
+        read_predictions(jsonl(tmp_path / "p.jsonl", [row(label=3)]), "erc", skip_errors=True)
+    path = jsonl(tmp_path / "p.jsonl", [row(), row("Anger."), row(videos=["dia1_utt2.mp4"])])
+    with pytest.raises(RecordError, match="p.jsonl:2: duplicate row .*duplicates=dedupe"):
+        read_predictions(path, "erc")
+    read = read_predictions(path, "erc", duplicates="dedupe")
+    assert [r["prediction"] for r in read.rows["erc"]] == ["Joy.", "Joy."] and read.duplicates["erc"] == 1
+
+
+def test_metrics_json_states_denominators_and_scoring(tmp_path):
+    rows = [row(), row("joy", videos=["b.mp4"]), row("The emotion is joy", videos=["c.mp4"])]
+    path = jsonl(tmp_path / "p.jsonl", [*rows, row(label="Happy."), row(score="x"), rows[0]])
+    evaluate(config(tmp_path / "o", f"predictions={path}", "data.on_bad_record=skip", "duplicates=dedupe"))
+    erc = json.loads((tmp_path / "o/metrics.json").read_text())["erc"]
+    assert (erc["count"], erc["unparseable"], erc["duplicates_dropped"]) == (3, 1, 1)
+    assert erc["skipped"] == {"unknown label": 1, "bad metadata": 1}
+    assert (erc["parse"], erc["protocol"]) == ("exact", None)
+    assert erc["f1_fear"] is None  # absent from gold and predictions: no F1 (JSON null)
+    evaluate(config(tmp_path / "r", f"predictions={path}", "task=erc", "parse=emoverse", "data.on_bad_record=skip",
+                    "duplicates=dedupe", "protocol=emoverse"))  # fmt: skip
+    erc = json.loads((tmp_path / "r/metrics.json").read_text())["erc"]
+    assert erc["parse"] == "emoverse" and erc["count"] == 3 and erc["unparseable"] == 2
+    with pytest.raises(ValueError, match="parse=emotion_llama reproduces a published scorer erc never had"):
+        evaluate(config(tmp_path / "x", f"predictions={path}", "task=erc", "parse=emotion_llama"))
+
+
+def test_empty_files_exit_non_zero_with_one_line(tmp_path):
+    empty = jsonl(tmp_path / "empty.jsonl", [])
+    run = subprocess.run(
+        [sys.executable, "evaluate.py", f"predictions={empty}", f"hydra.run.dir={tmp_path / 'o'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == f"error: {empty}: no records"
