@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from m2se.data.records import RecordError
@@ -32,6 +33,23 @@ def one_line(err: BaseException) -> str:
     while isinstance(err, InstantiationException) and err.__cause__ is not None:
         err = err.__cause__
     return first_line(err)
+
+
+class RunDirCheck(Callback):
+    """Hydra callback: a run folder that cannot be created or written ends the run with one line.
+
+    Hydra makes the folder itself, before any entry point code runs, and reports failure with a traceback.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        folder = Path(config.hydra.run.dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".m2se-write-check-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as err:
+            sys.exit(f"error: cannot write the run folder {folder} ({err.strerror or err}); set hydra.run.dir=DIR")
 
 
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:

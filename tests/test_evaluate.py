@@ -113,3 +113,23 @@ def test_semeval_export_groups_by_conversation(tmp_path):
         {"conversation_ID": 7, "emotion-cause_pairs": [["3_joy", "3"], ["3_joy", "2"]]},
         {"conversation_ID": 9, "emotion-cause_pairs": []},
     ]
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for script in ("evaluate.py", "train.py"):
+        run = subprocess.run(
+            [sys.executable, script, f"hydra.run.dir={blocker / 'run'}"],
+            cwd=CONF.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 1 and "Traceback" not in run.stderr
+        assert run.stderr.strip().splitlines()[-1] == (
+            f"error: cannot write the run folder {blocker / 'run'} (Not a directory); set hydra.run.dir=DIR"
+        )

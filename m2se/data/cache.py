@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import multiprocessing
 import os
 import sys
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from m2se.data.records import RecordError, load_records
 from m2se.data.video import MediaError, MediaLoader
+from m2se.files import first_line, write_json
 
 Kind = Literal["image", "video"]
 FORMAT = 1
@@ -127,8 +127,13 @@ def build_cache(
     backend: Literal["auto", "decord", "pyav"] = "auto",
     workers: int = 1,
     progress: bool = True,
+    outside_ok: bool = False,
 ) -> BuildSummary:
-    """Cache every medium the EMT ``files`` reference (malformed records are skipped and counted)."""
+    """Cache every medium the EMT ``files`` reference (malformed records are skipped and counted).
+
+    Media paths must stay inside the media root unless ``outside_ok``. RecordError when the files
+    hold no record at all; OSError naming the path when the cache folder cannot be written.
+    """
     loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend, cache=out)
     folder = settings_dir(loader)
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,16 +145,21 @@ def build_cache(
         use_thumbnail=use_thumbnail,
         backend=backend,
     )
-    (folder / "cache.json").write_text(json.dumps(settings, indent=2) + "\n")
+    write_json(folder / "cache.json", settings, indent=2)
     for stale in folder.glob(".*.tmp"):  # left by a killed build
         stale.unlink(missing_ok=True)
     summary, media = BuildSummary(folder), {}
+    loaded = 0
     for file in files:
-        result = load_records(file, media_root, skip_errors=True)
+        result = load_records(file, media_root, skip_errors=True, outside_ok=outside_ok)
         summary.skipped_records += result.skipped
+        loaded += len(result.records)
         for record in result.records:
             media.update({("image", p): None for p in record.images})
             media.update({("video", p): None for p in record.videos})
+    if not loaded:
+        skipped = sum(summary.skipped_records.values())
+        raise RecordError(", ".join(map(str, files)), f"no records ({skipped} skipped)", "no records")
     summary.videos = sum(kind == "video" for kind, _ in media)
     summary.images = len(media) - summary.videos
     tasks = [(loader, kind, path) for kind, path in media]
@@ -193,14 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--strict", action="store_true", help="exit 2 when any medium failed")
+    parser.add_argument(
+        "--allow-media-outside-root",
+        action="store_true",
+        help="let media paths be absolute, hold .. or follow symlinks out of the media root",
+    )
     args = parser.parse_args(argv)
-    if args.tile_size is None:
-        args.tile_size = 448
-        if args.model:
-            from m2se.data.processor import M2SEProcessor
-
-            args.tile_size = M2SEProcessor.from_pretrained(args.model).tile_size
     try:
+        if args.tile_size is None:
+            args.tile_size = 448
+            if args.model:
+                from m2se.data.processor import M2SEProcessor
+
+                args.tile_size = M2SEProcessor.from_pretrained(args.model).tile_size
         summary = build_cache(
             args.files,
             args.out,
@@ -211,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_thumbnail,
             args.video_backend,
             args.workers,
+            outside_ok=args.allow_media_outside_root,
         )
-    except RecordError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (RecordError, OSError, ValueError) as error:  # bad files, an unwritable --out, a bad --model
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 1
     print(summary.render())
     return 2 if args.strict and summary.failed else 0

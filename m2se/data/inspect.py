@@ -9,7 +9,6 @@ malformed (each error names file and record), 1 under ``--strict`` when media ar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from m2se.data.records import LoadResult, Record, RecordError, load_records
+from m2se.files import dumps, first_line
 from m2se.tasks import TASKS
 
 
@@ -77,12 +77,17 @@ def percentiles(lengths: list[int], unit: str) -> dict[str, object]:
 
 
 def inspect_files(
-    files: list[Path], media_root: Path | None, model: str | None, decode: bool, plot: Path | None = None
+    files: list[Path],
+    media_root: Path | None,
+    model: str | None,
+    decode: bool,
+    plot: Path | None = None,
+    outside_ok: bool = False,
 ) -> dict:
     result, file_counts, seen = LoadResult(), {}, set()
     for path in files:
         try:
-            loaded = load_records(path, media_root=media_root, skip_errors=True, seen=seen)
+            loaded = load_records(path, media_root, skip_errors=True, seen=seen, outside_ok=outside_ok)
         except RecordError as err:
             result.errors.append(str(err))
             result.skipped[err.reason] += 1
@@ -154,13 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strict", action="store_true", help="missing or corrupt media make the exit status 1"
     )
+    parser.add_argument(
+        "--allow-media-outside-root",
+        action="store_true",
+        help="let media paths be absolute, hold .. or follow symlinks out of the media root",
+    )
     args = parser.parse_args(argv)
     try:
-        report = inspect_files(args.files, args.media_root, args.model, args.decode, args.plot)
-    except OSError as err:  # e.g. --model is not a model directory
-        print(f"error: {err}", file=sys.stderr)
+        report = inspect_files(
+            args.files, args.media_root, args.model, args.decode, args.plot, args.allow_media_outside_root
+        )
+    except (OSError, ValueError) as err:  # --model is not a model directory, --plot cannot be written
+        print(f"error: {first_line(err)}", file=sys.stderr)
         return 2
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render(report))
+    print(dumps(report, indent=2, ensure_ascii=False) if args.json else render(report))
+    if not report["records"]:
+        print(f"error: no records in {', '.join(map(str, args.files))}", file=sys.stderr)
+        return 2
     if report["errors"]:
         return 2
     return 1 if args.strict and (report["missing_media"] or report["corrupt_media"]) else 0

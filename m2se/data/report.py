@@ -13,15 +13,15 @@ from tqdm import tqdm
 from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record
 from m2se.data.tiles import count_tiles
-from m2se.data.video import MediaLoader
+from m2se.data.video import IMAGE_ERRORS, MediaLoader
 
 
 def _image_tiles(path, media: MediaLoader) -> int:
     try:
         with Image.open(path) as image:  # reads the header only
             width, height = image.size
-    except OSError:
-        return 1  # missing or unreadable: the loader will skip it and say why
+    except IMAGE_ERRORS:
+        return 1  # missing, unreadable or a decompression bomb: the loader will skip it and say why
     return count_tiles(height, width, media.tile_size, media.max_tiles, media.use_thumbnail)
 
 

@@ -39,6 +39,10 @@ def segment_centres(total: int, num_frames: int) -> list[int]:
     return [int(segment / 2 + np.round(segment * i)) for i in range(num_frames)]
 
 
+# What PIL raises on a file it cannot decode; a decompression bomb is no OSError.
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """The image as uint8 (H, W, 3) RGB; transparency is dropped as InternVL does (``convert('RGB')``)."""
     _check_file(path)
@@ -47,7 +51,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except UnidentifiedImageError:
         raise MediaError(f"{path}: unreadable image (not a known image format)") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+    except IMAGE_ERRORS as error:
         raise MediaError(f"{path}: corrupt image ({error})") from None
 
 

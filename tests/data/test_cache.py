@@ -43,7 +43,7 @@ def own_dataset(demo_dir, folder, videos: dict[str, np.ndarray | bytes | None]):
     """Video records of the demo pointed at clips written here (a clip of None is never written)."""
     items = [r for r in json.loads((demo_dir / "second_stage.json").read_text()) if "videos" in r]
     for item, (name, content) in zip(items, videos.items(), strict=False):
-        item["videos"] = [str(folder / name)]
+        item["videos"] = [name]  # beside own.json: its media root
         if isinstance(content, bytes):
             (folder / name).write_bytes(content)
         elif content is not None:
@@ -210,3 +210,15 @@ def test_datamodule_warns_when_the_cache_has_other_settings(demo_dir, tiny_model
         == 0
     )
     assert settings_dir(loader(tmp_path, num_frames=2, tile_size=56, max_tiles=2)).is_dir()
+
+
+def test_unwritable_out_and_empty_files_are_one_line(demo_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main([str(demo_dir / "test/msa.json"), "--out", str(blocker / "cache"), "--workers", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "file/cache" in err and "\n" not in err
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    assert main([str(empty), "--out", str(tmp_path / "c"), "--workers", "1"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {empty}: no records (0 skipped)"

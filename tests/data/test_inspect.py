@@ -67,3 +67,18 @@ def test_command_line_exit_status_and_one_line_errors(tmp_path):
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "a.json:line 1: invalid JSON" in done.stdout
+
+
+def test_empty_files_and_media_outside_the_root(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert main([str(empty)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no records in {empty}"
+    record = {"query": "The person says: 'x' <sentiment> Please determine which sentiment label in the video "
+              "represents: positive or negative.", "response": "Positive.", "images": ["../outside.png"]}  # fmt: skip
+    path = tmp_path / "data" / "d.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps([record]))
+    assert main([str(path)]) == 2
+    assert "d.json:0: 'images' path '../outside.png' leads outside the media root" in capsys.readouterr().out
+    assert main([str(path), "--allow-media-outside-root"]) == 0  # then only reported missing

@@ -153,3 +153,15 @@ def test_broken_image_raises_media_error(tmp_path, moving_clip):
     ]:
         with pytest.raises(MediaError, match=f"^{path}: {reason}"):
             read_image(path)
+
+
+def test_a_decompression_bomb_is_a_media_error_and_counts_one_tile(tmp_path, monkeypatch):
+    from m2se.data.report import _image_tiles
+
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (64, 64)).save(path)
+    # PIL refuses images over twice MAX_IMAGE_PIXELS with DecompressionBombError, which is no OSError.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(MediaError, match="bomb.png: corrupt image"):
+        read_image(path)
+    assert _image_tiles(path, MediaLoader(num_frames=2, tile_size=28)) == 1  # the loader then skips it
