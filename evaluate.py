@@ -51,10 +51,7 @@ def _test_rows(cfg: DictConfig, task: str) -> tuple[list[dict], Counter]:
         outside_ok=bool(cfg.data.get("allow_media_outside_root")),
     )
     if not loaded.records:
-        skipped = sum(loaded.skipped.values())
-        raise RecordError(
-            source.path, "no records" + (f" ({skipped} skipped)" if skipped else ""), "no records"
-        )
+        raise RecordError.no_records(source.path, loaded.skipped)
     rows = [
         {
             "where": r.where,
@@ -116,6 +113,10 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
         if saved is not None:  # prompts get the audio placeholders the adapter was trained with
             cfg.data.processor.audio = saved
     datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup("test")
+    for task, records in datamodule.test_records.items():  # refused before the model loads
+        if not records:
+            raise RecordError.no_records(datamodule.test_sources[task].path, datamodule.test_skipped[task])
     module = M2SEModule(
         cfg.model.path, load=dict(cfg.load), init_from=cfg.ckpt, protocol=cfg.protocol, parse=cfg.parse
     )

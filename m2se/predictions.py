@@ -81,9 +81,7 @@ def read_predictions(
         out.rows.setdefault(name, []).append(row)
     if not out.rows:
         skipped = sum(sum(c.values()) for c in out.skipped.values()) + sum(out.unassigned.values())
-        raise RecordError(
-            str(path), "no records" + (f" ({skipped} skipped)" if skipped else ""), "no records"
-        )
+        raise RecordError.no_records(path, skipped)
     return out
 
 

@@ -7,7 +7,6 @@ actually imported, lock or not.
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from m2se.files import atomic_file
+from m2se.files import write_json
 
 FILE = "versions.json"
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +59,5 @@ def versions() -> dict:
 def write_versions(out_dir: str | Path) -> Path:
     """Write ``versions.json`` into ``out_dir`` (created if missing); returns its path."""
     path = Path(out_dir) / FILE
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(versions(), indent=2, allow_nan=False) + "\n")
+    write_json(path, versions(), indent=2)
     return path

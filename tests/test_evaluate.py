@@ -133,3 +133,12 @@ def test_an_unwritable_run_folder_is_one_line(tmp_path):
         assert run.stderr.strip().splitlines()[-1] == (
             f"error: cannot write the run folder {blocker / 'run'} (Not a directory); set hydra.run.dir=DIR"
         )
+
+
+def test_an_empty_test_file_is_refused_before_the_model_loads(demo_dir, tmp_path):
+    empty = tmp_path / "msa.json"
+    empty.write_text("[]")
+    cfg = config(tmp_path / "out", "experiment=demo", "task=msa", f"data.data_dir={demo_dir}",
+                 f"data.test_sources.msa.path={empty}", "model.path=/nonexistent")  # fmt: skip
+    with pytest.raises(RecordError, match=f"{empty}: no records"):
+        evaluate(cfg)

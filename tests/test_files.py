@@ -89,3 +89,19 @@ def test_loads_turns_runaway_nesting_into_a_decode_error_and_dumps_refuses_nan(t
     assert not (tmp_path / "m.json").exists()
     write_json(tmp_path / "m.json", {"f1": None})
     assert (tmp_path / "m.json").read_text() == '{"f1": null}\n'
+
+
+def test_every_json_writer_goes_through_m2se_files():
+    """NaN and Infinity are not JSON: every writer uses m2se.files.dumps/write_json (allow_nan=False)."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "m2se"
+    offenders = [
+        f"{path.relative_to(package.parent)}:{n}"
+        for path in package.rglob("*.py")
+        if path.name != "files.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bjson\.dumps?\(", line)
+    ]
+    assert offenders == []

@@ -158,8 +158,7 @@ def build_cache(
             media.update({("image", p): None for p in record.images})
             media.update({("video", p): None for p in record.videos})
     if not loaded:
-        skipped = sum(summary.skipped_records.values())
-        raise RecordError(", ".join(map(str, files)), f"no records ({skipped} skipped)", "no records")
+        raise RecordError.no_records(", ".join(map(str, files)), summary.skipped_records)
     summary.videos = sum(kind == "video" for kind, _ in media)
     summary.images = len(media) - summary.videos
     tasks = [(loader, kind, path) for kind, path in media]

@@ -31,6 +31,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from m2se.files import dumps
 from m2se.tasks import ECPE_EMOTIONS, TASKS, infer_task
 from m2se.templates import Utterance, ecpe_query
 
@@ -339,7 +340,7 @@ def _face(eyes: str, mouth: str, rng: random.Random) -> Image.Image:
 
 
 def _write_json(path: Path, records: list[dict]) -> None:
-    path.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    path.write_text(dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def summarize(out_dir: str | Path) -> str:

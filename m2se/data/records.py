@@ -27,6 +27,12 @@ class RecordError(ValueError):
         super().__init__(f"{where}: {message}")
         self.reason = reason
 
+    @classmethod
+    def no_records(cls, where: str | Path, skipped: Counter | int = 0) -> RecordError:
+        """``where: no records`` (with how many were skipped): nothing to train on or score is an error."""
+        n = skipped if isinstance(skipped, int) else sum(skipped.values())
+        return cls(str(where), "no records" + (f" ({n} skipped)" if n else ""), "no records")
+
 
 # Not frozen: Lightning's batch transfer rebuilds dataclasses field by field.
 @dataclass

@@ -13,7 +13,6 @@ named by the model's identity and a SHA-256 of the texts: another model or chang
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from m2se.files import dumps
 
 Embed = Callable[[list[str]], np.ndarray]
 QUERY_CHUNK = 1024  # queries per similarity matrix: 1024 x pool floats at a time
@@ -74,7 +75,7 @@ class DemoRetriever:
         return str(path.resolve()) if path.exists() else self.model
 
     def cache_path(self, texts: Sequence[str]) -> Path:
-        digest = hashlib.sha256(json.dumps([self.identity, list(texts)]).encode()).hexdigest()
+        digest = hashlib.sha256(dumps([self.identity, list(texts)]).encode()).hexdigest()
         name = re.sub(r"[^\w.-]+", "_", "_".join(Path(self.identity).parts[-2:]))[-48:]  # for people
         return self.cache_dir / f"{name}-{digest[:32]}.npy"
 

@@ -18,7 +18,7 @@ from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dic
 from safetensors.torch import save_file
 from torch import nn
 
-from m2se.files import first_line, staged_dir
+from m2se.files import dumps, first_line, staged_dir
 from m2se.model.checkpoints import (
     CheckpointError,
     check_tensors,
@@ -64,7 +64,7 @@ def config_of(model: PeftModel) -> dict:
     """The live LoRA's config as plain data (``LoraConfig.to_dict()`` holds sets and enums; checkpoints
     and JSON want lists and strings), without copying its tensors."""
     config = model.peft_config["default"].to_dict()
-    return json.loads(json.dumps(config, default=lambda v: sorted(v) if isinstance(v, set) else str(v)))
+    return json.loads(dumps(config, default=lambda v: sorted(v) if isinstance(v, set) else str(v)))
 
 
 def merge(base: nn.Module, adapters: list[Adapter]) -> nn.Module:
@@ -169,7 +169,7 @@ def stack(adapters: list[Adapter]) -> Adapter:
             blocks_b.append(_wide(adapter.tensors.get(b_key, zero_b)) * scale)
         tensors[a_key], tensors[b_key] = torch.cat(blocks_a), torch.cat(blocks_b, dim=1)
     rank = sum(c.r for c in configs)
-    targets = {json.dumps(c.target_modules, default=sorted, sort_keys=True) for c in configs}
+    targets = {dumps(c.target_modules, default=sorted, sort_keys=True) for c in configs}
     target_modules = configs[-1].target_modules
     if len(targets) > 1 or not isinstance(target_modules, str):
         # PEFT full-matches a string against each module's name: exactly the adapted modules.

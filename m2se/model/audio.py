@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from m2se.data.audio import AudioSettings
+from m2se.files import dumps
 from m2se.model.checkpoints import read_json_object, read_m2se_checkpoint, read_safetensors
 
 WEIGHTS, CONFIG = "audio.safetensors", "audio_config.json"
@@ -200,7 +200,7 @@ class ExtraTokens(nn.Module):
     def save(self, out_dir: str | Path) -> None:
         out = Path(out_dir)
         save_file(self.trained_state(), out / WEIGHTS, metadata={"format": "pt"})
-        (out / CONFIG).write_text(json.dumps(self.settings.to_dict(), indent=2) + "\n")
+        (out / CONFIG).write_text(dumps(self.settings.to_dict(), indent=2) + "\n")
 
 
 def read_saved(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]] | None:

@@ -11,7 +11,6 @@ conversation format (config.json's `template`). Weights stream shard by shard, d
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from transformers import (
     InternVLForConditionalGeneration,
 )
 
+from m2se.files import dumps
 from m2se.model.convert_keys import (
     BACKBONES,
     IGNORED,
@@ -213,7 +213,7 @@ class _ShardWriter:
                 "metadata": {"total_size": self.total_bytes},
                 "weight_map": dict(sorted(weight_map.items())),
             }
-            (self.dst / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+            (self.dst / "model.safetensors.index.json").write_text(dumps(index, indent=2) + "\n")
 
 
 def expected_weights(config: InternVLConfig) -> dict[str, torch.Size]:

@@ -8,13 +8,14 @@ over), the conversation template named in config.json, and the weight-name rules
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Callable
 from functools import partial
 
 import torch
 from transformers import LlamaConfig, Phi3Config, PreTrainedConfig, Qwen2Config
+
+from m2se.files import dumps
 
 # The llm_config.architectures[0] values converted: Qwen2 (1B), InternLM2 (2B, 8B), Phi-3 (4B).
 BACKBONES = ("Qwen2ForCausalLM", "InternLM2ForCausalLM", "Phi3ForCausalLM")
@@ -164,7 +165,7 @@ def chat_template(template: str, bos: bool) -> str:
         sep=sep,
         default_system=DEFAULT_SYSTEM_MESSAGE,
     )
-    prelude = "".join(f"{{%- set {k} = {json.dumps(v, ensure_ascii=False)} -%}}" for k, v in values.items())
+    prelude = "".join(f"{{%- set {k} = {dumps(v, ensure_ascii=False)} -%}}" for k, v in values.items())
     return ("{{ bos_token }}" if bos else "") + prelude + _CHAT_BODY
 
 

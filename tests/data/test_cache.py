@@ -221,4 +221,4 @@ def test_unwritable_out_and_empty_files_are_one_line(demo_dir, tmp_path, capsys)
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
     assert main([str(empty), "--out", str(tmp_path / "c"), "--workers", "1"]) == 1
-    assert capsys.readouterr().err.strip() == f"error: {empty}: no records (0 skipped)"
+    assert capsys.readouterr().err.strip() == f"error: {empty}: no records"
