@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from m2se.data.dataset import Collator, EncodedDataset
 from m2se.data.loaders import TrainingLoader, grouped
 from m2se.data.processor import M2SEProcessor
-from m2se.data.records import LoadResult, Record, load_records
+from m2se.data.records import LoadResult, Record, RecordError, load_records
 from m2se.data.report import DataReport, token_lengths
 from m2se.data.sampler import TaskWeightedBatchSampler
 from m2se.data.video import MediaLoader
@@ -121,9 +121,12 @@ class MultiTaskDataModule(L.LightningDataModule):
 
     # -- loading --------------------------------------------------------------------------------
     def _load(
-        self, sources: list[Source], seen: set | None = None
+        self, sources: list[Source], seen: set | None = None, empty_ok: bool = False
     ) -> tuple[list[tuple[Source, list[Record]]], LoadResult]:
-        """Each source's records; duplicates are checked within every file, and against ``seen`` if given."""
+        """Each source's records; duplicates are checked within every file, and against ``seen`` if given.
+
+        A source left without records is a RecordError unless ``empty_ok`` (test files: evaluation says so).
+        """
         total, per_source = LoadResult(), []
         for source in sources:
             result = load_records(
@@ -135,6 +138,8 @@ class MultiTaskDataModule(L.LightningDataModule):
                 seen if seen is not None else set(),
                 self.allow_media_outside_root,
             )
+            if not result.records and not empty_ok:
+                raise RecordError.no_records(source.path, result.skipped)
             total.extend(result)
             per_source.append((source, result.records))
         return per_source, total
@@ -207,7 +212,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.missing_tests = sorted(set(self.test_sources) - set(present))
         self.test_records, self.test_skipped = {}, {}
         for task, source in present.items():
-            loaded = self._load([source], set())[1]
+            loaded = self._load([source], set(), empty_ok=True)[1]
             self.test_records[task], self.test_skipped[task] = loaded.records, loaded.skipped
 
     def _build_sampler(self) -> TaskWeightedBatchSampler:

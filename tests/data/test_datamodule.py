@@ -273,3 +273,14 @@ def test_lightning_sets_the_samplers_epoch(datamodule):
         assert datamodule.sampler.epoch == before + 1
     finally:
         datamodule.sampler.set_epoch(before)
+
+
+def test_a_training_file_left_without_records_is_one_line(tmp_path, tiny_model_dir):
+    path = tmp_path / "first_stage.json"
+    path.write_text(json.dumps([{"query": "?", "response": "Joy."}]))
+    datamodule = MultiTaskDataModule(
+        [{"path": str(path)}], {"first": [{"task": "erc"}]}, M2SEProcessor.from_pretrained(tiny_model_dir),
+        on_bad_record="skip", num_workers=0,
+    )  # fmt: skip
+    with pytest.raises(RecordError, match=rf"{path}: no records \(1 skipped\)"):
+        datamodule.setup("fit")
