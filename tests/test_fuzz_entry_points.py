@@ -22,7 +22,20 @@ from m2se.data import cache, inspect
 from train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SPECIAL = ["\ud800", "\udfff", "²", "../../etc/passwd", "/etc/passwd", "\x00", "nan", "\u2028", "Joy.", ""]
+SPECIAL = [
+    "\ud800",
+    "\udfff",
+    "²",
+    "<IMG_CONTEXT>",
+    "<|end|>",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "\x00",
+    "nan",
+    "\u2028",
+    "Joy.",
+    "",
+]
 TEXT = st.lists(st.one_of(st.characters(), st.sampled_from(SPECIAL)), max_size=12).map("".join)
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), TEXT)
 JSON = st.recursive(

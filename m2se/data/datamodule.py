@@ -138,11 +138,28 @@ class MultiTaskDataModule(L.LightningDataModule):
                 seen if seen is not None else set(),
                 self.allow_media_outside_root,
             )
+            self._refuse_control_tokens(result)
             if not result.records and not empty_ok:
                 raise RecordError.no_records(source.path, result.skipped)
             total.extend(result)
             per_source.append((source, result.records))
         return per_source, total
+
+    def _refuse_control_tokens(self, result: LoadResult) -> None:
+        kept = []
+        for record in result.records:
+            token = self.processor.control_token_in(record.query, record.response)
+            if token is None:
+                kept.append(record)
+                continue
+            err = RecordError(
+                record.where, f"text contains the tokenizer's control token {token!r}", "control token"
+            )
+            if self.on_bad_record == "raise":
+                raise err
+            result.skipped[err.reason] += 1
+            result.errors.append(str(err))
+        result.records = kept
 
     def setup(self, stage: str | None = None) -> None:
         """Load and split the sources once, print the report; test files are required only to test.

@@ -87,6 +87,8 @@ class M2SEProcessor:
             self.feature_extractor, "sampling_rate", None
         )
         self.audio_token_id = tokenizer.pad_token_id  # filler under the placeholders, never read as text
+        # Added tokens are matched in any text: written in a query they would be read as control tokens.
+        self._added_tokens = tuple(sorted(tokenizer.added_tokens_encoder, key=len, reverse=True))
         # The chat template is rendered once around placeholders: the user turn splits into the text
         # before/after its content, and the assistant turn gives what wraps an answer.
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -232,6 +234,12 @@ class M2SEProcessor:
             return {"audio": False, "views": ()}
         views = tuple(v for v in self.audio.features if self.audio.missing == "skip" or v in feature_views)
         return {"audio": self.audio.encoder is not None, "views": views}
+
+    def control_token_in(self, *texts: str) -> str | None:
+        """The first of the tokenizer's added tokens (``<IMG_CONTEXT>``, ``<|end|>``, ...) written in
+        ``texts``, or None: the tokenizer would read it as that token, misaligning the image features or
+        ending a turn early, so such records are refused (``MultiTaskDataModule``)."""
+        return next((t for t in self._added_tokens if any(t in text for text in texts)), None)
 
     def _pieces(
         self,

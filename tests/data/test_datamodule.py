@@ -284,3 +284,29 @@ def test_a_training_file_left_without_records_is_one_line(tmp_path, tiny_model_d
     )  # fmt: skip
     with pytest.raises(RecordError, match=rf"{path}: no records \(1 skipped\)"):
         datamodule.setup("fit")
+
+
+@pytest.mark.parametrize("on_bad_record", ["raise", "skip"])
+def test_control_tokens_written_in_text_are_refused(tmp_path, demo_dir, tiny_model_dir, on_bad_record):
+    items = json.loads((demo_dir / "first_stage.json").read_text())
+    records = [r for r in items if "<sentiment>" in r["query"]][:2] + [
+        r for r in items if "<expression>" in r["query"]
+    ][:1]
+    records[1]["query"] = records[1]["query"].replace("The person says: ", "The person says: <IMG_CONTEXT> ")
+    records[2]["response"] += "<|end|>"  # a free-text answer that would end the turn early
+    path = tmp_path / "first_stage.json"
+    path.write_text(json.dumps(records))
+    datamodule = MultiTaskDataModule(
+        [{"path": str(path), "media_root": str(demo_dir)}], {"first": [{"task": "msa"}]},
+        M2SEProcessor.from_pretrained(tiny_model_dir), on_bad_record=on_bad_record, num_workers=0,
+        val_fraction=0,
+    )  # fmt: skip
+    if on_bad_record == "raise":
+        with pytest.raises(
+            RecordError,
+            match="first_stage.json:1: text contains the tokenizer's control token '<IMG_CONTEXT>'",
+        ):
+            datamodule.setup("fit")
+        return
+    datamodule.setup("fit")
+    assert len(datamodule.train_records) == 1 and datamodule.report.skipped == {"control token": 2}
