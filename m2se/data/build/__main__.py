@@ -3,8 +3,9 @@
     python -m m2se.data.build <source> INPUT... --out FILE [--media-prefix P] [--media-root DIR] [--strict]
 
 Sources: meld, ecf, mosei, fer, eri, dialogue, mer2023, merr (and ``stages``, which mixes built files
-into stage files). Exit status: 0 when the file is written; 2 on a fatal input error (one
-``error: file: reason`` line) or, under ``--strict``, when any row was skipped (then nothing is written).
+into stage files). Exit status: 0 when the file is written; 2 on a fatal input error or an output that
+cannot be written (one ``error: file: reason`` line; the previous output is left as it was) or, under
+``--strict``, when any row was skipped (then nothing is written).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import argparse
 import sys
 from importlib import import_module
 
-from m2se.data.build.common import InputError, add_common_arguments, summary, write_records
+from m2se.data.build.common import InputError, add_common_arguments, one_line, summary, write_records
+from m2se.files import first_line
 
 SOURCES = ("meld", "ecf", "mosei", "fer", "eri", "dialogue", "mer2023", "merr")
 
@@ -42,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(err: Exception) -> int:
+    # OSError's own text reads "[Errno 21] Is a directory: 'x'"; the house style names the file first.
+    if isinstance(err, OSError) and err.filename is not None:
+        message = f"{err.filename}: {err.strerror or first_line(err)}"
+    else:
+        message = str(err) or type(err).__name__
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module = args.module
@@ -49,22 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.source == "stages" and hasattr(module, "main"):
             return module.main(args)
         result = module.run(args)
+        if getattr(args, "strict", False) and result.skipped:
+            print(summary(result, None))
+            raise InputError(f"--strict: {sum(result.skipped.values())} row(s) skipped, nothing written")
+        write_records(args.out, result.records)
     except (InputError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _error(err)
     except ValueError as err:  # stages: a config that cannot be built
         if args.source != "stages":
             raise
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if getattr(args, "strict", False) and result.skipped:
-        print(summary(result, None))
-        print(
-            f"error: --strict: {sum(result.skipped.values())} row(s) skipped, nothing written",
-            file=sys.stderr,
-        )
-        return 2
-    write_records(args.out, result.records)
+        return _error(err)
     print(summary(result, args.out))
     return 0
 

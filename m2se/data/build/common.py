@@ -1,8 +1,9 @@
 """What every builder shares: arguments, reading tables, the result, media checks, output and summary.
 
 Rows are reported as ``file:row: reason`` where ``row`` is the line number in the file (the header is
-line 1), or the item index for JSON inputs. A fatal input problem (missing file, missing columns) is an
-``InputError``; everything else is a counted skip.
+line 1), or the item index for JSON inputs. A fatal input problem (missing file, missing columns, a file
+that is not CSV or JSON) is an ``InputError``; everything else is a counted skip. Whatever the input, a
+written file is JSON that training takes: no NaN/Infinity, no unpaired surrogate, no record twice.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import codecs
 import csv
 import io
 import json
+import math
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -21,11 +23,40 @@ from typing import Any
 
 from tqdm import tqdm
 
+from m2se.files import first_line, json_problem, loads, write_json
+
 MAX_PROBLEMS_SHOWN = 10
 
 
 class InputError(ValueError):
     """An input that cannot be built at all; the message reads ``file: reason``."""
+
+
+def one_line(text: str) -> str:
+    """``text`` as one printable line: line breaks become spaces, unpaired surrogates (a JSON "\\ud800",
+    an undecodable file name) their ``\\ud800`` escape, so printing it cannot fail."""
+    return " ".join(text.encode("utf-8", "backslashreplace").decode("utf-8").splitlines())
+
+
+def finite(text: str) -> float:
+    """``float(text)``, with NaN and infinities refused (ValueError) like any other non-number:
+    ``float`` reads ``nan``, ``inf`` and ``1e400``, which are no score and no JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a non-negative integer, or None: ASCII digits only (``"²"`` passes ``str.isdigit`` and
+    ``"١"`` is read by ``int``, but neither is an id) and few enough for ``int`` to convert."""
+    text = text.strip()
+    if not (text.isascii() and text.isdecimal()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # over sys.get_int_max_str_digits() digits
+        return None
 
 
 def _cp1252_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -61,12 +92,13 @@ def table_rows(
     reader = csv.reader(
         io.StringIO(read_text(path), newline=""), delimiter="\t" if path.suffix == ".tsv" else ","
     )
-    header = [name.strip() for name in next(reader, [])]
+    lines = _parsed(reader, path)
+    header = [name.strip() for name in next(lines, [])]
     missing = [name for name in required if name not in header]
     if missing:
         found = ", ".join(header) or "none"
         raise InputError(f"{path}: missing column(s) {', '.join(missing)} (found: {found})")
-    for values in progress(reader, path.name):
+    for values in progress(lines, path.name):
         where = f"{path.name}:{reader.line_num}"
         if len(values) < len(header):
             if any(v.strip() for v in values):
@@ -77,11 +109,31 @@ def table_rows(
         yield where, dict(zip(header, values, strict=False))
 
 
+def _parsed(reader: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+    # The parser's own errors (a field over csv.field_size_limit(), ...) leave it mid-field: what it
+    # read next would be rows cut at random, so the file stops here, naming the line.
+    try:
+        yield from reader
+    except csv.Error as err:
+        raise InputError(f"{path}:{reader.line_num}: not a readable table ({first_line(err)})") from None
+
+
+def parse_json(text: str) -> Any:
+    """``text`` parsed as JSON; ValueError with a one-line reason (bad syntax, runaway nesting, a number
+    with more digits than Python converts) when it cannot be."""
+    try:
+        return loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{err.msg}, line {err.lineno}") from None
+    except ValueError as err:  # int() refusing a 5000-digit number
+        raise ValueError(first_line(err)) from None
+
+
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: invalid JSON ({err.msg}, line {err.lineno})") from None
+        return parse_json(read_text(path))
+    except ValueError as err:
+        raise InputError(f"{path}: invalid JSON ({err})") from None
 
 
 @dataclass
@@ -93,6 +145,7 @@ class BuildResult:
     problems: list[str] = field(default_factory=list)
     media_prefix: str = ""
     media_root: Path | None = None
+    seen: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
     def for_args(cls, args: argparse.Namespace) -> BuildResult:
@@ -100,22 +153,53 @@ class BuildResult:
 
     def skip(self, where: str, message: str, reason: str) -> None:
         self.skipped[reason] += 1
-        self.problems.append(f"{where}: {message}")
+        self.problems.append(one_line(f"{where}: {message}"))
+
+    def keep(self, where: str, record: dict) -> bool:
+        """Append ``record`` unless it holds a value JSON or a tokenizer cannot take (see
+        ``json_problem``) or training would drop it as a duplicate; False (a counted skip) if not."""
+        problem = json_problem(record)
+        if problem:
+            self.skip(where, f"unusable value: {problem}", "bad value")
+            return False
+        key = identity(record)
+        if key in self.seen:
+            self.skip(where, "same query, response and media as an earlier record", "duplicate")
+            return False
+        self.seen.add(key)
+        self.records.append(record)
+        return True
 
     def add(self, where: str, query: str, response: str, media_key: str, name: str, **extra: Any) -> bool:
         """Append one record whose medium is ``name`` (checked under --media-root); False if skipped."""
+        if "\0" in name or Path(name).is_absolute() or ".." in Path(name).parts:
+            # Training refuses media outside its root; a name must stay below --media-prefix.
+            self.skip(where, f"media name {name!r} leaves the media folder", "bad media name")
+            return False
         if self.media_root is not None and not (self.media_root / name).is_file():
             self.skip(where, f"missing media {self.media_root / name}", "missing media")
             return False
-        self.records.append(
-            {"query": query, "response": response, media_key: [self.media_prefix + name], **extra}
-        )
-        return True
+        record = {"query": query, "response": response, media_key: [self.media_prefix + name], **extra}
+        return self.keep(where, record)
+
+
+def identity(record: dict) -> str:
+    """What makes two records one for training (``m2se.data.records.Record.key``): query, response,
+    every input (images and videos together) and the dialogue turn; other fields (a score) do not count."""
+    media = [*record.get("images", []), *record.get("videos", [])]
+    turn = [record.get(k) for k in ("dataset", "dialogue_id", "turn")]
+    inputs = [media, record.get("audio"), record.get("features")]
+    return json.dumps([record.get("query"), record.get("response"), inputs, turn], sort_keys=True)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="source file(s)")
-    parser.add_argument("--out", type=Path, required=True, help="EMT JSON file to write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="EMT JSON file to write (replaced whole; kept as it was on failure)",
+    )
     parser.add_argument(
         "--media-prefix",
         default="",
@@ -137,9 +221,9 @@ def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:
 
 
 def write_records(path: Path, records: list[dict]) -> None:
-    """A JSON list like the released files: UTF-8, non-ASCII kept, 4-space indent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, ensure_ascii=False, indent=4) + "\n", encoding="utf-8")
+    """A JSON list like the released files (UTF-8, non-ASCII kept, 4-space indent), written whole: a
+    failed write leaves ``path`` as it was and raises OSError naming it."""
+    write_json(path, records, ensure_ascii=False, indent=4)
 
 
 def task_of(record: dict) -> str:
@@ -152,7 +236,7 @@ def summary(result: BuildResult, out: Path | None) -> str:
     """Records per task, skips by reason and the first problems."""
     tasks = Counter(task_of(r) for r in result.records)
     per_task = ", ".join(f"{t} {n}" for t, n in sorted(tasks.items())) or "none"
-    target = f" to {out}" if out is not None else " (nothing written)"
+    target = f" to {one_line(str(out))}" if out is not None else " (nothing written)"
     lines = [f"{len(result.records)} record(s){target}: {per_task}"]
     if result.skipped:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in result.skipped.most_common())
