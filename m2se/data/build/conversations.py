@@ -1,7 +1,7 @@
 """Dialogue corpora → turns per dialogue, for the ``dialogue`` builder (MELD CSV, EmoryNLP JSON, JSONL).
 
-Unusable rows (unknown label, missing text or emotion, non-integer ids, broken JSON line, a turn seen twice) are
-counted skips ``file:row: reason``; rows are CSV lines, JSONL lines, or ``episodes[e].scenes[s]
+Unusable rows (unknown label, missing text or emotion, non-integer ids, a field of the wrong type, broken JSON
+line, a value JSON cannot carry, a turn seen twice) are counted skips ``file:row: reason``; rows are CSV lines, JSONL lines, or ``episodes[e].scenes[s]
 .utterances[u]`` for EmoryNLP. Emotions match the dataset's native labels in any case and are stored in
 their native spelling; ``labels=None`` (a dataset m2se does not know) accepts any non-empty emotion.
 Tabs and newlines in utterances become spaces: they separate the pieces of InstructERC's prompts.
@@ -9,13 +9,22 @@ Tabs and newlines in utterances become spaces: they separate the pieces of Instr
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from m2se.data.build.common import BuildResult, InputError, progress, read_json, read_text, table_rows
+from m2se.data.build.common import (
+    BuildResult,
+    InputError,
+    parse_json,
+    progress,
+    read_json,
+    read_text,
+    table_rows,
+    whole_number,
+)
 from m2se.dialogue.prompts import Turn
+from m2se.files import json_problem
 
 MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
 MELD_NAMES = {"joy": "joyful", "sadness": "sad", "anger": "angry"}  # MELD's spelling → InstructERC's
@@ -50,9 +59,10 @@ def _keep(dialogues: Dialogues, index: int, where: str, turn: Turn, labels: Labe
 
 def read_meld(path: Path, index: int, labels: Labels, dialogues: Dialogues, result: BuildResult) -> None:
     for where, row in table_rows(path, MELD_COLUMNS, result):
-        dialogue, utterance = row["Dialogue_ID"].strip(), row["Utterance_ID"].strip()
-        if not (dialogue.isdigit() and utterance.isdigit()):
-            result.skip(where, f"bad Dialogue_ID/Utterance_ID {dialogue!r}/{utterance!r}", "broken row")
+        dialogue, utterance = whole_number(row["Dialogue_ID"]), whole_number(row["Utterance_ID"])
+        if dialogue is None or utterance is None:
+            ids = f"{row['Dialogue_ID'].strip()!r}/{row['Utterance_ID'].strip()!r}"
+            result.skip(where, f"bad Dialogue_ID/Utterance_ID {ids}", "broken row")
             continue
         emotion = row["Emotion"].strip().lower()
         speaker = row["Speaker"].strip() or UNKNOWN_SPEAKER
@@ -61,7 +71,7 @@ def read_meld(path: Path, index: int, labels: Labels, dialogues: Dialogues, resu
             dialogues,
             index,
             where,
-            Turn(str(int(dialogue)), int(utterance), speaker, text, emotion),
+            Turn(str(dialogue), utterance, speaker, text, emotion),
             labels,
             result,
         )
@@ -70,6 +80,20 @@ def read_meld(path: Path, index: int, labels: Labels, dialogues: Dialogues, resu
 def _list(item: object, key: str) -> list:
     value = item.get(key) if isinstance(item, dict) else None
     return value if isinstance(value, list) else []
+
+
+def _name(value: object) -> str | None:
+    """A speaker or emotion field as text: a string, or an integer (speaker ids); None for anything else
+    (a list, an object, a float), which would reach the prompt as Python's repr of it."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _unusable(item: object, name: str) -> str | None:
+    """Why a parsed JSON item cannot be read, or None (see ``json_problem``)."""
+    problem = json_problem(item, name)
+    return f"unusable value: {problem}" if problem else None
 
 
 def read_emorynlp(path: Path, index: int, labels: Labels, dialogues: Dialogues, result: BuildResult) -> None:
@@ -85,13 +109,21 @@ def read_emorynlp(path: Path, index: int, labels: Labels, dialogues: Dialogues, 
             continue
         for u, item in enumerate(_list(scene, "utterances")):
             where = f"{at}.utterances[{u}]"
+            problem = _unusable(scene_id, "scene_id") or _unusable(item, "utterance")
+            if problem:
+                result.skip(where, problem, "bad value")
+                continue
             transcript = item.get("transcript") if isinstance(item, dict) else None
             if not isinstance(transcript, str):
                 result.skip(where, "utterance without a transcript", "missing text")
                 continue
             speakers = item.get("speakers") or [UNKNOWN_SPEAKER]
-            emotion = str(item.get("emotion") or "")
-            turn = Turn(scene_id, u, str(speakers[0]), _clean(transcript), emotion)
+            speaker = _name(speakers[0]) if isinstance(speakers, list) else None
+            emotion = _name(item.get("emotion") or "")
+            if speaker is None or emotion is None:
+                result.skip(where, "speakers must be a list of names and emotion a string", "broken row")
+                continue
+            turn = Turn(scene_id, u, speaker, _clean(transcript), emotion)
             _keep(dialogues, index, where, turn, labels, result)
 
 
@@ -101,21 +133,26 @@ def read_jsonl(path: Path, index: int, labels: Labels, dialogues: Dialogues, res
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            result.skip(where, f"bad JSON line ({err.msg})", "broken row")
+            item = parse_json(line)
+        except ValueError as err:
+            result.skip(where, f"bad JSON line ({err})", "broken row")
+            continue
+        problem = _unusable(item, "line")
+        if problem:
+            result.skip(where, problem, "bad value")
             continue
         item = item if isinstance(item, dict) else {}
         dialogue, turn, text = item.get("dialogue_id"), item.get("turn"), item.get("text")
-        if isinstance(dialogue, bool) or not isinstance(dialogue, (str, int)) or dialogue == "":
+        speaker, emotion = _name(item.get("speaker") or UNKNOWN_SPEAKER), _name(item.get("emotion") or "")
+        if _name(dialogue) is None or dialogue == "":
             result.skip(where, f"dialogue_id must be a string or an integer, got {dialogue!r}", "broken row")
         elif isinstance(turn, bool) or not isinstance(turn, int):
             result.skip(where, f"turn must be an integer, got {turn!r}", "broken row")
+        elif speaker is None or emotion is None:
+            result.skip(where, "speaker and emotion must be strings", "broken row")
         else:
-            speaker = str(item.get("speaker") or UNKNOWN_SPEAKER)
             text = _clean(text) if isinstance(text, str) else ""
-            turn = Turn(str(dialogue), turn, speaker, text, str(item.get("emotion") or ""))
-            _keep(dialogues, index, where, turn, labels, result)
+            _keep(dialogues, index, where, Turn(str(dialogue), turn, speaker, text, emotion), labels, result)
 
 
 READERS = {"meld": read_meld, "emorynlp": read_emorynlp, "jsonl": read_jsonl}

@@ -180,5 +180,5 @@ def run(args: argparse.Namespace) -> BuildResult:
                 meta = {"dataset": dataset, "dialogue_id": dialogue_id, "turn": turn.turn, "labels": offered}
                 media_field = {"videos": media} if media else {}
                 meta |= {"label_space": args.labels, "native": turn.emotion}
-                result.records.append({"query": query, "response": response, **media_field, **meta})
+                result.keep(where, {"query": query, "response": response, **media_field, **meta})
     return result

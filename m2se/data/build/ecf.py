@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 
 from m2se.data.build.common import BuildResult, InputError, progress, read_json
+from m2se.files import json_problem
 from m2se.tasks import ECPE_EMOTIONS
 from m2se.templates import ECPE_HEAD, ECPE_TAIL, Utterance, ecpe_query
 
@@ -64,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_pairs(raw: object, size: int) -> dict[int, list[str]]:
     """``[["3_surprise", "1"], ...]`` → {3: ["3_surprise,1", ...]} in the JSON's order; ValueError if malformed."""
     pairs: dict[int, list[str]] = {}
+    if not isinstance(raw, list | None):
+        raise ValueError(f"emotion-cause_pairs must be a list, got {type(raw).__name__}")
     for pair in raw or []:
         if not (isinstance(pair, list | tuple) and len(pair) == 2):
             raise ValueError(f"malformed emotion-cause pair {pair!r}")
@@ -90,8 +93,13 @@ def conversation_of(item: object) -> tuple[list[Utterance], list[str], dict[int,
             raise LookupError(
                 f"utterance {i}: unknown emotion {u['emotion']!r} (expected one of {', '.join(ECPE_EMOTIONS)})"
             )
-        utterances.append(Utterance(str(u["speaker"]), str(u["text"]), u["emotion"]))
-        clips.append(str(u.get("video_name") or ""))
+        clip = u.get("video_name") or ""
+        fields = {"text": u["text"], "speaker": u["speaker"], "video_name": clip}
+        wrong = [k for k, value in fields.items() if not isinstance(value, str)]
+        if wrong:
+            raise ValueError(f"utterance {i}: {', '.join(wrong)} must be text")
+        utterances.append(Utterance(u["speaker"], u["text"], u["emotion"]))
+        clips.append(clip)
     return utterances, clips, parse_pairs(item.get("emotion-cause_pairs"), len(utterances))
 
 
@@ -102,8 +110,12 @@ def run(args: argparse.Namespace) -> BuildResult:
         if not isinstance(items, list):
             raise InputError(f"{path}: expected a JSON list of conversations")
         for index, item in enumerate(progress(items, path.name)):
-            name = item.get("conversation_ID", "?") if isinstance(item, dict) else "?"
             where = f"{path.name}:{index}"
+            problem = json_problem(item, "conversation")
+            if problem:
+                result.skip(where, f"unusable value: {problem}", "bad value")
+                continue
+            name = item.get("conversation_ID", "?") if isinstance(item, dict) else "?"
             try:
                 utterances, clips, pairs = conversation_of(item)
             except LookupError as err:

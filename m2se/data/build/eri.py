@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from m2se.data.build.common import BuildResult, InputError, progress, read_json, table_rows
+from m2se.files import json_problem
 from m2se.tasks import TASKS
 
 
@@ -44,6 +45,15 @@ def rows(path: Path, columns: tuple[str, ...], result: BuildResult) -> Iterator[
         missing = [c for c in columns if not isinstance(item, dict) or c not in item]
         if missing:
             result.skip(where, f"missing {', '.join(missing)}", "broken row")
+            continue
+        problem = json_problem(item, "item")
+        if problem:
+            result.skip(where, f"unusable value: {problem}", "bad value")
+            continue
+        # A number is fine as a clip name; a list or an object would reach the record as Python's repr.
+        nested = [c for c in columns if isinstance(item[c], list | dict)]
+        if nested:
+            result.skip(where, f"{', '.join(nested)} must be text, not a list or an object", "broken row")
             continue
         yield where, {c: "" if item[c] is None else str(item[c]) for c in columns}
 

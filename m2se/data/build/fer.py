@@ -7,7 +7,8 @@ INPUT is a folder of ``{clip}.csv`` files (or the files themselves). Column name
 leading space OpenFace writes. The peak frame is the one with the largest sum of ``AUxx_r`` intensities,
 among frames with ``success == 1`` when that column exists. Its answer joins, with ``; ``, the phrases
 (``au_phrases.AU_PHRASES``) of the AUs present (``AUxx_c == 1``) with intensity >= ``--threshold``,
-strongest first. A clip with no such AU is a counted skip.
+strongest first. A clip with no such AU is a counted skip, and so is a frame whose frame, success or AU
+value is not a finite number (``nan``, ``inf``).
 
 Images are ``P + "{clip}_{frame:06d}.png"`` (``frame`` as OpenFace numbers it, from 1): the peak frame
 must be extracted under that name. ``--transcripts CSV`` (``clip,text``) puts the utterance in the query;
@@ -20,31 +21,38 @@ import argparse
 from pathlib import Path
 
 from m2se.data.build.au_phrases import AU_PHRASES
-from m2se.data.build.common import BuildResult, InputError, table_rows
+from m2se.data.build.common import BuildResult, InputError, finite, table_rows
 from m2se.tasks import TASKS
+
+
+def _threshold(text: str) -> float:
+    try:
+        return finite(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threshold", type=float, default=1.0, help="least AU intensity (0-5) named (default 1)"
+        "--threshold", type=_threshold, default=1.0, help="least AU intensity (0-5) named (default 1)"
     )
     parser.add_argument("--transcripts", type=Path, metavar="CSV", help="clip,text table of utterances")
 
 
-def peak(path: Path, result: BuildResult) -> tuple[str, dict[str, str]] | None:
-    """(``file:line``, row) of the peak frame, or None when no frame is usable."""
+def peak(path: Path, result: BuildResult) -> tuple[str, dict[str, str], int] | None:
+    """(``file:line``, row, frame number) of the peak frame, or None when no frame is usable."""
     best, best_sum = None, -1.0
     for where, row in table_rows(path, ("frame",), result):
         try:
-            if "success" in row and float(row["success"]) != 1:
+            if "success" in row and finite(row["success"]) != 1:
                 continue
-            total = sum(float(v) for k, v in row.items() if k.startswith("AU") and k.endswith("_r"))
-            int(float(row["frame"]))
+            total = sum(finite(v) for k, v in row.items() if k.startswith("AU") and k.endswith("_r"))
+            frame = int(finite(row["frame"]))
         except ValueError:
-            result.skip(where, "a frame, success or AU value is not a number", "broken row")
+            result.skip(where, "a frame, success or AU value is not a finite number", "broken row")
             continue
         if total > best_sum:
-            best, best_sum = (where, row), total
+            best, best_sum = (where, row, frame), total
     return best
 
 
@@ -56,11 +64,11 @@ def phrases(row: dict[str, str], threshold: float) -> list[str]:
         intensity = row.get(f"{au}_r")
         if present is None and intensity is None:
             continue
-        if present is not None and float(present) < 0.5:
+        if present is not None and finite(present) < 0.5:
             continue
-        if intensity is not None and float(intensity) < threshold:
+        if intensity is not None and finite(intensity) < threshold:
             continue
-        found.append((float(intensity) if intensity is not None else -1.0, phrase))
+        found.append((finite(intensity) if intensity is not None else -1.0, phrase))
     return [phrase for _, phrase in sorted(found, key=lambda item: -item[0])]
 
 
@@ -83,15 +91,15 @@ def run(args: argparse.Namespace) -> BuildResult:
         if found is None:
             result.skip(f"{path.name}:1", "no frame with success == 1", "no face")
             continue
-        where, row = found
+        where, row, frame = found
         try:
             names = phrases(row, args.threshold)
         except ValueError:
-            result.skip(where, "an AU presence value is not a number", "broken row")
+            result.skip(where, "an AU presence value is not a finite number", "broken row")
             continue
         if not names:
             result.skip(where, f"no action unit at or above intensity {args.threshold}", "no expression")
             continue
-        image = f"{path.stem}_{int(float(row['frame'])):06d}.png"
+        image = f"{path.stem}_{frame:06d}.png"
         result.add(where, task.query(transcripts.get(path.stem, "")), "; ".join(names), "images", image)
     return result

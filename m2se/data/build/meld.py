@@ -4,14 +4,15 @@
 
 Reads the official CSVs (``Utterance, Emotion, Dialogue_ID, Utterance_ID`` among their columns). Their
 text is UTF-8/ASCII with stray cp1252 bytes (0x92 for ’); those bytes are decoded as cp1252, which is how
-the released EmoVerse queries show them. MELD's labels map to the erc answers (``joy`` → ``Joy.``).
+the released EmoVerse queries show them. MELD's labels map to the erc answers (``joy`` → ``Joy.``). Rows
+whose ids are not ASCII digits (``²`` passes ``str.isdigit``) are counted skips.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from m2se.data.build.common import BuildResult, table_rows
+from m2se.data.build.common import BuildResult, table_rows, whole_number
 from m2se.tasks import TASKS
 
 COLUMNS = ("Utterance", "Emotion", "Dialogue_ID", "Utterance_ID")
@@ -37,10 +38,11 @@ def run(args: argparse.Namespace) -> BuildResult:
                     "unknown label",
                 )
                 continue
-            dialogue, utterance = row["Dialogue_ID"].strip(), row["Utterance_ID"].strip()
-            if not (dialogue.isdigit() and utterance.isdigit()):
-                result.skip(where, f"bad Dialogue_ID/Utterance_ID {dialogue!r}/{utterance!r}", "broken row")
+            dialogue, utterance = whole_number(row["Dialogue_ID"]), whole_number(row["Utterance_ID"])
+            if dialogue is None or utterance is None:
+                ids = f"{row['Dialogue_ID'].strip()!r}/{row['Utterance_ID'].strip()!r}"
+                result.skip(where, f"bad Dialogue_ID/Utterance_ID {ids}", "broken row")
                 continue
-            clip = f"dia{int(dialogue)}_utt{int(utterance)}.mp4"
+            clip = f"dia{dialogue}_utt{utterance}.mp4"
             result.add(where, task.query(row["Utterance"]), task.format(LABELS[emotion]), "videos", clip)
     return result

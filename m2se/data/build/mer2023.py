@@ -3,7 +3,7 @@
     python -m m2se.data.build mer2023 test_label.csv transcription.csv --out mer2023_test.json \\
         --media-prefix MER2023/video/ [--audio-prefix MER2023/audio/] [--features audio=MER2023/HL-UTT/]
 
-Exactly two inputs: the label table (columns ``name, discrete``, optionally ``valence``, kept as a number)
+Exactly two inputs: the label table (columns ``name, discrete``, optionally ``valence``, kept as a finite number)
 and the transcription table (``name, chinese, english``; ``--language`` picks the column). Labels are
 neutral, angry, happy, sad, worried, surprise, in any case; the answer is the bare lowercase label
 (``happy``), as Emotion-LLaMA trains it. Clips without a transcription row, unknown labels and repeated
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m2se.data.build.common import BuildResult, InputError, table_rows
+from m2se.data.build.common import BuildResult, InputError, finite, table_rows
 from m2se.tasks import TASKS
 
 LABELS = TASKS["mer2023"].labels  # neutral angry happy sad worried surprise
@@ -124,9 +124,9 @@ def run(args: argparse.Namespace) -> BuildResult:
         extra = {}
         if row.get("valence", "").strip():
             try:
-                extra["valence"] = float(row["valence"])
+                extra["valence"] = finite(row["valence"])
             except ValueError:
-                result.skip(where, f"valence {row['valence']!r} is not a number", "broken row")
+                result.skip(where, f"valence {row['valence']!r} is not a finite number", "broken row")
                 continue
         seen.add(name)
         key, file, media_extra = media.of(name)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from m2se.data.build.common import BuildResult, InputError, progress, read_json, read_text, table_rows
 from m2se.data.build.mer2023 import ClipMedia, add_media_arguments
+from m2se.files import json_problem
 from m2se.tasks import TASKS
 
 CAPTIONS = {"coarse": "caption", "fine": "smp_reason_caption"}
@@ -127,6 +128,10 @@ def run(args: argparse.Namespace) -> BuildResult:
         for where, name, item in items(path):
             if not isinstance(item, dict):
                 result.skip(where, f"expected an object, got {type(item).__name__}", "broken row")
+                continue
+            problem = json_problem({name: item}, "clips")
+            if problem:
+                result.skip(where, f"unusable value: {problem}", "bad value")
                 continue
             caption = item.get(key)
             if not isinstance(caption, str) or not caption.strip():

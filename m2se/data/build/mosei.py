@@ -4,8 +4,9 @@
     python -m m2se.data.build mosei label.csv --emotions emotions.csv --out mosei_mer.json
 
 msa: the sentiment score (in [-3, 3]) is kept as ``"score"``; the answer is ``Positive.`` when score >= 0
-(the "non-negative" convention of EmoVerse's binary labels, zero counted positive), else ``Negative.``.
-The query quotes the text with double quotes, like the released MOSEI example.
+(the "non-negative" convention of EmoVerse's binary labels, zero counted positive), else ``Negative.``;
+a score that is not a finite number (``nan``, ``inf``) is a counted skip. The query quotes the text with
+double quotes, like the released MOSEI example.
 
 mer (``--emotions CSV``: ``video_id, clip_id, happy, sad, anger, surprise, disgust, fear`` intensities):
 the answer is the strongest emotion; ties go to the first in that column order; all zero → ``Neutral.``.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from m2se.data.build.common import BuildResult, table_rows
+from m2se.data.build.common import BuildResult, finite, table_rows
 from m2se.tasks import TASKS
 
 COLUMNS = ("video_id", "clip_id", "text", "label", "mode")
@@ -52,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def strongest(row: dict[str, str]) -> str:
-    """The mer label of the strongest emotion (ValueError if an intensity is not a number)."""
-    scores = [(float(row[column]), label) for column, label in EMOTIONS.items()]
+    """The mer label of the strongest emotion (ValueError if an intensity is not a finite number)."""
+    scores = [(finite(row[column]), label) for column, label in EMOTIONS.items()]
     best = max(score for score, _ in scores)
     return next(label for score, label in scores if score == best) if best > 0 else "Neutral"
 
@@ -64,7 +65,7 @@ def load_emotions(path: Path, result: BuildResult) -> dict[tuple[str, str], str]
         try:
             labels[row["video_id"].strip(), row["clip_id"].strip()] = strongest(row)
         except ValueError:
-            result.skip(where, "emotion intensities are not numbers", "broken row")
+            result.skip(where, "emotion intensities are not finite numbers", "broken row")
     return labels
 
 
@@ -88,9 +89,9 @@ def run(args: argparse.Namespace) -> BuildResult:
                 result.add(where, query, task.format(emotions[video, clip]), key, name)
                 continue
             try:
-                score = float(row["label"])
+                score = finite(row["label"])
             except ValueError:
-                result.skip(where, f"sentiment score {row['label']!r} is not a number", "broken row")
+                result.skip(where, f"sentiment score {row['label']!r} is not a finite number", "broken row")
                 continue
             result.add(
                 where, query, task.format("Positive" if score >= 0 else "Negative"), key, name, score=score

@@ -2,7 +2,8 @@ import json
 import re
 from collections import defaultdict
 
-from test_build_cli import build, built
+import pytest
+from test_build_cli import build, built, one_error_line
 
 from m2se.data.build.ecf import e2e_query
 from m2se.tasks import infer_task
@@ -104,3 +105,36 @@ def test_bad_conversations_are_counted(tmp_path, capsys):
     path = conversation_json(tmp_path, [], emotions=("neutral", "happy"))
     code, out, _ = build(capsys, "ecf", path, "--out", tmp_path / "s.json", "--strict")
     assert code == 2 and "unknown emotion 'happy'" in out and not (tmp_path / "s.json").exists()
+
+
+def test_conversations_with_unusable_values_are_counted_skips(tmp_path, capsys):
+    good = json.loads(conversation_json(tmp_path, [["3_joy", "2"]]).read_text())[0]
+    bad = [
+        good | {"emotion-cause_pairs": 7},
+        good | {"conversation": [good["conversation"][0] | {"text": ["a list"]}]},
+        good | {"conversation": [good["conversation"][1] | {"text": "Wow \ud800"}]},
+        good | {"conversation_ID": float("nan")},
+        good,
+    ]
+    (tmp_path / "ecf.json").write_text(json.dumps([good, *bad]))  # NaN is written as NaN
+    code, out, _ = build(capsys, "ecf", tmp_path / "ecf.json", "--out", tmp_path / "o.json")
+    assert code == 0 and "ecf.json:1: conversation 1: emotion-cause_pairs must be a list, got int" in out
+    assert "ecf.json:2: conversation 1: utterance 1: text must be text" in out
+    assert "ecf.json:3: unusable value: conversation[0].text has an unpaired UTF-16 surrogate" in out
+    assert "ecf.json:4: unusable value: conversation_ID is nan (not a finite number)" in out
+    assert "ecf.json:5: same query, response and media as an earlier record" in out  # good, twice
+    assert "broken conversation: 2, bad value: 2, duplicate: 2" in out
+    assert len(built(tmp_path / "o.json", "ecpe")) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000, "nested too deeply to parse"),
+        ("[" + "1" * 5000 + "]", "Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_json_the_parser_cannot_take_is_one_line(tmp_path, capsys, text, message):
+    (tmp_path / "ecf.json").write_text(text)
+    code, _, err = build(capsys, "ecf", tmp_path / "ecf.json", "--out", tmp_path / "o.json")
+    assert code == 2 and f"ecf.json: invalid JSON ({message}" in one_error_line(err)

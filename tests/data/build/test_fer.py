@@ -1,5 +1,7 @@
+import pytest
 from test_build_cli import build, built
 
+from m2se.data.build.__main__ import main
 from m2se.data.build.au_phrases import AU_PHRASES
 
 HEADER = "frame, face_id, timestamp, confidence, success, AU04_r, AU12_r, AU26_r, AU45_r, AU04_c, AU12_c, AU26_c, AU45_c\n"
@@ -39,3 +41,22 @@ def test_table_names_the_documented_units():
         and AU_PHRASES["AU26"] == "Jaw dropping"
         and "AU45" not in AU_PHRASES
     )
+
+
+def test_non_finite_frames_and_intensities_are_counted_skips(tmp_path, capsys):
+    header = "frame,success,AU12_r,AU12_c\n"
+    (tmp_path / "a.csv").write_text(
+        header + "inf,1,3,1\n1e400,1,3,1\nnan,1,3,1\n2,nan,3,1\n3,1,inf,1\n4,1,2,1\n"
+    )
+    (tmp_path / "b.csv").write_text(header + "1,1,2,nan\n")
+    code, out, _ = build(capsys, "fer", tmp_path / "a.csv", tmp_path / "b.csv", "--out", tmp_path / "o.json")
+    assert code == 0 and "broken row: 6" in out
+    assert "a.csv:2: a frame, success or AU value is not a finite number" in out
+    assert "b.csv:2: an AU presence value is not a finite number" in out
+    assert [r["images"] for r in built(tmp_path / "o.json", "fer")] == [["a_000004.png"]]
+
+
+def test_a_threshold_that_is_no_finite_number_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fer", str(tmp_path), "--out", str(tmp_path / "o.json"), "--threshold", "nan"])
+    assert exit_info.value.code == 2 and "expected a finite number, got 'nan'" in capsys.readouterr().err

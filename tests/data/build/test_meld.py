@@ -43,3 +43,15 @@ def test_builds_the_released_meld_test_file_exactly(emoverse_dir, tmp_path, caps
     records = built(tmp_path / "o.json", "erc")
     assert records[0] == released[0]
     assert records == released  # all 2,610
+
+
+def test_ids_that_are_not_ascii_digits_are_counted_skips(tmp_path, capsys):
+    rows = [
+        "1,hi,Joey,joy,x,²,0,1,1,a,b",
+        "2,hi,Joey,joy,x,١,1,1,1,a,b",
+        f"3,hi,Joey,joy,x,0,{'9' * 5000},1,1,a,b",
+    ]
+    (tmp_path / "m.csv").write_text(MELD_HEADER + "\n".join([*rows, "4,yo,Joey,joy,x,0,3,1,1,a,b"]) + "\n")
+    code, out, _ = build(capsys, "meld", tmp_path / "m.csv", "--out", tmp_path / "o.json")
+    assert code == 0 and "broken row: 3" in out and "m.csv:2: bad Dialogue_ID/Utterance_ID '²'/'0'" in out
+    assert [r["videos"] for r in built(tmp_path / "o.json", "erc")] == [["dia0_utt3.mp4"]]

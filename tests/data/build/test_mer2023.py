@@ -30,7 +30,7 @@ def test_records_quote_the_subtitle_and_answer_the_bare_label(tables, tmp_path, 
     assert "label.csv:3: unknown MER2023 label 'bored'" in out
     assert "label.csv:5: clip s4 has no row in transcription.csv" in out
     assert "label.csv:6: empty or repeated clip name 's1'" in out
-    assert "label.csv:7: valence 'high' is not a number" in out
+    assert "label.csv:7: valence 'high' is not a finite number" in out
     first, second = built(tmp_path / "o.json", "mer2023")
     assert first == {
         "query": TASKS["mer2023"].query("I won"),
@@ -104,3 +104,13 @@ def test_help_describes_the_source(capsys):
         build_cli.main(["mer2023", "--help"])
     out = capsys.readouterr().out
     assert "--language" in out and "--features" in out and "--media-prefix" in out
+
+
+def test_a_valence_that_is_no_finite_number_is_a_counted_skip(tmp_path, capsys):
+    (tmp_path / "label.csv").write_text("name,discrete,valence\ns1,happy,nan\ns3,sad,-inf\ns5,worried,0.5\n")
+    (tmp_path / "t.csv").write_text(TRANSCRIPTS, encoding="utf-8")
+    code, out, _ = build(
+        capsys, "mer2023", tmp_path / "label.csv", tmp_path / "t.csv", "--out", tmp_path / "o.json"
+    )
+    assert code == 0 and "label.csv:2: valence 'nan' is not a finite number" in out and "broken row: 2" in out
+    assert [r["valence"] for r in built(tmp_path / "o.json", "mer2023")] == [0.5]

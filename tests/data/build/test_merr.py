@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from test_build_cli import build, built
+from test_build_cli import build, built, one_error_line
 
 import m2se.data.build.__main__ as build_cli
 from m2se.tasks import TASKS
@@ -140,3 +140,22 @@ def test_help_describes_the_source(capsys):
         build_cli.main(["merr", "--help"])
     out = capsys.readouterr().out
     assert "--test-list" in out and "--allow-overlap" in out and "--caption" in out
+
+
+def test_clips_with_unusable_values_are_counted_skips(tmp_path, capsys):
+    items = {"s\ud800": {"smp_reason_caption": "Calm."}, "s2": {"smp_reason_caption": "Sad \udfff"}}
+    items |= {
+        "s3": {"smp_reason_caption": "Fine.", "score": float("inf")},
+        "s4": {"smp_reason_caption": "Ok."},
+    }
+    (tmp_path / "m.json").write_text(json.dumps(items))
+    code, out, _ = build(capsys, "merr", tmp_path / "m.json", "--out", tmp_path / "o.json")
+    assert code == 0 and "bad value: 3" in out and "m.json:s\\ud800: unusable value: a key of clips" in out
+    assert "m.json:s3: unusable value: s3.score is inf (not a finite number)" in out
+    assert [r["videos"] for r in built(tmp_path / "o.json", "eri")] == [["s4.mp4"]]
+
+
+def test_json_nested_past_the_parser_is_one_line(tmp_path, capsys):
+    (tmp_path / "m.json").write_text('{"a": ' * 50_000)
+    code, _, err = build(capsys, "merr", tmp_path / "m.json", "--out", tmp_path / "o.json")
+    assert code == 2 and "m.json: invalid JSON (nested too deeply to parse" in one_error_line(err)

@@ -52,3 +52,28 @@ def test_tie_goes_to_the_first_column():
     from m2se.data.build.mosei import strongest
 
     assert strongest(dict(happy="0", sad="1", anger="1", surprise="0", disgust="0", fear="1")) == "Sadness"
+
+
+def test_non_finite_scores_and_intensities_are_counted_skips(tmp_path, capsys):
+    rows = "".join(
+        f"v{i},0,words,{label},0,0,0,x,test\n" for i, label in enumerate(["nan", "inf", "-inf", "1e400"])
+    )
+    (tmp_path / "label.csv").write_text(HEADER + rows + "v9,0,fine,-0.5,0,0,0,x,test\n")
+    code, out, _ = build(capsys, "mosei", tmp_path / "label.csv", "--out", tmp_path / "o.json")
+    assert (
+        code == 0
+        and "broken row: 4" in out
+        and "label.csv:2: sentiment score 'nan' is not a finite number" in out
+    )
+    assert (
+        "NaN" not in (tmp_path / "o.json").read_text() and "Infinity" not in (tmp_path / "o.json").read_text()
+    )
+    assert [(r["response"], r["score"]) for r in built(tmp_path / "o.json", "msa")] == [("Negative.", -0.5)]
+    (tmp_path / "emo.csv").write_text(
+        "video_id,clip_id,happy,sad,anger,surprise,disgust,fear\nv0,0,nan,0,0,0,0,0\nv9,0,0,inf,0,0,0,0\n"
+    )
+    argv = ("mosei", tmp_path / "label.csv", "--emotions", tmp_path / "emo.csv", "--out", tmp_path / "m.json")
+    code, out, _ = build(capsys, *argv)
+    assert (
+        code == 0 and "emo.csv:2: emotion intensities are not finite numbers" in out and "0 record(s)" in out
+    )
