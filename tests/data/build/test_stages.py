@@ -87,3 +87,87 @@ def test_unreadable_inputs_are_one_line_errors_naming_the_file(task_files, tmp_p
     assert main(["stages", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "bad.json: not a readable JSON file" in err and "\n" not in err
+
+
+MSA = "built/first_stage_msa.json"
+LAUGHS = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("seed: [1]\nstages: {}", "s.yaml: seed must be a whole number, got [1]"),
+        (
+            "stages: {first_stage: 5}",
+            "s.yaml: stages.first_stage: expected a list of {file, count | fraction}",
+        ),
+        ("stages: {1: []}", "s.yaml: stage name 1 is not a plain file name"),
+        ("stages: {../x: []}", "s.yaml: stage name '../x' is not a plain file name"),
+        ("stages: {stages_manifest: []}", "s.yaml: stage name 'stages_manifest' is not a plain file name"),
+        ("stages: {s: [{file: [a], count: 1}]}", "s.yaml: stages.s[0]: file and task must be strings"),
+        (
+            f"stages: {{s: [{{file: {MSA}, count: [1]}}]}}",
+            "s.yaml: stages.s[0]: count must be a whole number",
+        ),
+        (f"stages: {{s: [{{file: {MSA}, count: .inf}}]}}", "s.yaml: stages.s[0].count is inf (not a finite"),
+        (
+            f"stages: {{s: [{{file: {MSA}, fraction: [1]}}]}}",
+            "s.yaml: stages.s[0]: fraction must be a number",
+        ),
+        ("when: 2024-13-01\nstages: {}", "s.yaml: not valid YAML (month must be in 1..12)"),
+        ("when: 2024-01-01\nstages: {}", "s.yaml: not plain JSON data (Object of type date is not JSON"),
+        ("1: a\nstages: {}", "s.yaml: not plain JSON data ('<' not supported"),
+        ("stages: {}\nx: " + "[" * 1000 + "]" * 1000, "s.yaml: not valid YAML (nested too deeply to parse)"),
+        (LAUGHS + "stages: {}", "s.yaml: more than 100000 values"),
+        ('stages: {s: []}\nx: "\\ud800"', "s.yaml: x has an unpaired UTF-16 surrogate"),
+    ],
+)
+def test_configs_of_the_wrong_shape_are_one_line_errors(task_files, tmp_path, capsys, config, message):
+    from m2se.data.build.__main__ import main
+
+    (tmp_path / "s.yaml").write_text(config)
+    assert main(["stages", "--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (b"[" * 100_000, "not a readable JSON file (nested too deeply to parse"),
+        (b'{"query": "q", "response": "r"}', "not a readable JSON file (expected a list of records)"),
+        (b"[\xff]", "not a readable JSON file ('utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_task_files_that_are_no_json_list_are_one_line_errors(tmp_path, capsys, source, message):
+    from m2se.data.build.__main__ import main
+
+    (tmp_path / "t.json").write_bytes(source)
+    config = write_config(tmp_path / "s.yaml", s=[{"file": "t.json", "count": 1}])
+    assert main(["stages", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 't.json'}: {message}") and len(err.strip().splitlines()) == 1
+
+
+def test_nothing_is_written_unless_every_stage_can_be(task_files, tmp_path, capsys):
+    from m2se.data.build.__main__ import main
+
+    twice = [{"file": MSA, "count": 3}, {"file": MSA, "count": 3}]  # records drawn twice: training drops them
+    config = write_config(tmp_path / "s.yaml", a_stage=[{"file": MSA, "count": 3}], b_stage=twice)
+    assert main(["stages", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: b_stage.json:") and "duplicate record" in err and ".tmp" not in err
+    assert not list((tmp_path / "o").iterdir())
+
+    config = write_config(tmp_path / "s.yaml", a_stage=[{"file": MSA, "count": 3}], b_stage=[])
+    (tmp_path / "o" / "b_stage.json").mkdir()
+    assert main(["stages", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'o' / 'b_stage.json'}: is a folder, not a file\n"
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["b_stage.json"]
+
+    (tmp_path / "file").write_text("")
+    assert main(["stages", "--config", str(config), "--out", str(tmp_path / "file" / "o")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'file' / 'o'}: ")
