@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from m2se.files import first_line, json_problem, loads, write_json
+from m2se.files import dumps, first_line, json_problem, loads, write_json
 
 MAX_PROBLEMS_SHOWN = 10
 
@@ -189,7 +189,7 @@ def identity(record: dict) -> str:
     media = [*record.get("images", []), *record.get("videos", [])]
     turn = [record.get(k) for k in ("dataset", "dialogue_id", "turn")]
     inputs = [media, record.get("audio"), record.get("features")]
-    return json.dumps([record.get("query"), record.get("response"), inputs, turn], sort_keys=True)
+    return dumps([record.get("query"), record.get("response"), inputs, turn], sort_keys=True)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
