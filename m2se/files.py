@@ -149,11 +149,16 @@ def _unpaired_surrogate(text: str) -> bool:
 
 
 def loads(text: str):
-    """``json.loads``, with nesting too deep for Python's parser raised as a JSONDecodeError too."""
+    """``json.loads``, with nesting too deep for Python's parser, or an integer too long for it, raised
+    as a JSONDecodeError too."""
     try:
         return json.loads(text)
+    except json.JSONDecodeError:
+        raise
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply to parse", text, 0) from None
+    except ValueError as err:  # an integer of more digits than Python converts (sys.int_info)
+        raise json.JSONDecodeError(first_line(err), text, 0) from None
 
 
 def dumps(value: object, **kwargs) -> str:

@@ -57,7 +57,13 @@ def normalize(text: str) -> str:
 
 
 def finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number a float can hold: not a bool, not NaN/Infinity, not an integer beyond float range."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def integer(value: Any) -> bool:

@@ -105,3 +105,14 @@ def test_every_json_writer_goes_through_m2se_files():
         if re.search(r"\bjson\.dumps?\(", line)
     ]
     assert offenders == []
+
+
+def test_loads_reports_integers_too_long_for_python_as_decode_errors():
+    import json
+
+    from m2se.files import loads
+    from m2se.parsing import finite_number
+
+    with pytest.raises(json.JSONDecodeError, match="digits"):
+        loads("[" + "1" * 5000 + "]")
+    assert not finite_number(10**400) and finite_number(10**300) and not finite_number(True)

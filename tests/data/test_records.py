@@ -170,3 +170,10 @@ def test_runaway_nesting_and_line_separators(tmp_path):
     path.write_text(json.dumps(erc("a\u2028b"), ensure_ascii=False) + "\n" + "[" * 50_000 + "\n")
     result = load_records(path, skip_errors=True)
     assert result.skipped == {"bad json": 1} and result.records[0].query == ERC.query("a\u2028b")
+
+
+def test_a_score_beyond_float_range_names_the_record(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text("[" + json.dumps(erc())[:-1] + ', "score": 1' + "0" * 400 + "}]")
+    with pytest.raises(RecordError, match="d.json:0: 'score' must be a finite number"):
+        load_records(path)
