@@ -171,3 +171,15 @@ def write_json(path: str | Path, value: object, **kwargs) -> None:
     text = dumps(value, **kwargs) + "\n"
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_json_object(path: str | Path) -> dict:
+    """A JSON file holding an object (a model's config.json, an adapter's config); ValueError naming
+    the file when it cannot be read, is not JSON or holds something else."""
+    try:
+        value = loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"{path}: not readable JSON ({first_line(err)})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, found a {type(value).__name__}")
+    return value

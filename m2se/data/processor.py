@@ -23,11 +23,26 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
 from m2se.data.audio import AudioSettings, load_feature_extractor
 from m2se.data.tiles import check_rgb, image_processor, tile_image
+from m2se.files import first_line
 
 IGNORE_INDEX = -100
 AUDIO = ("audio", "")  # placeholder kinds: the encoder's sound, and ("features", view) per view
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 _SLOT = "\x00M2SE_SLOT\x00"  # stands in for a message's content to cut the chat template around it
+
+
+def load_pretrained(path: str | Path, kind=AutoTokenizer):
+    """``kind.from_pretrained(path)`` (a tokenizer or a config) with one-line errors naming ``path``:
+    OSError when there is no model, ValueError when its files are malformed."""
+    try:
+        return kind.from_pretrained(path)
+    except OSError:
+        raise OSError(
+            f"{path}: no model there (a local model directory or a cached hub id is needed; "
+            f"the tiny demo model is built by `python -m m2se.model.tiny --out {path}`)"
+        ) from None
+    except Exception as err:  # transformers and huggingface_hub raise many types on a bad config.json
+        raise ValueError(f"{path}: not a readable model directory ({first_line(err)})") from None
 
 
 class OverBudgetError(Exception):
@@ -105,14 +120,9 @@ class M2SEProcessor:
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides) -> M2SEProcessor:
         """Tokenizer, tile size (vision image_size) and tokens per tile (image_seq_length) from a model dir."""
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            config = AutoConfig.from_pretrained(path)
-        except OSError:
-            raise OSError(
-                f"{path}: no model there (a local model directory or a cached hub id is needed; "
-                f"the tiny demo model is built by `python -m m2se.model.tiny --out {path}`)"
-            ) from None
+        tokenizer, config = load_pretrained(path, AutoTokenizer), load_pretrained(path, AutoConfig)
+        if not hasattr(config, "vision_config") or not hasattr(config, "image_seq_length"):
+            raise ValueError(f"{path}: not an InternVL model directory (config.json has no vision_config)")
         height, width = config.vision_config.image_size
         if height != width:
             raise ValueError(f"{path}: non-square vision image_size {height}x{width} is not supported")

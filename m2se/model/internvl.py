@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
 from transformers import BitsAndBytesConfig, InternVLForConditionalGeneration
+
+from m2se.files import first_line, read_json_object
 
 # Where each part lives in the native model (PROTOCOL.md §6).
 PARTS = {
@@ -137,7 +138,12 @@ def load_base(path: str | Path, settings: LoadSettings | None = None) -> InternV
             # Full names: a bare "vision_tower" does not match (PROTOCOL §6).
             llm_int8_skip_modules=[PARTS["vision_tower"], PARTS["projector"], "lm_head"],
         )
-    model = InternVLForConditionalGeneration.from_pretrained(str(path), **kwargs)
+    try:
+        model = InternVLForConditionalGeneration.from_pretrained(str(path), **kwargs)
+    except (OSError, MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as err:  # transformers and huggingface_hub raise many types on a bad config.json
+        raise ValueError(f"{path}: not a readable model directory ({first_line(err)})") from None
     model.requires_grad_(False)
     if settings.quantization == "4bit":
         model = prepare_model_for_kbit_training(
@@ -174,10 +180,11 @@ def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
     local = Path(path).expanduser()
     if not local.is_dir():
         local = _from_hub(str(path))
-    config = json.loads((local / "config.json").read_text()) if (local / "config.json").is_file() else {}
+    config = read_json_object(local / "config.json") if (local / "config.json").is_file() else {}
     if config.get("model_type") == "internvl":
         return local
-    if "InternVLChatModel" in config.get("architectures", []):
+    architectures = config.get("architectures")
+    if isinstance(architectures, list) and "InternVLChatModel" in architectures:
         digest = hashlib.sha1(str(local.resolve()).encode()).hexdigest()[:10]
         target = Path(cache_dir).expanduser() / f"{local.name}-{digest}"
         if not (target / "config.json").is_file():

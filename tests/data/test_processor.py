@@ -206,3 +206,19 @@ def test_model_runs_on_a_collated_batch(processor, model):
     with torch.no_grad():
         generated = model.generate(**batch, max_new_tokens=3, do_sample=False)
     assert generated.shape[0] == 2 and generated.shape[1] <= batch["input_ids"].shape[1] + 3
+
+
+@pytest.mark.parametrize(
+    "config", ["[1, 2]", '{"model_type": "bert"}', '{"model_type": "internvl", "vision_config": 5}', "{"]
+)
+def test_a_malformed_model_directory_is_one_error_naming_it(tmp_path, config):
+    from m2se.model.internvl import load_base, resolve_model_path
+
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises((ValueError, OSError), match=str(tmp_path)):
+        M2SEProcessor.from_pretrained(tmp_path)
+    if '"internvl"' not in config:  # an InternVL model_type is taken as it is: loading tells
+        with pytest.raises((ValueError, OSError), match=str(tmp_path)):
+            resolve_model_path(tmp_path, tmp_path / "cache")
+    with pytest.raises((ValueError, OSError), match=str(tmp_path)):
+        load_base(tmp_path)
