@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from m2se.data.records import RecordError
+from m2se.dialogue.labels import NATIVE
 from m2se.files import atomic_file, dumps, write_json
 from m2se.metrics import TaskMetrics
 from m2se.tasks import TASKS
@@ -88,6 +89,8 @@ def score(
     """
     metrics = TaskMetrics(task, protocol, parse)
     spec = metrics.task
+    if spec.open_labels:
+        _check_corpora(rows)
     if spec.kind == "classification" and not spec.open_labels:
         for row in rows:
             if spec.gold(row["label"], metrics.parse) not in spec.labels:
@@ -115,6 +118,24 @@ def result_of(metrics: TaskMetrics, rows: list[dict]) -> TaskResult:
         parse=metrics.parse if kind == "classification" else kind,
         protocol=metrics.protocol if kind == "pairs" else None,
     )
+
+
+def _check_corpora(rows: Sequence[dict]) -> None:
+    """A corpus m2se has no native label list for is scored over its first row's labels: every row of
+    it must offer the same ones (RecordError naming the first that does not)."""
+    first: dict[str, list] = {}
+    for row in rows:
+        meta = row.get("meta") or {}
+        dataset, labels = meta.get("dataset"), meta.get("labels")
+        if dataset in NATIVE:
+            continue
+        expected = first.setdefault(dataset, labels)
+        if labels != expected:
+            raise RecordError(
+                row.get("where", dataset),
+                f"{dataset} rows offer other labels than its first row ({', '.join(map(str, expected))})",
+                "bad metadata",
+            )
 
 
 def parsed_answer(task: str, text: str, meta: dict | None, parse: str = "exact"):

@@ -43,6 +43,9 @@ from m2se.templates import (
 
 __all__ = ["ECPE_EMOTIONS", "PARSE_MODES", "ParseMode", "normalize", "parse_pairs"]
 
+# The most labels an open-label record's prompt may offer (InstructERC's corpora offer 6 to 9).
+MAX_OPEN_LABELS = 256
+
 Kind = Literal["classification", "phrases", "text", "pairs"]
 
 
@@ -179,7 +182,9 @@ class Task:
         if not isinstance(dataset, str) or not dataset:
             return f"{self.name} records need a 'dataset' name (as python -m m2se.data.build dialogue writes)"
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-            return f"'labels' must be the prompt's non-empty list of label strings, got {labels!r}"
+            return f"'labels' must be the prompt's non-empty list of label strings, got {labels!r}"[:300]
+        if len(labels) > MAX_OPEN_LABELS:  # scores keep a labels × labels confusion matrix per corpus
+            return f"'labels' lists {len(labels)} labels (at most {MAX_OPEN_LABELS})"
         expected = NATIVE.get(dataset, tuple(labels))
         if native not in expected:
             return f"'native' gold label {native!r} is not one of {dataset}'s labels ({', '.join(expected)})"

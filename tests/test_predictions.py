@@ -93,3 +93,17 @@ def test_empty_files_exit_non_zero_with_one_line(tmp_path):
         timeout=120,
     )
     assert run.returncode == 1 and run.stderr.strip().splitlines()[-1] == f"error: {empty}: no records"
+
+
+def test_dialogue_rows_with_huge_or_inconsistent_label_lists_name_the_row(tmp_path):
+    def dialogue(labels, native="a", **extra):
+        meta = {"dataset": "mycorpus", "labels": labels, "native": native, "dialogue_id": 1, **extra}
+        return {"query": "", "response": native, "label": native, **meta}
+
+    path = jsonl(tmp_path / "p.jsonl", [dialogue([f"l{i}" for i in range(60_000)], "l1")])
+    with pytest.raises(RecordError, match="p.jsonl:1: 'labels' lists 60000 labels \\(at most 256\\)"):
+        read_predictions(path, "erc_dialog")
+    path = jsonl(tmp_path / "p.jsonl", [dialogue(["a", "b"], turn=1), dialogue(["a", "c"], turn=2)])
+    cfg = config(tmp_path / "o", f"predictions={path}", "task=erc_dialog")
+    with pytest.raises(RecordError, match="p.jsonl:2: mycorpus rows offer other labels than its first row"):
+        evaluate(cfg)
