@@ -49,7 +49,9 @@ class RunDirCheck(Callback):
             probe.touch()
             probe.unlink()
         except OSError as err:
-            sys.exit(f"error: cannot write the run folder {folder} ({err.strerror or err}); set hydra.run.dir=DIR")
+            sys.exit(
+                f"error: cannot write the run folder {folder} ({err.strerror or err}); set hydra.run.dir=DIR"
+            )
 
 
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:

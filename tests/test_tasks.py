@@ -173,7 +173,9 @@ def test_mer2023_prompt_and_emotion_llama_rule():
     )
     assert infer_task(query) == "mer2023"
     assert task.parse("The person feels worried", mode="emotion_llama") == "worried"
-    assert task.parse("The person feels worried.", mode="emotion_llama") == "neutral"  # "worried." is no label
+    assert (
+        task.parse("The person feels worried.", mode="emotion_llama") == "neutral"
+    )  # "worried." is no label
     assert task.parse("contempt", mode="emotion_llama") == "neutral"  # outside the six labels
     assert task.parse("contempt") is None and task.parse("") is None
     assert task.parse("", mode="emotion_llama") == "neutral"
