@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
@@ -54,9 +54,54 @@ class RunDirCheck(Callback):
             )
 
 
+# Config keys that name a file or folder; null means "none" (output_dir and data files must be set).
+PATH_KEYS = (
+    "output_dir", "ckpt", "resume", "predictions", "model.path", "model.cache_dir", "data.data_dir",
+    "data.frame_cache",
+)  # fmt: skip
+
+
+def _path_keys(cfg: DictConfig) -> list[str]:
+    keys = list(PATH_KEYS)
+    data = cfg.get("data") or {}
+    for name in ("sources", "val_sources"):
+        for i, _ in enumerate(data.get(name) or []):
+            keys += [f"data.{name}[{i}].path", f"data.{name}[{i}].media_root"]
+    for task in data.get("test_sources") or {}:
+        keys += [f"data.test_sources.{task}.path", f"data.test_sources.{task}.media_root"]
+    return keys
+
+
+def check_paths(cfg: DictConfig) -> None:
+    """Every path in the config is a string (a number is taken as the file name it spells) or, where it
+    may be absent, null. ValueError naming the key otherwise (``predictions=[a,b]``)."""
+    with open_dict(cfg):
+        for key in _path_keys(cfg):
+            value = OmegaConf.select(cfg, key, default=None)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                OmegaConf.update(cfg, key, str(value))
+            elif value is None and (
+                key == "output_dir"
+                or key.endswith("].path")
+                or key.endswith(".path")
+                and key.startswith("data.")
+            ):
+                raise ValueError(f"{key} must be a path, got null")
+            elif value is not None and not isinstance(value, str):
+                kind = (
+                    "a list"
+                    if isinstance(value, ListConfig)
+                    else "a mapping"
+                    if isinstance(value, DictConfig)
+                    else repr(value)
+                )
+                raise ValueError(f"{key} must be a path, got {kind}")
+
+
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
     """Run an entry point's job; user errors exit with ``error: ...`` (``M2SE_TRACEBACK=1`` for the trace)."""
     try:
+        check_paths(cfg)
         job(cfg)
     except USER_ERRORS as err:
         if os.environ.get("M2SE_TRACEBACK"):

@@ -1,0 +1,38 @@
+"""m2se.cli: config paths of the wrong type are one line naming the key, not a TypeError."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from m2se.cli import check_paths
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def config(name: str, *overrides: str):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(name, overrides=["output_dir=/tmp/out", *overrides])
+
+
+@pytest.mark.parametrize(
+    ("name", "override", "message"),
+    [
+        ("evaluate", "predictions=[a,b]", "predictions must be a path, got a list"),
+        ("evaluate", "predictions={a:1}", "predictions must be a path, got a mapping"),
+        ("evaluate", "data.test_sources.erc.path=null", "data.test_sources.erc.path must be a path, got null"),
+        ("evaluate", "output_dir=null", "output_dir must be a path, got null"),
+        ("train", "ckpt=[x]", "ckpt must be a path, got a list"),
+        ("train", "data.sources=[{path: null}]", r"data.sources\[0\].path must be a path, got null"),
+        ("train", "data.sources=[{path: a.json, media_root: true}]", r"data.sources\[0\].media_root must be a path, got True"),
+    ],
+)  # fmt: skip
+def test_paths_of_the_wrong_type_name_the_key(name, override, message):
+    with pytest.raises(ValueError, match=message):
+        check_paths(config(name, override))
+
+
+def test_a_number_is_the_file_name_it_spells_and_null_means_none():
+    cfg = config("evaluate", "predictions=123", "ckpt=null")
+    check_paths(cfg)
+    assert cfg.predictions == "123" and cfg.ckpt is None
