@@ -72,8 +72,9 @@ def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
         counts = ", ".join(f"{reason} {n}" for reason, n in read.unassigned.most_common())
         print(f"{cfg.predictions}: rows skipped before their task was known: {counts}", file=sys.stderr)
     results = {}
-    for name, rows in read.rows.items():
-        result = score(name, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse)
+    for name in [*read.rows, *(t for t in read.skipped if t not in read.rows)]:
+        rows = read.rows.get(name, [])  # none: every row of the task was skipped
+        result = score(name, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse, cfg.predictions)
         result.skipped, result.duplicates = read.skipped.get(name, Counter()), read.duplicates[name]
         results[name] = result
     return results
@@ -93,8 +94,10 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
         if cfg.baseline == "majority":
             predictions = majority_baseline([r["label"] for r in rows], task)
         else:
-            predictions = self_cause_baseline([r["query"] for r in rows])
-        results[task] = score(task, predictions, rows, cfg.protocol, cfg.parse)
+            predictions = self_cause_baseline([r["query"] for r in rows], [r["where"] for r in rows])
+        results[task] = score(
+            task, predictions, rows, cfg.protocol, cfg.parse, cfg.data.test_sources[task].path
+        )
         results[task].skipped = skipped
     return results
 
@@ -122,7 +125,10 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
     )
     trainer = instantiate(cfg.trainer, precision=precision(cfg.trainer.precision), _convert_="all")
     trainer.test(module, datamodule=datamodule, verbose=False)
-    results = module.test_results
+    results = {}
+    for task in datamodule.test_records:  # a task whose every sample was skipped keeps an entry
+        empty = score(task, [], [], cfg.protocol, cfg.parse, datamodule.test_sources[task].path)
+        results[task] = module.test_results.get(task, empty)
     for task, result in results.items():  # skipped at load, then media that could not be read
         result.skipped = datamodule.test_skipped.get(task, Counter()) + datamodule.skips_by_task.get(
             task, Counter()
@@ -145,6 +151,10 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
         out = write_results(results, Path(cfg.output_dir))
         print(markdown_table(results))
         print(f"predictions, metrics.json and figures: {out}")
+    empty = [(task, result) for task, result in results.items() if not result.metrics.get("count")]
+    if empty:  # written above with its skip counts; still an error: there is no score to report
+        task, result = empty[0]
+        raise RecordError.no_records(f"{result.source}: task {task}", result.skipped)
     return results
 
 

@@ -98,10 +98,18 @@ def check_paths(cfg: DictConfig) -> None:
                 raise ValueError(f"{key} must be a path, got {kind}")
 
 
+def check_seed(cfg: DictConfig) -> None:
+    """``seed`` is an integer (``seed=inf`` would end in an OverflowError deep in Lightning)."""
+    seed = cfg.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+
+
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
     """Run an entry point's job; user errors exit with ``error: ...`` (``M2SE_TRACEBACK=1`` for the trace)."""
     try:
         check_paths(cfg)
+        check_seed(cfg)
         job(cfg)
     except USER_ERRORS as err:
         if os.environ.get("M2SE_TRACEBACK"):

@@ -54,12 +54,15 @@ class TaskResult:
     protocol: str | None = None
     skipped: Counter = field(default_factory=Counter)
     duplicates: int = 0
+    source: str = ""  # the file the rows came from
 
     def summary(self) -> dict:
         """metrics.json's entry: the scores (non-finite → None), then the denominators and the scoring."""
         finite = {
             k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in self.metrics.items()
         }
+        if not finite.get("count"):  # nothing scored: no score, only what was left out
+            finite = {"count": 0}
         return {
             **finite,
             "skipped": dict(self.skipped.most_common()),
@@ -82,8 +85,10 @@ def score(
     rows: Sequence[dict],
     protocol: str = "semeval",
     parse: str = "exact",
+    source: str = "",
 ) -> TaskResult:
-    """Score raw ``predictions`` against ``rows`` (each with ``label``, optional ``meta`` and ``where``).
+    """Score raw ``predictions`` against ``rows`` (each with ``label``, optional ``meta`` and ``where``)
+    from the file ``source``; no rows give a result with ``count`` 0.
 
     A gold label the parse mode's scorer cannot read raises RecordError naming the row's ``where``.
     """
@@ -105,7 +110,9 @@ def score(
         {**r, "response": p, "parsed": jsonable(parsed_answer(task, p, r.get("meta"), metrics.parse))}
         for r, p in zip(rows, predictions, strict=True)
     ]
-    return result_of(metrics, out)
+    result = result_of(metrics, out)
+    result.source = str(source)
+    return result
 
 
 def result_of(metrics: TaskMetrics, rows: list[dict]) -> TaskResult:
@@ -197,7 +204,7 @@ def _cell(value) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
-_DIALOGUE = re.compile(r"dia_?(\d+)_?utt_?(\d+)", re.IGNORECASE)
+_DIALOGUE = re.compile(r"dia_?([0-9]{1,9})_?utt_?([0-9]{1,9})", re.IGNORECASE)
 
 
 def export_semeval(rows: Sequence[dict], path: str | Path) -> tuple[int, int]:

@@ -80,14 +80,24 @@ def vocabulary_of(labels: Sequence[str], aliases: dict[str, str]) -> dict[str, s
 
 def nearest_label(text: str, vocabulary: dict[str, str]) -> str | None:
     """The label whose normalised form is nearest to the answer by edit distance (ties: first listed)."""
-    from torchmetrics.functional.text import edit_distance
-
     answer = normalize(text)
     if not answer or not vocabulary:
         return None
     keys = list(vocabulary)
-    distances = [int(edit_distance([answer], [key])) for key in keys]
+    distances = [edit_distance(answer, key) for key in keys]
     return vocabulary[keys[distances.index(min(distances))]]
+
+
+def edit_distance(long: str, short: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions of characters, each costing 1), the
+    same as torchmetrics' ``edit_distance``; one row over ``short``, so a long answer against a short
+    label costs len(long) × len(short) steps (torchmetrics took 51 s for a 64k-character answer)."""
+    row = list(range(len(short) + 1))
+    for i, a in enumerate(long, 1):
+        previous, row[0] = row[0], i
+        for j, b in enumerate(short, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
+    return row[-1]
 
 
 def named_label(text: str, vocabulary: dict[str, str]) -> str | None:
@@ -97,7 +107,8 @@ def named_label(text: str, vocabulary: dict[str, str]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-_PAIR = re.compile(r"(\d+)\s*_\s*([A-Za-z]+)\s*,\s*(\d+)")
+# Utterance indices are ASCII digits, at most 9 of them (int() refuses thousands; \d takes any script's).
+_PAIR = re.compile(r"(?<![0-9])([0-9]{1,9})\s*_\s*([A-Za-z]+)\s*,\s*([0-9]{1,9})(?![0-9])")
 
 
 def parse_pairs(text: str, strict: bool = False) -> list[tuple[int, str, int]] | None:

@@ -8,6 +8,7 @@ are kept as metadata (``score``, ``conversation_ID``, a dialogue record's ``data
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ def read_predictions(
             if isinstance(item, RecordError):
                 raise item
             row = _row(item, where, name)
-            key = (name, row["query"], tuple(row["media"]), row["label"], _turn(row["meta"]))
+            key = _identity(name, row)
             if key in seen:
                 if duplicates == "refuse":
                     raise RecordError(
@@ -90,8 +91,13 @@ def _task_of(item: Any) -> str | None:
     return infer_task(query) if isinstance(query, str) else None
 
 
-def _turn(meta: dict) -> tuple:
-    return tuple(str(meta.get(k)) for k in ("dataset", "dialogue_id", "turn"))
+def _identity(task: str, row: dict) -> tuple:
+    """What makes two rows the same record: the query, the media (as paths: ``./a.mp4`` is ``a.mp4``),
+    the gold answer as the task reads it (``Joy.`` is ``joy``) and a dialogue row's turn."""
+    gold = TASKS[task].parse(row["label"]) if TASKS[task].kind != "text" else " ".join(row["label"].split())
+    media = tuple(os.path.normpath(m) for m in row["media"])
+    turn = tuple(str(row["meta"].get(k)) for k in ("dataset", "dialogue_id", "turn"))
+    return task, row["query"], media, str(gold), turn
 
 
 def _row(item: Any, where: str, task: str | None) -> dict:

@@ -36,3 +36,12 @@ def test_a_number_is_the_file_name_it_spells_and_null_means_none():
     cfg = config("evaluate", "predictions=123", "ckpt=null")
     check_paths(cfg)
     assert cfg.predictions == "123" and cfg.ckpt is None
+
+
+@pytest.mark.parametrize("seed", ["inf", "nan", "abc", "true"])
+def test_a_seed_that_is_no_integer_is_one_line(seed):
+    from m2se.cli import check_seed
+
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        check_seed(config("evaluate", f"seed={seed}"))
+    check_seed(config("evaluate", "seed=7"))

@@ -142,3 +142,20 @@ def test_an_empty_test_file_is_refused_before_the_model_loads(demo_dir, tmp_path
                  f"data.test_sources.msa.path={empty}", "model.path=/nonexistent")  # fmt: skip
     with pytest.raises(RecordError, match=f"{empty}: no records"):
         evaluate(cfg)
+
+
+def test_a_test_file_whose_every_medium_is_missing_is_an_error_with_its_skips(
+    tiny_model_dir, demo_dir, tmp_path
+):
+    items = json.loads((demo_dir / "test/msa.json").read_text())[:2]
+    for item in items:
+        item["images"] = ["media/does_not_exist.png"]
+    path = tmp_path / "msa.json"
+    path.write_text(json.dumps(items))
+    cfg = config(tmp_path / "out", "experiment=demo", "task=msa", f"model.path={tiny_model_dir}",
+                 f"data.data_dir={demo_dir}", f"data.test_sources.msa.path={path}", "data.num_workers=0")  # fmt: skip
+    cfg.data.test_sources.msa.media_root = str(demo_dir)
+    with pytest.raises(RecordError, match=r"msa.json: task msa: no records \(2 skipped\)"):
+        evaluate(cfg)
+    msa = json.loads((tmp_path / "out/metrics.json").read_text())["msa"]
+    assert msa["count"] == 0 and msa["skipped"] == {"media error": 2}

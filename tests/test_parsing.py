@@ -119,3 +119,18 @@ def test_emoverse_mode_counts_what_the_release_crashed_on_as_unparseable():
     assert (
         out["accuracy"] == pytest.approx(1 / 3) and out["unparseable"] == 2 and out["fallback_answers"] == 0
     )
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.text(max_size=30), st.text(max_size=12))
+def test_edit_distance_is_torchmetrics(a, b):
+    from torchmetrics.functional.text import edit_distance as reference
+
+    from m2se.parsing import edit_distance
+
+    assert edit_distance(a, b) == int(reference([a], [b]))
+
+
+def test_nearest_is_quick_on_a_huge_answer():
+    # 200,000 characters against erc's labels: a few seconds at worst (torchmetrics: minutes).
+    assert TASKS["erc"].parse("joy " * 50_000, mode="nearest") in TASKS["erc"].labels

@@ -107,3 +107,36 @@ def test_dialogue_rows_with_huge_or_inconsistent_label_lists_name_the_row(tmp_pa
     cfg = config(tmp_path / "o", f"predictions={path}", "task=erc_dialog")
     with pytest.raises(RecordError, match="p.jsonl:2: mycorpus rows offer other labels than its first row"):
         evaluate(cfg)
+
+
+def test_a_task_whose_every_row_was_skipped_is_reported_and_an_error(tmp_path):
+    bad = row(label="Joyful.")
+    msa = {
+        "query": TASKS["msa"].query("Hi ."),
+        "response": "Positive.",
+        "label": "Positive.",
+        "images": ["a.png"],
+    }
+    path = jsonl(tmp_path / "p.jsonl", [bad, msa])
+    cfg = config(tmp_path / "o", f"predictions={path}", "data.on_bad_record=skip")
+    with pytest.raises(RecordError, match=r"p.jsonl: task erc: no records \(1 skipped\)"):
+        evaluate(cfg)
+    metrics = json.loads((tmp_path / "o/metrics.json").read_text())
+    assert metrics["msa"]["count"] == 1 and metrics["erc"] == {
+        "count": 0, "skipped": {"unknown label": 1}, "duplicates_dropped": 0, "parse": "exact", "protocol": None
+    }  # fmt: skip
+
+
+def test_duplicates_spelled_differently_are_still_duplicates(tmp_path):
+    rows = [row(), row(label="joy"), row(label="Joy. "), row(videos=["./dia1_utt1.mp4"])]
+    read = read_predictions(jsonl(tmp_path / "p.jsonl", rows), "erc", duplicates="dedupe")
+    assert len(read.rows["erc"]) == 1 and read.duplicates["erc"] == 3
+
+
+def test_ecpe_indices_too_long_for_int_are_no_pairs(tmp_path):
+    query = "x"
+    rows = [{"query": query, "response": "1" * 5000 + "_joy,1", "label": "1_joy,1", "videos": ["dia1utt1.mp4"]},
+            {"query": query, "response": "", "label": "", "videos": ["dia" + "1" * 5000 + "utt4.mp4"]}]  # fmt: skip
+    evaluate(config(tmp_path / "o", f"predictions={jsonl(tmp_path / 'p.jsonl', rows)}", "task=ecpe"))
+    ecpe = json.loads((tmp_path / "o/metrics.json").read_text())["ecpe"]
+    assert ecpe["count"] == 2 and ecpe["pair_f1"] == 0.0 and ecpe["unparseable"] == 1

@@ -1,6 +1,7 @@
 """train.py and evaluate.py against what wrecks long runs: unsafe checkpoints, divergence, a failing
 export, a kill before the first validation, stages that adapt different modules."""
 
+import json
 import re
 from pathlib import Path
 
@@ -229,3 +230,23 @@ def test_resume_refuses_trained_tensors_that_do_not_fit(tiny_model_dir, demo_dir
     torch.save(checkpoint, tmp_path / "misfit.ckpt")
     cfg = config("train", tmp_path / "r", tiny_model_dir, demo_dir, f"resume={tmp_path / 'misfit.ckpt'}")
     assert "resume: the checkpoint's trained tensors do not fit this model" in one_line_exit(train, cfg)
+
+
+def test_an_epoch_whose_every_sample_is_skipped_stops_with_one_line(tiny_model_dir, demo_dir, tmp_path):
+    items = [
+        r for r in json.loads((demo_dir / "first_stage.json").read_text()) if "<sentiment>" in r["query"]
+    ][:4]
+    for item in items:
+        item["images"] = ["media/does_not_exist.png"]
+    path = tmp_path / "first_stage.json"
+    path.write_text(json.dumps(items))
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=demo", "stage=first", f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}",
+            f"data.sources=[{{path: '{path}', media_root: '{demo_dir}'}}]", "data.mixtures.first=[{task: msa}]", "~data.mixtures.second",
+            f"output_dir={tmp_path / 'run'}", "data.num_workers=0", "data.val_fraction=0", "trainer.max_epochs=1",
+        ])  # fmt: skip
+    with pytest.raises(
+        SystemExit, match=r"epoch 0: every training sample was skipped while loading \(media error \d+\)"
+    ):
+        run(train_script.train, cfg)

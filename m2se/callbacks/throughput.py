@@ -20,6 +20,12 @@ class TrainingThroughput(ThroughputMonitor):
     def on_validation_batch_end(self, *args, **kwargs) -> None:
         pass
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # A batch whose every sample was skipped (unreadable media) has no throughput; Lightning's
+        # monitor would refuse a window with fewer samples than batches.
+        if batch.get("input_ids") is not None:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
 
 def throughput_monitor(window_size: int = 50) -> ThroughputMonitor:
     """Lightning's ThroughputMonitor on our batches: ``train/samples_per_sec``, ``train/items_per_sec`` (tokens)."""

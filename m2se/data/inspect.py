@@ -100,7 +100,7 @@ def inspect_files(
     for record, length in zip(result.records, lengths, strict=True):
         by_task.setdefault(record.task, []).append(length)
     answers = answer_summary(result.records)
-    if plot is not None:
+    if plot is not None and result.records:  # nothing to draw: main says "no records"
         from m2se.data.plots import plot_inspection
 
         plot_inspection(answers, by_task, unit, plot)

@@ -92,7 +92,7 @@ class PairF1(Metric):
             counts = torch.tensor([tally[slot] for slot in SLOTS], dtype=torch.float, device=self.device)
             setattr(self, name, getattr(self, name) + counts)
 
-    def compute(self) -> dict[str, Tensor]:
+    def compute(self) -> dict[str, Tensor | None]:
         scored = torch.tensor([slot in SCORED_EMOTIONS for slot in SLOTS], device=self.device)
         micro = scored if self.protocol == "semeval" else torch.ones_like(scored)
         correct, predicted, gold = (s[micro].sum() for s in (self.correct, self.predicted, self.gold))
@@ -103,5 +103,13 @@ class PairF1(Metric):
             "pair_f1": _ratio(2 * correct, predicted + gold),
             "pair_f1_weighted": _ratio((per_emotion * self.gold)[scored].sum(), self.gold[scored].sum()),
         }
-        out.update({f"pair_f1_{e}": per_emotion[SLOTS.index(e)] for e in SCORED_EMOTIONS})
+        # An emotion with neither gold nor predicted pairs has no F1 (None), as for classification.
+        present = (self.predicted + self.gold) > 0
+        out.update(
+            {
+                f"pair_f1_{e}": per_emotion[i] if present[i] else None
+                for i, e in enumerate(SLOTS)
+                if e in SCORED_EMOTIONS
+            }
+        )
         return out

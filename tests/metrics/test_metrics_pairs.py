@@ -8,7 +8,7 @@ from m2se.metrics import PairF1, TaskMetrics
 def pair_scores(predictions, references, protocol="semeval"):
     metric = PairF1(protocol)
     metric.update(predictions, references)
-    return {key: value.item() for key, value in metric.compute().items()}
+    return {key: None if value is None else value.item() for key, value in metric.compute().items()}
 
 
 def prf(out):
@@ -21,6 +21,7 @@ def test_perfect_predictions_score_one(protocol):
     out = pair_scores(gold, gold, protocol)
     assert out["pair_f1"] == out["pair_f1_weighted"] == out["pair_precision"] == out["pair_recall"] == 1.0
     assert out["pair_f1_surprise"] == out["pair_f1_anger"] == 1.0
+    assert out["pair_f1_disgust"] is None and out["pair_f1_sadness"] is None  # no gold, no prediction
 
 
 def test_semeval_counts_false_positives_on_empty_gold_and_emoverse_skips_them():

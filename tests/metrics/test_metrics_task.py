@@ -45,7 +45,9 @@ def test_mismatched_lengths_and_missing_confusion_are_named():
 
 
 def test_majority_baseline():
-    assert majority_baseline(["Joy.", "neutral", "Neutral.", "Anger."], "erc") == ["Neutral."] * 4
+    # The first gold string of the majority label, as written (every parse mode then reads it).
+    assert majority_baseline(["Joy.", "neutral", "Neutral.", "Anger."], "erc") == ["neutral"] * 4
+    assert majority_baseline(["happy", "sad", "happy"], "mer2023") == ["happy"] * 3
     # A tie goes to the task's label order (Anger before Joy in erc).
     assert majority_baseline(["Joy.", "Anger."], "erc") == ["Anger."] * 2
     assert majority_baseline(["", "1_joy,1", ""], "ecpe") == [""] * 3
@@ -55,5 +57,7 @@ def test_majority_baseline():
 def test_self_cause_baseline_reads_the_target_line():
     conversation = [Utterance("Ross", "Hi.", "neutral"), Utterance("Rachel", "You came!", "joy")]
     assert self_cause_baseline([ecpe_query(conversation, 2)]) == ["2_joy,2"]
-    with pytest.raises(ValueError, match="query 0 has no 'Target utterance"):
+    with pytest.raises(ValueError, match="query 0: no 'Target utterance"):
         self_cause_baseline(["The person says: 'hi' <emotion> ..."])
+    with pytest.raises(ValueError, match="ecpe.json:7: no 'Target utterance"):
+        self_cause_baseline(["The person says: 'hi' <emotion> ..."], ["ecpe.json:7"])
