@@ -50,6 +50,7 @@ def _test_rows(cfg: DictConfig, task: str) -> tuple[list[dict], Counter]:
         skip_errors=cfg.data.get("on_bad_record") == "skip",
         outside_ok=bool(cfg.data.get("allow_media_outside_root")),
     )
+    _report_skips(loaded.errors)
     if not loaded.records:
         raise RecordError.no_records(source.path, loaded.skipped)
     rows = [
@@ -65,9 +66,18 @@ def _test_rows(cfg: DictConfig, task: str) -> tuple[list[dict], Counter]:
     return rows, loaded.skipped
 
 
+def _report_skips(errors: list[str], shown: int = 5) -> None:
+    """The first skipped records' ``file:record: reason`` lines (data.on_bad_record=skip); counts go to metrics.json."""
+    for line in errors[:shown]:
+        print(f"skipped {line}", file=sys.stderr)
+    if len(errors) > shown:
+        print(f"... and {len(errors) - shown} more skipped (counted in metrics.json)", file=sys.stderr)
+
+
 def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     task = None if cfg.task == "all" else _tasks(cfg)[0]
     read = read_predictions(cfg.predictions, task, cfg.data.get("on_bad_record") == "skip", cfg.duplicates)
+    _report_skips(read.errors)
     if read.unassigned:
         counts = ", ".join(f"{reason} {n}" for reason, n in read.unassigned.most_common())
         print(f"{cfg.predictions}: rows skipped before their task was known: {counts}", file=sys.stderr)

@@ -109,7 +109,7 @@ def test_dialogue_rows_with_huge_or_inconsistent_label_lists_name_the_row(tmp_pa
         evaluate(cfg)
 
 
-def test_a_task_whose_every_row_was_skipped_is_reported_and_an_error(tmp_path):
+def test_a_task_whose_every_row_was_skipped_is_reported_and_an_error(tmp_path, capsys):
     bad = row(label="Joyful.")
     msa = {
         "query": TASKS["msa"].query("Hi ."),
@@ -121,6 +121,7 @@ def test_a_task_whose_every_row_was_skipped_is_reported_and_an_error(tmp_path):
     cfg = config(tmp_path / "o", f"predictions={path}", "data.on_bad_record=skip")
     with pytest.raises(RecordError, match=r"p.jsonl: task erc: no records \(1 skipped\)"):
         evaluate(cfg)
+    assert "skipped p.jsonl:1: unknown label 'Joyful.' for task erc" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "o/metrics.json").read_text())
     assert metrics["msa"]["count"] == 1 and metrics["erc"] == {
         "count": 0, "skipped": {"unknown label": 1}, "duplicates_dropped": 0, "parse": "exact", "protocol": None
