@@ -119,7 +119,7 @@ def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
 
 def prepare_demo(cfg: DictConfig) -> None:
     """Build the tiny model and the demo dataset where the config expects them, if they are missing."""
-    from m2se.data.demo import write_demo_dataset
+    from m2se.data.demo import DEMO_MARK, write_demo_dataset
     from m2se.model.tiny import build_tiny_audio_encoder, build_tiny_internvl
 
     if not (Path(cfg.model.path) / "config.json").is_file():
@@ -129,9 +129,19 @@ def prepare_demo(cfg: DictConfig) -> None:
         build_tiny_audio_encoder(Path(encoder))
     # Written when a file the config trains on is missing (an older demo folder lacks audio_stage.json,
     # which experiment=demo_audio reads); a folder holding all of them is left as it is.
-    wanted = [Path(cfg.data.data_dir) / "first_stage.json", *(Path(s.path) for s in cfg.data.sources)]
-    if not all(path.is_file() for path in wanted):
-        write_demo_dataset(Path(cfg.data.data_dir))
+    folder = Path(cfg.data.data_dir)
+    wanted = [folder / "first_stage.json", *(Path(s.path) for s in cfg.data.sources)]
+    missing = [path for path in wanted if not path.is_file()]
+    if not missing:
+        return
+    # Only a folder that holds no dataset of its own (or an earlier demo, marked) is written into:
+    # a user's data_dir missing one file is an error, never overwritten with demo records.
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / DEMO_MARK).is_file():
+        raise FileNotFoundError(
+            f"{missing[0]}: missing, and {folder} is not a demo folder (experiment=demo writes the demo "
+            "dataset only into an empty or new folder; set data.data_dir to one, or drop experiment=demo)"
+        )
+    write_demo_dataset(folder)
 
 
 def resolve_model(cfg: DictConfig) -> None:

@@ -184,7 +184,8 @@ def markdown_table(results: dict[str, TaskResult]) -> str:
     columns = [c for c in TABLE if any(c in r.metrics for r in results.values())]
     lines = ["| task | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for task, result in results.items():
-        cells = [_cell(result.metrics.get(c)) for c in columns]
+        shown = result.summary()  # a task with nothing scored shows its count only
+        cells = [_cell(shown.get(c)) for c in columns]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines.append("")
     for task, result in results.items():  # how each row was scored, and what it was scored over

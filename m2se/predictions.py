@@ -1,7 +1,7 @@
 """Prediction files: rows of ``response`` (the model's answer) and ``label`` (gold), read and checked.
 
 A JSON list or JSONL, as ``swift infer`` writes them or as ``evaluate.py`` writes
-``predictions/<task>.jsonl``: ``{"query", "response", "label", "images" | "videos", ...}``; other keys
+``predictions/<task>.jsonl``: ``{"query", "response", "label", "images" | "videos" | "media", ...}``; other keys
 are kept as metadata (``score``, ``conversation_ID``, a dialogue record's ``dataset``/``labels``/
 ``native``). Every problem reads ``file:record: reason`` (the record number as in ``m2se.data.records``).
 """
@@ -116,7 +116,7 @@ def _row(item: Any, where: str, task: str | None) -> dict:
     if task is None:
         raise RecordError(where, "query fits no task (pass task=...)", "unknown task")
     media = []
-    for key in MEDIA_KEYS:
+    for key in (*MEDIA_KEYS, "media"):  # evaluate.py's own predictions/<task>.jsonl write "media"
         value = item.get(key)
         listed = [value] if isinstance(value, str) else value if value is not None else []
         if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
@@ -125,8 +125,18 @@ def _row(item: Any, where: str, task: str | None) -> dict:
     spec = TASKS[task]
     problem = spec.check_response(item["label"])
     if problem:
-        raise RecordError(where, problem.replace("response", "gold label", 1), "unknown label")
-    meta = {k: v for k, v in item.items() if k not in ("query", "response", "label", *MEDIA_KEYS)}
+        fits = infer_task(query)
+        hint = (
+            f" (the row's query is a {fits} query: task=all scores each row as its own task)"
+            if fits not in (None, task)
+            else ""
+        )
+        raise RecordError(where, problem.replace("response", "gold label", 1) + hint, "unknown label")
+    meta = {
+        k: v
+        for k, v in item.items()
+        if k not in ("query", "response", "label", "media", "parsed", *MEDIA_KEYS)
+    }
     problem = spec.check_meta(meta)
     if problem:
         raise RecordError(where, problem, "bad metadata")

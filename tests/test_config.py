@@ -90,5 +90,10 @@ def test_prepare_demo_leaves_a_complete_data_folder_alone(tmp_path, tiny_model_d
         f"data.data_dir={tmp_path}",
         f"model.audio.encoder={tmp_path / 'hubert'}",
     )
-    prepare_demo(audio)  # audio_stage.json was missing: the demo is written, the encoder built
+    # audio_stage.json is missing, but the folder is a user's, not the demo's: nothing is overwritten.
+    with pytest.raises(FileNotFoundError, match="audio_stage.json: missing, and .* is not a demo folder"):
+        prepare_demo(audio)
+    assert (tmp_path / "first_stage.json").read_text() == "[]"
+    (tmp_path / ".m2se-demo").write_text("")  # a demo folder of an older release: completed
+    prepare_demo(audio)
     assert (tmp_path / "audio_stage.json").is_file() and (tmp_path / "hubert/config.json").is_file()

@@ -141,3 +141,19 @@ def test_ecpe_indices_too_long_for_int_are_no_pairs(tmp_path):
     evaluate(config(tmp_path / "o", f"predictions={jsonl(tmp_path / 'p.jsonl', rows)}", "task=ecpe"))
     ecpe = json.loads((tmp_path / "o/metrics.json").read_text())["ecpe"]
     assert ecpe["count"] == 2 and ecpe["pair_f1"] == 0.0 and ecpe["unparseable"] == 1
+
+
+def test_evaluate_reads_back_its_own_predictions_files(tmp_path):
+    rows = [row(videos=["dia1_utt1.mp4"]), row(videos=["dia1_utt2.mp4"])]
+    evaluate(config(tmp_path / "a", f"predictions={jsonl(tmp_path / 'p.jsonl', rows)}", "task=erc"))
+    written = tmp_path / "a/predictions/erc.jsonl"
+    assert [json.loads(line)["media"] for line in written.read_text().splitlines()][1] == ["dia1_utt2.mp4"]
+    again = evaluate(config(tmp_path / "b", f"predictions={written}", "task=erc"))["erc"]
+    assert again.metrics["count"] == 2 and again.rows[1]["media"] == ["dia1_utt2.mp4"]
+    assert "parsed" not in again.rows[0]["meta"] and "media" not in again.rows[0]["meta"]
+
+
+def test_a_row_of_another_task_says_so(tmp_path):
+    msa = {**row(), "query": TASKS["msa"].query("Hi ."), "label": "Positive."}
+    with pytest.raises(RecordError, match="p.jsonl:1: unknown label 'Positive.' .*a msa query: task=all"):
+        read_predictions(jsonl(tmp_path / "p.jsonl", [msa]), "erc")

@@ -102,6 +102,10 @@ def ecpe_causes(conversation: list[Utterance], target: int) -> list[int]:
     return causes + ([target] if self_caused else [])
 
 
+# Marks a folder as the demo's: experiment=demo writes missing demo files only into such a folder.
+DEMO_MARK = ".m2se-demo"
+
+
 def write_demo_dataset(out_dir: str | Path, seed: int = 0, test_size: int = 40) -> Path:
     """Write the demo dataset into ``out_dir`` (its files are overwritten) and return ``out_dir``."""
     out = Path(out_dir)
@@ -118,6 +122,7 @@ def write_demo_dataset(out_dir: str | Path, seed: int = 0, test_size: int = 40) 
     tones = _ToneBuilder(out, random.Random(f"mer2023-{seed}"))
     _write_json(out / "audio_stage.json", tones.records("train", AUDIO_TRAIN_SIZE))
     _write_json(out / "test" / "mer2023.json", tones.records("test", test_size))
+    (out / DEMO_MARK).write_text("written by python -m m2se.data.demo (experiment=demo may rewrite it)\n")
     return out
 
 

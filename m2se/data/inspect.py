@@ -84,10 +84,10 @@ def inspect_files(
     plot: Path | None = None,
     outside_ok: bool = False,
 ) -> dict:
-    result, file_counts, seen = LoadResult(), {}, set()
-    for path in files:
+    result, file_counts = LoadResult(), {}
+    for path in files:  # duplicates within a file are errors; stage files may share records
         try:
-            loaded = load_records(path, media_root, skip_errors=True, seen=seen, outside_ok=outside_ok)
+            loaded = load_records(path, media_root, skip_errors=True, outside_ok=outside_ok)
         except RecordError as err:
             result.errors.append(str(err))
             result.skipped[err.reason] += 1

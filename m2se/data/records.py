@@ -118,7 +118,7 @@ def media_path(root: Path, value: str, where: str, key: str, outside_ok: bool = 
         raise RecordError(
             where,
             f"'{key}' path {value!r} leads outside the media root {root} "
-            "(set data.allow_media_outside_root=true to allow it)",
+            "(allowed by data.allow_media_outside_root=true, or --allow-media-outside-root)",
             "media outside root",
         )
     return path

@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "strict", False) and result.skipped:
             print(summary(result, None))
             raise InputError(f"--strict: {sum(result.skipped.values())} row(s) skipped, nothing written")
+        if not result.records:  # an empty file would only fail later, in training or evaluation
+            print(summary(result, None))
+            skipped = sum(result.skipped.values())
+            raise InputError(
+                f"{', '.join(map(str, args.inputs))}: no records ({skipped} skipped), nothing written"
+            )
         write_records(args.out, result.records)
     except (InputError, OSError) as err:
         return _error(err)

@@ -101,7 +101,9 @@ def test_end_to_end_hides_emotions_and_targets_every_utterance(tmp_path, capsys)
 def test_bad_conversations_are_counted(tmp_path, capsys):
     path = conversation_json(tmp_path, [["3_joy", "9"]])
     code, out, _ = build(capsys, "ecf", path, "--out", tmp_path / "o.json")
-    assert code == 0 and "broken conversation: 1" in out and "ecf.json:0: conversation 1:" in out
+    # Nothing left to write: an error (an empty file would only fail in training), the skips still shown.
+    assert code == 2 and "broken conversation: 1" in out and "ecf.json:0: conversation 1:" in out
+    assert not (tmp_path / "o.json").exists()
     path = conversation_json(tmp_path, [], emotions=("neutral", "happy"))
     code, out, _ = build(capsys, "ecf", path, "--out", tmp_path / "s.json", "--strict")
     assert code == 2 and "unknown emotion 'happy'" in out and not (tmp_path / "s.json").exists()

@@ -73,7 +73,6 @@ def test_non_finite_scores_and_intensities_are_counted_skips(tmp_path, capsys):
         "video_id,clip_id,happy,sad,anger,surprise,disgust,fear\nv0,0,nan,0,0,0,0,0\nv9,0,0,inf,0,0,0,0\n"
     )
     argv = ("mosei", tmp_path / "label.csv", "--emotions", tmp_path / "emo.csv", "--out", tmp_path / "m.json")
-    code, out, _ = build(capsys, *argv)
-    assert (
-        code == 0 and "emo.csv:2: emotion intensities are not finite numbers" in out and "0 record(s)" in out
-    )
+    code, out, err = build(capsys, *argv)
+    assert code == 2 and "emo.csv:2: emotion intensities are not finite numbers" in out
+    assert "no records (7 skipped), nothing written" in err and not (tmp_path / "m.json").exists()
