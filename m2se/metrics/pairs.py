@@ -9,7 +9,7 @@ those whose gold is empty; pairs are parsed and deduplicated per record; only th
 per-emotion F1 with weights equal to each emotion's share of gold pairs.
 
 ``emoverse`` (the released EmoVerse scorer, minus its crashes): records whose gold is empty are
-skipped; pairs are the exact strings between ``;`` (surrounding whitespace stripped), so a pair
+skipped (counted in ``excluded_by_protocol``); pairs are the exact strings between ``;`` (surrounding whitespace stripped), so a pair
 predicted twice counts twice, and a malformed piece is simply a wrong pair; micro counts include
 every piece, per-emotion counts only the six emotions, read as the scorer reads them
 (``piece.split(",")[0].split("_")[1]``).
@@ -81,11 +81,15 @@ class PairF1(Metric):
         self.protocol = protocol
         for name in ("correct", "predicted", "gold"):
             self.add_state(name, torch.zeros(len(SLOTS)), dist_reduce_fx="sum")
+        # Records the protocol leaves out (emoverse: those whose gold is empty), reported as a denominator.
+        self.add_state("excluded", torch.zeros(()), dist_reduce_fx="sum")
 
     def update(self, predictions: Sequence[str], references: Sequence[str]) -> None:
         count = _semeval if self.protocol == "semeval" else _emoverse
         tallies = {"correct": Counter(), "predicted": Counter(), "gold": Counter()}
         for prediction, reference in zip(predictions, references, strict=True):
+            if self.protocol == "emoverse" and not reference.strip():
+                self.excluded += 1
             for tally, emotions in zip(tallies.values(), count(prediction, reference), strict=True):
                 tally.update(emotions)
         for name, tally in tallies.items():
@@ -102,6 +106,7 @@ class PairF1(Metric):
             "pair_recall": _ratio(correct, gold),
             "pair_f1": _ratio(2 * correct, predicted + gold),
             "pair_f1_weighted": _ratio((per_emotion * self.gold)[scored].sum(), self.gold[scored].sum()),
+            "excluded_by_protocol": self.excluded.int(),
         }
         # An emotion with neither gold nor predicted pairs has no F1 (None), as for classification.
         present = (self.predicted + self.gold) > 0

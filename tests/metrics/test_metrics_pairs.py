@@ -104,3 +104,9 @@ def test_unknown_protocol_is_named():
         PairF1("codalab")
     with pytest.raises(ValueError, match="unknown ECPE protocol 'codalab'"):
         TaskMetrics("ecpe", "codalab")
+
+
+def test_records_the_protocol_leaves_out_are_counted():
+    predictions, gold = ["3_joy,1", "2_anger,2", ""], ["3_joy,1", "", " "]
+    assert pair_scores(predictions, gold, "emoverse")["excluded_by_protocol"] == 2
+    assert pair_scores(predictions, gold, "semeval")["excluded_by_protocol"] == 0
