@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 
 from m2se.callbacks.adapter import AdapterExport
 from m2se.cli import precision, prepare_demo, resolve_model, run
-from m2se.model.checkpoints import SafeCheckpointIO
+from m2se.files import first_line
+from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO
 from m2se.versions import write_versions
 
 
@@ -52,7 +53,18 @@ def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDat
     datamodule.setup("fit")
     module = instantiate(cfg.module, _convert_="all")
     trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    started = FirstBatch()
+    trainer.callbacks.append(started)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+        # Before the first batch, with resume=, these come from restoring a checkpoint whose layout is
+        # not what this run wrote (a forged or foreign file that passed the reader's checks).
+        if cfg.resume and not started.reached:
+            raise CheckpointError(
+                f"{cfg.resume}: cannot resume from it ({type(err).__name__}: {first_line(err)[:200]})"
+            ) from err
+        raise
     export = next((c for c in trainer.callbacks if isinstance(c, AdapterExport)), None)
     if cfg.resume and export is not None and not export.exported:
         # Lightning returns at once when the checkpoint already reached max_steps / max_epochs.
@@ -62,6 +74,15 @@ def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDat
         )
         export.export(trainer, module)
     return trainer, module, datamodule
+
+
+class FirstBatch(L.Callback):
+    """Whether training reached its first batch (everything before it restores state or sets up)."""
+
+    reached = False
+
+    def on_train_batch_start(self, *args, **kwargs) -> None:
+        self.reached = True
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")

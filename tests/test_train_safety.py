@@ -250,3 +250,28 @@ def test_an_epoch_whose_every_sample_is_skipped_stops_with_one_line(tiny_model_d
         SystemExit, match=r"epoch 0: every training sample was skipped while loading \(media error \d+\)"
     ):
         run(train_script.train, cfg)
+
+
+@pytest.mark.parametrize("forge", ["param_groups", "sampler", "schedule"])
+def test_resuming_a_checkpoint_of_the_wrong_layout_is_one_line(tiny_model_dir, demo_dir, tmp_path, forge):
+    def cfg(*extra):
+        with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+            return compose("train", overrides=[
+                "experiment=demo", "stage=first", f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}",
+                f"output_dir={tmp_path / 'run'}", "data.num_workers=0", "trainer.max_steps=1", "logger=none",
+                "module.val_generate=0", *extra,
+            ])  # fmt: skip
+
+    train_script.train(cfg())
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    if forge == "param_groups":
+        del checkpoint["optimizer_states"][0]["param_groups"]
+    elif forge == "sampler":
+        next(v for k, v in checkpoint.items() if "DataModule" in k)["sampler"].pop("timeline", None)
+    else:
+        checkpoint["m2se"]["schedule_steps"] = "many"
+    forged = tmp_path / "forged.ckpt"
+    torch.save(checkpoint, forged)
+    with pytest.raises(SystemExit, match=f"error: {forged}: cannot resume from it"):
+        run(train_script.train, cfg(f"resume={forged}", "trainer.max_steps=3"))
