@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import pickle
 import re
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from safetensors.torch import load_file
 
+from m2se import files
 from m2se.files import atomic_file, first_line
 
 
@@ -75,12 +75,9 @@ def check_tensors(tensors, where: str) -> dict[str, torch.Tensor]:
 def read_json_object(path: Path) -> dict:
     """A JSON file holding an object (an adapter's or audio config); CheckpointError naming it otherwise."""
     try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not readable JSON ({first_line(err)})") from None
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, found a {type(value).__name__}")
-    return value
+        return files.read_json_object(path)
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
