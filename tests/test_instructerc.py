@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from evaluate import evaluate
-from m2se.data.build.__main__ import main as build
+from m2se.sources.cli import main as build
 from train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

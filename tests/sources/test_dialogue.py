@@ -1,4 +1,4 @@
-"""python -m m2se.data.build dialogue: MELD, EmoryNLP and JSONL dialogues → erc_dialog (+ auxiliary) records."""
+"""python -m m2se.sources dialogue: MELD, EmoryNLP and JSONL dialogues → erc_dialog (+ auxiliary) records."""
 
 import json
 import re
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from test_build_cli import MELD_HEADER, build
 
-from m2se.data.build import dialogue
 from m2se.data.records import load_records
 from m2se.dialogue.labels import unified_labels
 from m2se.dialogue.retrieval import DemoRetriever
+from m2se.sources import dialogue
 
 HEAD = "Now you are expert of sentiment and emotional analysis. "
 CONTEXT = "The following conversation noted between '### ###' involves several speakers. ### "
@@ -40,7 +40,7 @@ def written(out, tasks):
 
 
 def dialog(capsys, source, out, options: str, *paths):
-    """``python -m m2se.data.build dialogue SOURCE --out OUT`` + whitespace-split ``options`` + ``paths``."""
+    """``python -m m2se.sources dialogue SOURCE --out OUT`` + whitespace-split ``options`` + ``paths``."""
     return build(capsys, "dialogue", source, "--out", out, *options.split(), *paths)
 
 

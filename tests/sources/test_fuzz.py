@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_build_cli import MELD_HEADER
 
-from m2se.data.build.__main__ import main
+from m2se.sources.cli import main
 from m2se.tasks import TASKS
 
 EXAMPLES = 30

@@ -1,32 +1,23 @@
 """MER2023 challenge tables → mer2023 records (Emotion-LLaMA's recognition prompt, bare-label answers).
 
-    python -m m2se.data.build mer2023 test_label.csv transcription.csv --out mer2023_test.json \\
+    python -m m2se.sources mer2023 test_label.csv transcription.csv --out mer2023_test.json \\
         --media-prefix MER2023/video/ [--audio-prefix MER2023/audio/] [--features audio=MER2023/HL-UTT/]
-
-Exactly two inputs: the label table (columns ``name, discrete``, optionally ``valence``, kept as a finite number)
-and the transcription table (``name, chinese, english``; ``--language`` picks the column). Labels are
-neutral, angry, happy, sad, worried, surprise, in any case; the answer is the bare lowercase label
-(``happy``), as Emotion-LLaMA trains it. Clips without a transcription row, unknown labels and repeated
-clips are counted skips; an empty transcription is kept as an empty subtitle.
-
-Media per clip ``name``: ``--media video`` (default) → ``videos: [P + name + ".mp4"]``; ``--media frame``
-→ ``images: [P + name + ".jpg"]`` (a first-frame image, as Emotion-LLaMA sees the clip).
-``--audio-prefix A`` adds ``"audio": A + name + ".wav"``; each ``--features VIEW=PREFIX`` adds
-``"features": {VIEW: PREFIX + name + ".npy"}`` (Emotion-LLaMA's pre-extracted utterance features).
-Only the video/frame is checked under ``--media-root``.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from m2se.data.build.common import BuildResult, InputError, finite, table_rows
+from m2se.sources.common import BuildResult, InputError, Inputs, check_choice, finite, input_paths, table_rows
 from m2se.tasks import TASKS
 
 LABELS = TASKS["mer2023"].labels  # neutral angry happy sad worried surprise
+MEDIA = ("video", "frame")
+LANGUAGES = ("english", "chinese")
 
 
 def feature_view(text: str) -> tuple[str, str]:
@@ -41,8 +32,7 @@ def add_media_arguments(parser: argparse.ArgumentParser) -> None:
     """The MER2023 clip pool's media options (shared with the MERR builder)."""
     parser.add_argument(
         "--media",
-        choices=("video", "frame"),
-        default="video",
+        choices=MEDIA,
         help="video: videos NAME.mp4 (default); frame: images NAME.jpg (first frame)",
     )
     parser.add_argument("--audio-prefix", metavar="A", help='add "audio": A + NAME.wav to each record')
@@ -50,7 +40,6 @@ def add_media_arguments(parser: argparse.ArgumentParser) -> None:
         "--features",
         type=feature_view,
         action="append",
-        default=[],
         metavar="VIEW=PREFIX",
         help='add "features": {VIEW: PREFIX + NAME.npy} (repeatable, one per view)',
     )
@@ -58,10 +47,7 @@ def add_media_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--language",
-        choices=("english", "chinese"),
-        default="english",
-        help="transcription column quoted as the subtitle (default: english)",
+        "--language", choices=LANGUAGES, help="transcription column quoted as the subtitle (default: english)"
     )
     add_media_arguments(parser)
 
@@ -75,12 +61,16 @@ class ClipMedia:
     features: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ClipMedia:
-        views = [view for view, _ in args.features]
+    def of_options(
+        cls, media: str, audio_prefix: str | None, features: Sequence[tuple[str, str]]
+    ) -> ClipMedia:
+        """From the builders' ``media``, ``audio_prefix`` and ``features`` (``(view, prefix)`` pairs)."""
+        check_choice("media", media, MEDIA)
+        views = [view for view, _ in features]
         repeated = sorted({view for view in views if views.count(view) > 1})
         if repeated:
             raise InputError(f"--features: view {repeated[0]!r} is given twice")
-        return cls(args.media == "frame", args.audio_prefix, tuple(args.features))
+        return cls(media == "frame", audio_prefix, tuple((view, prefix) for view, prefix in features))
 
     def of(self, name: str) -> tuple[str, str, dict[str, Any]]:
         """(media key, file name, extra record fields) of clip ``name``."""
@@ -101,12 +91,44 @@ def read_transcripts(path: Path, language: str, result: BuildResult) -> dict[str
     return subtitles
 
 
-def run(args: argparse.Namespace) -> BuildResult:
-    if len(args.inputs) != 2:
-        raise InputError(f"mer2023: expected LABEL_CSV TRANSCRIPT_CSV, got {len(args.inputs)} input(s)")
-    labels_path, transcripts_path = args.inputs
-    result, task, media = BuildResult.for_args(args), TASKS["mer2023"], ClipMedia.from_args(args)
-    subtitles = read_transcripts(transcripts_path, args.language, result)
+def build_mer2023(
+    inputs: Inputs,
+    *,
+    language: Literal["english", "chinese"] = "english",
+    media: Literal["video", "frame"] = "video",
+    audio_prefix: str | None = None,
+    features: Sequence[tuple[str, str]] = (),
+    media_prefix: str = "",
+    media_root: str | Path | None = None,
+) -> BuildResult:
+    """mer2023 records from the MER2023 challenge's label and transcription tables.
+
+    ``inputs`` are exactly two files: the label table (columns ``name, discrete``, optionally
+    ``valence``, kept as a finite number) and the transcription table (``name, chinese, english``;
+    ``language`` picks the column). Labels are neutral, angry, happy, sad, worried, surprise, in any
+    case; the answer is the bare lowercase label (``happy``) and the query Emotion-LLaMA's recognition
+    prompt, as Emotion-LLaMA trains them. An empty transcription is kept as an empty subtitle.
+
+    Media per clip ``name``: ``media="video"`` → ``videos: [media_prefix + name + ".mp4"]``;
+    ``media="frame"`` → ``images: [media_prefix + name + ".jpg"]`` (a first-frame image, as
+    Emotion-LLaMA sees the clip). ``audio_prefix`` adds ``"audio": audio_prefix + name + ".wav"``; each
+    ``(view, prefix)`` of ``features`` adds ``"features": {view: prefix + name + ".npy"}``
+    (Emotion-LLaMA's pre-extracted utterance features). Only the video or frame is checked under
+    ``media_root``.
+
+    Returns the records; clips without a transcription row, unknown labels, repeated or empty clip
+    names, a valence that is not a finite number and missing media are counted skips. Raises
+    ``InputError`` when there are not two inputs, a table cannot be read or lacks a column, or a feature
+    view is given twice, and ValueError for a ``language`` or ``media`` not listed above.
+    """
+    check_choice("language", language, LANGUAGES)
+    paths = input_paths(inputs)
+    if len(paths) != 2:
+        raise InputError(f"mer2023: expected LABEL_CSV TRANSCRIPT_CSV, got {len(paths)} input(s)")
+    labels_path, transcripts_path = paths
+    result, task = BuildResult(media_prefix=media_prefix, media_root=media_root), TASKS["mer2023"]
+    clips = ClipMedia.of_options(media, audio_prefix, features)
+    subtitles = read_transcripts(transcripts_path, language, result)
     seen: set[str] = set()
     for where, row in table_rows(labels_path, ("name", "discrete"), result):
         name, label = row["name"].strip(), row["discrete"].strip().lower()
@@ -129,6 +151,6 @@ def run(args: argparse.Namespace) -> BuildResult:
                 result.skip(where, f"valence {row['valence']!r} is not a finite number", "broken row")
                 continue
         seen.add(name)
-        key, file, media_extra = media.of(name)
+        key, file, media_extra = clips.of(name)
         result.add(where, task.query(subtitles[name]), label, key, file, **extra, **media_extra)
     return result

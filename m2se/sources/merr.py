@@ -1,34 +1,30 @@
 """MERR annotations (Emotion-LLaMA) → eri records whose answer is the clip's caption.
 
-    python -m m2se.data.build merr MERR_fine_grained.json --out merr_eri.json --media-prefix MER2023/video/ \\
+    python -m m2se.sources merr MERR_fine_grained.json --out merr_eri.json --media-prefix MER2023/video/ \\
         --transcript transcription_en_all.csv --test-list test3_label.csv
-
-Input: MERR's JSON, an object keyed by clip name (``sample_00000047``) whose values hold the captions:
-``caption`` (coarse, MERR_coarse_grained.json) and ``smp_reason_caption`` (fine, MERR_fine_grained.json);
-``--caption`` picks one (default fine). Clips without that caption are counted skips. The query quotes the
-clip's utterance: from ``--transcript CSV`` (columns ``name`` and ``--transcript-column``, default
-``sentence`` as in Emotion-LLaMA's transcription_en_all.csv; ``english`` for MER2023's table; clips
-without a row are counted skips), else from the item's own ``text``, ``sentence``, ``subtitle`` or
-``english`` field, else empty. The item's pseudo-label (``pseu_emotion``) is not used.
-
-Leakage guard: MERR clips come from the MER2023 pool its test clips were drawn from. ``--test-list FILE``
-(a CSV with a ``name`` column, like the MER2023 test label table, or one clip name per line, first word
-only, so Emotion-LLaMA's ``NAME FRAMES LABEL`` lists work) makes the build refuse (exit 2, nothing
-written) when a built clip is in it; ``--allow-overlap`` keeps them and prints a warning with the count.
-
-Media options as for mer2023 (``--media``, ``--audio-prefix``, ``--features``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
-from m2se.data.build.common import BuildResult, InputError, progress, read_json, read_text, table_rows
-from m2se.data.build.mer2023 import ClipMedia, add_media_arguments
 from m2se.files import json_problem
+from m2se.sources.common import (
+    BuildResult,
+    InputError,
+    Inputs,
+    check_choice,
+    input_paths,
+    progress,
+    read_json,
+    read_text,
+    table_rows,
+)
+from m2se.sources.mer2023 import ClipMedia, add_media_arguments
 from m2se.tasks import TASKS
 
 CAPTIONS = {"coarse": "caption", "fine": "smp_reason_caption"}
@@ -41,13 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--caption",
         choices=tuple(CAPTIONS),
-        default="fine",
         help="coarse: 'caption'; fine: 'smp_reason_caption' (default)",
     )
     parser.add_argument("--transcript", type=Path, metavar="CSV", help="utterances: name + text column")
     parser.add_argument(
         "--transcript-column",
-        default="sentence",
         help="text column of --transcript (default: sentence; MER2023's table: english)",
     )
     parser.add_argument(
@@ -104,14 +98,14 @@ def utterance_of(item: dict, name: str, subtitles: dict[str, str] | None) -> str
     return " ".join(next((u for u in found if isinstance(u, str) and u.strip()), "").split())
 
 
-def check_overlap(built: dict[str, Path], test_clips: set[str], args: argparse.Namespace) -> None:
-    """Refuse (InputError) when built clips are test clips, or warn under --allow-overlap."""
+def check_overlap(built: dict[str, Path], test_clips: set[str], test_list: Path, allow: bool) -> None:
+    """Refuse (InputError) when built clips are test clips, or warn when ``allow``."""
     overlap = [name for name in built if name in test_clips]
     if not overlap:
         return
     shown = ", ".join(overlap[:SHOWN]) + (", ..." if len(overlap) > SHOWN else "")
-    what = f"{len(overlap)} clip(s) also in the test list {args.test_list.name} ({shown})"
-    if not args.allow_overlap:
+    what = f"{len(overlap)} clip(s) also in the test list {test_list.name} ({shown})"
+    if not allow:
         raise InputError(
             f"{built[overlap[0]]}: {what}: training on them leaks the test set "
             "(nothing written; drop them, or pass --allow-overlap to keep them)"
@@ -119,12 +113,51 @@ def check_overlap(built: dict[str, Path], test_clips: set[str], args: argparse.N
     print(f"warning: {what} kept (--allow-overlap)", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> BuildResult:
-    result, media, key = BuildResult.for_args(args), ClipMedia.from_args(args), CAPTIONS[args.caption]
-    test_clips = read_test_list(args.test_list) if args.test_list else set()
-    subtitles = read_transcripts(args.transcript, args.transcript_column, result) if args.transcript else None
+def build_merr(
+    inputs: Inputs,
+    *,
+    caption: Literal["fine", "coarse"] = "fine",
+    transcript: str | Path | None = None,
+    transcript_column: str = "sentence",
+    test_list: str | Path | None = None,
+    allow_overlap: bool = False,
+    media: Literal["video", "frame"] = "video",
+    audio_prefix: str | None = None,
+    features: Sequence[tuple[str, str]] = (),
+    media_prefix: str = "",
+    media_root: str | Path | None = None,
+) -> BuildResult:
+    """eri records from MERR's JSON (Emotion-LLaMA's annotations): the answer is the clip's caption.
+
+    Each input is an object keyed by clip name (``sample_00000047``) whose values hold the captions:
+    ``caption`` (coarse, MERR_coarse_grained.json) and ``smp_reason_caption`` (fine,
+    MERR_fine_grained.json); ``caption`` picks one. The query quotes the clip's utterance: from the
+    ``transcript`` CSV (columns ``name`` and ``transcript_column``: ``sentence`` as in Emotion-LLaMA's
+    transcription_en_all.csv, ``english`` for MER2023's table), else from the item's own ``text``,
+    ``sentence``, ``subtitle`` or ``english`` field, else empty. The item's pseudo-label
+    (``pseu_emotion``) is not used.
+
+    Leakage guard: MERR clips come from the MER2023 pool its test clips were drawn from. ``test_list``
+    (a CSV with a ``name`` column, like the MER2023 test label table, or one clip name per line, first
+    word only, so Emotion-LLaMA's ``NAME FRAMES LABEL`` lists work) makes the build raise when a built
+    clip is in it; ``allow_overlap`` keeps them and prints a warning with the count on stderr.
+
+    ``media``, ``audio_prefix`` and ``features`` place each clip's media as ``build_mer2023`` does.
+
+    Returns the records; clips without the caption, without a transcript row (with ``transcript``),
+    annotated twice, or holding a value JSON cannot carry are counted skips. Raises ``InputError`` when a
+    file cannot be read or has the wrong layout, when the test list names no clip, and when built clips
+    are test clips (unless ``allow_overlap``); ValueError for a ``caption`` or ``media`` not listed above.
+    """
+    check_choice("caption", caption, CAPTIONS)
+    result = BuildResult(media_prefix=media_prefix, media_root=media_root)
+    clips, key = ClipMedia.of_options(media, audio_prefix, features), CAPTIONS[caption]
+    test_clips = read_test_list(Path(test_list)) if test_list is not None else set()
+    subtitles = (
+        read_transcripts(Path(transcript), transcript_column, result) if transcript is not None else None
+    )
     built: dict[str, Path] = {}  # clip name -> the file it came from
-    for path in args.inputs:
+    for path in input_paths(inputs):
         for where, name, item in items(path):
             if not isinstance(item, dict):
                 result.skip(where, f"expected an object, got {type(item).__name__}", "broken row")
@@ -142,11 +175,12 @@ def run(args: argparse.Namespace) -> BuildResult:
                 continue
             utterance = utterance_of(item, name, subtitles)
             if utterance is None:
-                result.skip(where, f"clip {name} has no row in {args.transcript.name}", "no transcript")
+                result.skip(where, f"clip {name} has no row in {Path(transcript).name}", "no transcript")
                 continue
-            media_key, file, extra = media.of(name)
+            media_key, file, extra = clips.of(name)
             query, response = TASKS["eri"].query(utterance), " ".join(caption.split())
             if result.add(where, query, response, media_key, file, **extra):
                 built[name] = path
-    check_overlap(built, test_clips, args)
+    if test_list is not None:
+        check_overlap(built, test_clips, Path(test_list), allow_overlap)
     return result

@@ -1,27 +1,17 @@
 """OpenFace 2 per-frame CSVs (one per clip) → fer records: the peak frame and its expression phrases.
 
-    python -m m2se.data.build fer openface/ --out mosei_fer.json --media-prefix MOSEI/peak_frames/ \\
+    python -m m2se.sources fer openface/ --out mosei_fer.json --media-prefix MOSEI/peak_frames/ \\
         --transcripts transcripts.csv
-
-INPUT is a folder of ``{clip}.csv`` files (or the files themselves). Column names are stripped of the
-leading space OpenFace writes. The peak frame is the one with the largest sum of ``AUxx_r`` intensities,
-among frames with ``success == 1`` when that column exists. Its answer joins, with ``; ``, the phrases
-(``au_phrases.AU_PHRASES``) of the AUs present (``AUxx_c == 1``) with intensity >= ``--threshold``,
-strongest first. A clip with no such AU is a counted skip, and so is a frame whose frame, success or AU
-value is not a finite number (``nan``, ``inf``).
-
-Images are ``P + "{clip}_{frame:06d}.png"`` (``frame`` as OpenFace numbers it, from 1): the peak frame
-must be extracted under that name. ``--transcripts CSV`` (``clip,text``) puts the utterance in the query;
-otherwise it is empty.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from m2se.data.build.au_phrases import AU_PHRASES
-from m2se.data.build.common import BuildResult, InputError, finite, table_rows
+from m2se.sources.au_phrases import AU_PHRASES
+from m2se.sources.common import BuildResult, InputError, Inputs, finite, input_paths, table_rows
 from m2se.tasks import TASKS
 
 
@@ -33,9 +23,7 @@ def _threshold(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threshold", type=_threshold, default=1.0, help="least AU intensity (0-5) named (default 1)"
-    )
+    parser.add_argument("--threshold", type=_threshold, help="least AU intensity (0-5) named (default 1)")
     parser.add_argument("--transcripts", type=Path, metavar="CSV", help="clip,text table of utterances")
 
 
@@ -72,17 +60,43 @@ def phrases(row: dict[str, str], threshold: float) -> list[str]:
     return [phrase for _, phrase in sorted(found, key=lambda item: -item[0])]
 
 
-def run(args: argparse.Namespace) -> BuildResult:
-    result = BuildResult.for_args(args)
+def build_fer(
+    inputs: Inputs,
+    *,
+    threshold: float = 1.0,
+    transcripts: str | Path | None = None,
+    media_prefix: str = "",
+    media_root: str | Path | None = None,
+) -> BuildResult:
+    """fer records from OpenFace 2 per-frame CSVs: one record per clip, its peak frame and AU phrases.
+
+    ``inputs`` are folders of ``{clip}.csv`` files (or the files themselves). Column names are stripped
+    of the leading space OpenFace writes. The peak frame is the one with the largest sum of ``AUxx_r``
+    intensities, among frames with ``success == 1`` when that column exists. Its answer joins, with
+    ``; ``, the phrases (``au_phrases.AU_PHRASES``, m2se's: EmoVerse did not release its table) of the
+    AUs present (``AUxx_c == 1``) with intensity >= ``threshold`` (0-5), strongest first.
+
+    Images are ``media_prefix + "{clip}_{frame:06d}.png"`` (``frame`` as OpenFace numbers it, from 1):
+    the peak frame must be extracted under that name. ``transcripts`` (a CSV ``clip,text``) puts the
+    utterance in the query; otherwise it is empty.
+
+    Returns the records; a clip with no tracked frame or no AU at the threshold, a frame whose frame,
+    success or AU value is not a finite number (``nan``, ``inf``) and, with ``media_root``, a missing
+    image are counted skips. Raises ``InputError`` when an input does not exist or a file cannot be read
+    or lacks a column, and ValueError for a ``threshold`` that is not a finite number.
+    """
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
+    result = BuildResult(media_prefix=media_prefix, media_root=media_root)
     task = TASKS["fer"]
-    transcripts = {}
-    if args.transcripts:
-        transcripts = {
+    subtitles = {}
+    if transcripts is not None:
+        subtitles = {
             row["clip"].strip(): row["text"].strip()
-            for _, row in table_rows(args.transcripts, ("clip", "text"), result)
+            for _, row in table_rows(Path(transcripts), ("clip", "text"), result)
         }
     files = []
-    for path in args.inputs:
+    for path in input_paths(inputs):
         if not path.exists():
             raise InputError(f"{path}: no such file or folder")
         files += sorted(path.glob("*.csv")) if path.is_dir() else [path]
@@ -93,13 +107,13 @@ def run(args: argparse.Namespace) -> BuildResult:
             continue
         where, row, frame = found
         try:
-            names = phrases(row, args.threshold)
+            names = phrases(row, threshold)
         except ValueError:
             result.skip(where, "an AU presence value is not a finite number", "broken row")
             continue
         if not names:
-            result.skip(where, f"no action unit at or above intensity {args.threshold}", "no expression")
+            result.skip(where, f"no action unit at or above intensity {threshold}", "no expression")
             continue
         image = f"{path.stem}_{frame:06d}.png"
-        result.add(where, task.query(transcripts.get(path.stem, "")), "; ".join(names), "images", image)
+        result.add(where, task.query(subtitles.get(path.stem, "")), "; ".join(names), "images", image)
     return result

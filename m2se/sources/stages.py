@@ -1,17 +1,6 @@
 """Stage files from built task files: ``first_stage.json`` and ``second_stage.json`` plus a manifest.
 
-    python -m m2se.data.build stages --config conf/build/emoverse_stages.yaml --out data/emoverse
-
-The config (YAML or JSON) names, per stage, the task files it draws from and how much of each:
-``count`` records, or a ``fraction`` of the file (EmoVerse's "high" share = 1.0, "low" = e.g. 0.25).
-Records are drawn without replacement with a seeded generator and each stage is shuffled, so the same
-config, seed and source files give byte-identical stage files. ``stages_manifest.json`` beside them
-records the seed, the config, each source's SHA-256 and record count, and each stage's counts per task
-and SHA-256, so a dataset can be checked and rebuilt bit for bit.
-
-Nothing is written unless every stage can be: each stage file is loaded back as training will load it
-(a record drawn twice, from two entries of one file, is refused) before the files replace the old ones.
-Stage names are plain file names; the config must be plain JSON data (no dates), as the manifest holds it.
+python -m m2se.sources stages --config conf/sources/emoverse_stages.yaml --out data/emoverse
 """
 
 from __future__ import annotations
@@ -27,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from m2se.data.build.common import parse_json
 from m2se.data.records import RecordError, load_records
 from m2se.files import atomic_file, dumps, first_line, json_problem
+from m2se.sources.common import parse_json
 
 MANIFEST = "stages_manifest.json"
 STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a file name in --out, nothing more
@@ -145,8 +134,23 @@ def _checked(tmp: Path, target: Path) -> Counter:
 def build_stages(config_path: str | Path, out_dir: str | Path) -> dict:
     """Write every stage file of the config into ``out_dir`` with the manifest; returns the manifest.
 
-    Source paths in the config resolve against the config file's folder. Nothing is written unless
-    every stage can be: each file is written beside its target, loaded back, and renamed into place.
+    The config (YAML or JSON: ``seed`` and ``stages``) names, per stage, the task files it draws from
+    and how much of each: ``count`` records, or a ``fraction`` of the file (EmoVerse's "high" share =
+    1.0, "low" = e.g. 0.25); an entry's optional ``task`` reads its records as that task (as
+    ``load_records`` does) when they are checked. Source paths resolve against the config file's folder. Records are drawn without replacement with a seeded
+    generator and each stage is shuffled, so the same config, seed and source files give byte-identical
+    stage files. ``stages_manifest.json`` beside them records the seed, the config, each source's
+    SHA-256 and record count, and each stage's counts per task and SHA-256, so a dataset can be checked
+    and rebuilt bit for bit.
+
+    Nothing is written unless every stage can be: each stage file is written beside its target, loaded
+    back as training will load it (a record drawn twice, from two entries of one file, is refused) and
+    renamed into place. Stage names are plain file names; the config must be plain JSON data (no
+    dates), as the manifest holds it.
+
+    Raises ``StageConfigError`` (a ValueError naming the config file and the entry) for a config that
+    cannot be built, ``RecordError`` for a source file with malformed records, and OSError (naming the
+    file) for an output that cannot be written.
     """
     config_path, out = Path(config_path), Path(out_dir)
     config = _read_config(config_path)
@@ -191,12 +195,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, required=True, help="YAML/JSON: seed and stages → [{file, count|fraction}]"
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for the stage files and the manifest")
-
-
-def main(args: argparse.Namespace) -> int:
-    manifest = build_stages(args.config, args.out)
-    for info in manifest["stages"].values():
-        tasks = ", ".join(f"{t} {n}" for t, n in info["tasks"].items())
-        print(f"{args.out / info['file']}: {info['records']} records ({tasks})")
-    print(f"manifest: {args.out / MANIFEST} (seed {manifest['seed']})")
-    return 0

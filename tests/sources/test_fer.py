@@ -1,8 +1,8 @@
 import pytest
 from test_build_cli import build, built
 
-from m2se.data.build.__main__ import main
-from m2se.data.build.au_phrases import AU_PHRASES
+from m2se.sources.au_phrases import AU_PHRASES
+from m2se.sources.cli import main
 
 HEADER = "frame, face_id, timestamp, confidence, success, AU04_r, AU12_r, AU26_r, AU45_r, AU04_c, AU12_c, AU26_c, AU45_c\n"
 

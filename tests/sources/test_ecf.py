@@ -5,7 +5,7 @@ from collections import defaultdict
 import pytest
 from test_build_cli import build, built, one_error_line
 
-from m2se.data.build.ecf import e2e_query
+from m2se.sources.ecf import e2e_query
 from m2se.tasks import infer_task
 from m2se.templates import Utterance
 

@@ -4,7 +4,7 @@ import json
 
 from test_build_cli import MELD_HEADER, build, built
 
-from m2se.data.build.meld import LABELS
+from m2se.sources.meld import LABELS
 
 PREFIX = "MELD/output_repeated_splits_test/"
 HEAD, TAIL = "The person says: '", "' <emotion> "

@@ -1,20 +1,13 @@
 import pytest
 from test_build_cli import build, built
 
-import m2se.data.build.__main__ as build_cli
+import m2se.sources.cli as build_cli
 from m2se.tasks import TASKS
 
 LABELS = (
     "name,discrete,valence\ns1,Happy,1.5\ns2,bored,0\ns3,sad,\ns4,angry,-2\ns1,happy,1\ns5,worried,high\n"
 )
 TRANSCRIPTS = "name,chinese,english\ns1,我赢了,I won\ns3,,\ns5,嗯,Hmm\n"
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    """Until __main__ lists it, run the builder as a registered source."""
-    if "mer2023" not in build_cli.SOURCES:
-        monkeypatch.setattr(build_cli, "SOURCES", (*build_cli.SOURCES, "mer2023"))
 
 
 @pytest.fixture

@@ -1,19 +1,7 @@
 """ECF 2.0 (SemEval-2024 Task 3, subtask 2 JSON) → ecpe records.
 
-    python -m m2se.data.build ecf Subtask_2_test.json --out ecf_test.json --media-prefix ECF2/subtask2_test/
-
-Input: a list of conversations ``{conversation_ID, conversation: [{utterance_ID, text, speaker, emotion,
-video_name}], emotion-cause_pairs: [["3_surprise", "1"], ...]}``. Default ("emotions given", as EmoVerse):
-one record per non-neutral utterance, the released query (``templates.ecpe_query``), the answer its pairs
-``t_emotion,c`` joined by ``;`` in the order the JSON lists them (the released file keeps that order,
-unsorted), empty when it has none; the clip is the target utterance's ``video_name``.
-
-``--end-to-end`` (m2se's own variant; EmoVerse has none): the prompt gives no emotions and every
-utterance, neutral ones included, is a target, so the model must name the emotion as well as the causes.
-Lines read ``{i}. {Speaker}: {text}``; the query is ``E2E_HEAD`` + ``Input conversation:`` + all lines +
-``\\nCandidate utterances:`` + lines 1..t-1 + ``\\nTarget utterance:`` + line t + ``\\n`` + ``E2E_NOTE``
-+ the released tail (``templates.ECPE_TAIL``). The answer has the same form; empty for a neutral target or
-one with no cause.
+python -m m2se.sources ecf Subtask_2_test.json --out ecf_test.json --media-prefix ECF2/subtask2_test/
+python -m m2se.sources ecf Subtask_2_train.json --end-to-end --out ecf_e2e_train.json
 """
 
 from __future__ import annotations
@@ -21,9 +9,10 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
-from m2se.data.build.common import BuildResult, InputError, progress, read_json
 from m2se.files import json_problem
+from m2se.sources.common import BuildResult, InputError, Inputs, input_paths, progress, read_json
 from m2se.tasks import ECPE_EMOTIONS
 from m2se.templates import ECPE_HEAD, ECPE_TAIL, Utterance, ecpe_query
 
@@ -103,9 +92,38 @@ def conversation_of(item: object) -> tuple[list[Utterance], list[str], dict[int,
     return utterances, clips, parse_pairs(item.get("emotion-cause_pairs"), len(utterances))
 
 
-def run(args: argparse.Namespace) -> BuildResult:
-    result = BuildResult.for_args(args)
-    for path in args.inputs:
+def build_ecf(
+    inputs: Inputs,
+    *,
+    end_to_end: bool = False,
+    media_prefix: str = "",
+    media_root: str | Path | None = None,
+) -> BuildResult:
+    """ecpe records from ECF 2.0 JSON files (SemEval-2024 Task 3, subtask 2).
+
+    Each file is a list of conversations ``{conversation_ID, conversation: [{utterance_ID, text, speaker,
+    emotion, video_name}], emotion-cause_pairs: [["3_surprise", "1"], ...]}``.
+
+    Default ("emotions given", as EmoVerse): one record per non-neutral utterance, the released query
+    (``templates.ecpe_query``), the answer its pairs ``t_emotion,c`` joined by ``;`` in the order the
+    JSON lists them (the released file keeps that order, unsorted), empty when it has none; the video is
+    ``media_prefix`` + the target utterance's ``video_name``. These rules reproduce all 1,821 released
+    test records.
+
+    ``end_to_end`` (m2se's own variant; EmoVerse has none): the prompt gives no emotions and every
+    utterance, neutral ones included, is a target, so the model must name the emotion as well as the
+    causes. Lines read ``{i}. {Speaker}: {text}``; the query is ``E2E_HEAD`` + ``Input conversation:`` +
+    all lines + ``\\nCandidate utterances:`` + lines 1..t-1 + ``\\nTarget utterance:`` + line t + ``\\n``
+    + ``E2E_NOTE`` + the released tail (``templates.ECPE_TAIL``). The answer has the same form; empty for
+    a neutral target or one with no cause.
+
+    Returns the records; a conversation that cannot be read (unknown emotion, malformed pair, a field of
+    the wrong type) is one counted skip, and so is a target without a ``video_name`` or, with
+    ``media_root``, without its clip there. Raises ``InputError`` when a file cannot be read or is not a
+    JSON list.
+    """
+    result = BuildResult(media_prefix=media_prefix, media_root=media_root)
+    for path in input_paths(inputs):
         items = read_json(path)
         if not isinstance(items, list):
             raise InputError(f"{path}: expected a JSON list of conversations")
@@ -125,13 +143,13 @@ def run(args: argparse.Namespace) -> BuildResult:
                 result.skip(where, f"conversation {name}: {err}", "broken conversation")
                 continue
             for t, utterance in enumerate(utterances, start=1):
-                if utterance.emotion == "neutral" and not args.end_to_end:
+                if utterance.emotion == "neutral" and not end_to_end:
                     continue
                 if not clips[t - 1]:
                     result.skip(
                         where, f"conversation {name}: utterance {t} has no video_name", "missing media"
                     )
                     continue
-                query = e2e_query(utterances, t) if args.end_to_end else ecpe_query(utterances, t)
+                query = e2e_query(utterances, t) if end_to_end else ecpe_query(utterances, t)
                 result.add(where, query, ";".join(pairs.get(t, [])), "videos", clips[t - 1])
     return result

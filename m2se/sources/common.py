@@ -1,4 +1,4 @@
-"""What every builder shares: arguments, reading tables, the result, media checks, output and summary.
+"""What every builder shares: its inputs, reading tables, the result, media checks, output and summary.
 
 Rows are reported as ``file:row: reason`` where ``row`` is the line number in the file (the header is
 line 1), or the item index for JSON inputs. A fatal input problem (missing file, missing columns, a file
@@ -8,7 +8,6 @@ written file is JSON that training takes: no NaN/Infinity, no unpaired surrogate
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import csv
 import io
@@ -16,7 +15,7 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from m2se.files import dumps, first_line, json_problem, loads, write_json
 
 MAX_PROBLEMS_SHOWN = 10
+Inputs = str | Path | Sequence[str | Path]  # one input file, or several
 
 
 class InputError(ValueError):
@@ -147,9 +147,8 @@ class BuildResult:
     media_root: Path | None = None
     seen: set[str] = field(default_factory=set, repr=False)
 
-    @classmethod
-    def for_args(cls, args: argparse.Namespace) -> BuildResult:
-        return cls(media_prefix=args.media_prefix or "", media_root=args.media_root)
+    def __post_init__(self) -> None:
+        self.media_root = None if self.media_root is None else Path(self.media_root)
 
     def skip(self, where: str, message: str, reason: str) -> None:
         self.skipped[reason] += 1
@@ -171,9 +170,9 @@ class BuildResult:
         return True
 
     def add(self, where: str, query: str, response: str, media_key: str, name: str, **extra: Any) -> bool:
-        """Append one record whose medium is ``name`` (checked under --media-root); False if skipped."""
+        """Append one record whose medium is ``name`` (checked under ``media_root``); False if skipped."""
         if "\0" in name or Path(name).is_absolute() or ".." in Path(name).parts:
-            # Training refuses media outside its root; a name must stay below --media-prefix.
+            # Training refuses media outside its root; a name must stay below the media prefix.
             self.skip(where, f"media name {name!r} leaves the media folder", "bad media name")
             return False
         if self.media_root is not None and not (self.media_root / name).is_file():
@@ -192,27 +191,16 @@ def identity(record: dict) -> str:
     return dumps([record.get("query"), record.get("response"), inputs, turn], sort_keys=True)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="source file(s)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="EMT JSON file to write (replaced whole; kept as it was on failure)",
-    )
-    parser.add_argument(
-        "--media-prefix",
-        default="",
-        help="prepended to each clip/image file name in the records (default: '')",
-    )
-    parser.add_argument(
-        "--media-root",
-        type=Path,
-        help="folder holding the clips/images; rows whose file is missing are skipped",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="exit 2 and write nothing if any row is skipped"
-    )
+def input_paths(inputs: Inputs) -> list[Path]:
+    """The input files of a builder: one path, or a sequence of them (a bare string is one path)."""
+    return [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+
+
+def check_choice(name: str, value: object, choices: Collection[str]) -> None:
+    """ValueError unless ``value`` is one of ``choices``: the command line's argparse checks this, a
+    Python caller's typo must not quietly pick the other branch."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
 
 
 def progress(items: Iterable, desc: str, total: int | None = None) -> Iterable:

@@ -3,7 +3,7 @@ import json
 import pytest
 from test_build_cli import build, built, one_error_line
 
-import m2se.data.build.__main__ as build_cli
+import m2se.sources.cli as build_cli
 from m2se.tasks import TASKS
 
 MERR = {
@@ -16,13 +16,6 @@ MERR = {
     "sample_3": {"smp_reason_caption": "  "},
     "sample_4": "not an object",
 }
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    """Until __main__ lists it, run the builder as a registered source."""
-    if "merr" not in build_cli.SOURCES:
-        monkeypatch.setattr(build_cli, "SOURCES", (*build_cli.SOURCES, "merr"))
 
 
 @pytest.fixture

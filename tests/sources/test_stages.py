@@ -3,8 +3,8 @@ import json
 import pytest
 import yaml
 
-from m2se.data.build.stages import MANIFEST, StageConfigError, build_stages
 from m2se.data.records import load_records
+from m2se.sources.stages import MANIFEST, StageConfigError, build_stages
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_config_errors_name_the_entry(task_files, tmp_path, entry, message):
 
 
 def test_unreadable_inputs_are_one_line_errors_naming_the_file(task_files, tmp_path, capsys):
-    from m2se.data.build.__main__ import main
+    from m2se.sources.cli import main
 
     assert main(["stages", "--config", str(tmp_path / "absent.yaml"), "--out", str(tmp_path / "o")]) == 2
     assert "absent.yaml: cannot read" in capsys.readouterr().err
@@ -125,7 +125,7 @@ LAUGHS = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
     ],
 )
 def test_configs_of_the_wrong_shape_are_one_line_errors(task_files, tmp_path, capsys, config, message):
-    from m2se.data.build.__main__ import main
+    from m2se.sources.cli import main
 
     (tmp_path / "s.yaml").write_text(config)
     assert main(["stages", "--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")]) == 2
@@ -143,7 +143,7 @@ def test_configs_of_the_wrong_shape_are_one_line_errors(task_files, tmp_path, ca
     ],
 )
 def test_task_files_that_are_no_json_list_are_one_line_errors(tmp_path, capsys, source, message):
-    from m2se.data.build.__main__ import main
+    from m2se.sources.cli import main
 
     (tmp_path / "t.json").write_bytes(source)
     config = write_config(tmp_path / "s.yaml", s=[{"file": "t.json", "count": 1}])
@@ -153,7 +153,7 @@ def test_task_files_that_are_no_json_list_are_one_line_errors(tmp_path, capsys, 
 
 
 def test_nothing_is_written_unless_every_stage_can_be(task_files, tmp_path, capsys):
-    from m2se.data.build.__main__ import main
+    from m2se.sources.cli import main
 
     twice = [{"file": MSA, "count": 3}, {"file": MSA, "count": 3}]  # records drawn twice: training drops them
     config = write_config(tmp_path / "s.yaml", a_stage=[{"file": MSA, "count": 3}], b_stage=twice)

@@ -13,7 +13,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from m2se.data.build.common import (
+from m2se.dialogue.prompts import Turn
+from m2se.files import json_problem
+from m2se.sources.common import (
     BuildResult,
     InputError,
     parse_json,
@@ -23,8 +25,6 @@ from m2se.data.build.common import (
     table_rows,
     whole_number,
 )
-from m2se.dialogue.prompts import Turn
-from m2se.files import json_problem
 
 MELD_COLUMNS = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
 MELD_NAMES = {"joy": "joyful", "sadness": "sad", "anger": "angry"}  # MELD's spelling → InstructERC's

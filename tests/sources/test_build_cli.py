@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from m2se.data.build.__main__ import build_parser, main
-from m2se.data.build.common import BuildResult, decode, summary
 from m2se.data.inspect import main as inspect_main
 from m2se.data.records import load_records
+from m2se.sources.cli import build_parser, main
+from m2se.sources.common import BuildResult, decode, summary
 
 MELD_HEADER = (
     "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\n"
@@ -18,7 +18,7 @@ MELD_HEADER = (
 
 
 def build(capsys, *argv: str | Path) -> tuple[int, str, str]:
-    """Run ``python -m m2se.data.build`` in process; (exit status, stdout, stderr)."""
+    """Run ``python -m m2se.sources`` in process; (exit status, stdout, stderr)."""
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -210,7 +210,7 @@ def test_media_names_leaving_the_media_folder_are_counted_skips(tmp_path, capsys
 
 
 def test_common_number_readers():
-    from m2se.data.build.common import finite, whole_number
+    from m2se.sources.common import finite, whole_number
 
     assert [whole_number(t) for t in ("0", " 12 ", "²", "١", "-1", "1.0", "9" * 5000)] == [0, 12, *[None] * 5]
     assert finite(" -1.5 ") == -1.5

@@ -49,7 +49,7 @@ def test_mer_takes_the_strongest_emotion(tmp_path, capsys):
 
 
 def test_tie_goes_to_the_first_column():
-    from m2se.data.build.mosei import strongest
+    from m2se.sources.mosei import strongest
 
     assert strongest(dict(happy="0", sad="1", anger="1", surprise="0", disgust="0", fear="1")) == "Sadness"
 
