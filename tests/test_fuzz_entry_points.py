@@ -5,7 +5,7 @@ Hypothesis draws the files (deterministically, ``derandomize``): arbitrary bytes
 JSON lists / JSONL whose items are arbitrary JSON values or valid demo records with one field replaced
 by an arbitrary value (NaN, Infinity, lone surrogates, ``²``, ``../`` paths, nested containers).
 Inputs per entry point (``max_examples``): inspect 60, cache 40, evaluate predictions= 60 and
-baseline= 40 (test files), evaluate with the tiny model 8, train 8 (the builders: tests/data/build).
+baseline= 40 (test files), evaluate with the tiny model 8, train 8 (the builders: tests/sources).
 """
 
 import json

@@ -1,4 +1,4 @@
-"""The suite itself: no test file is hidden from pytest (as tests/data/build/ once was)."""
+"""The suite itself: no test file is hidden from pytest (as a tests folder named build once was)."""
 
 import importlib.util
 from pathlib import Path

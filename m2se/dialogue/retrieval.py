@@ -1,6 +1,6 @@
 """Demonstrations by meaning: the pool utterances nearest to a target (InstructERC's retrieval, rebuilt).
 
-The pool should be the training split: ``python -m m2se.data.build dialogue`` refuses a pool named like an
+The pool should be the training split: ``python -m m2se.sources dialogue`` refuses a pool named like an
 evaluation split. Pool utterances of the target's own dialogue (the target itself included) are never
 returned, so the pool may be the very file being built (train building).
 

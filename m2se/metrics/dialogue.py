@@ -1,7 +1,7 @@
 """Dialogue ERC scores per corpus, in the corpus's native labels (InstructERC's W-F1 per dataset).
 
 Each record says which corpus it comes from and which labels its prompt offered (``meta["dataset"]``,
-``meta["labels"]``, ``meta["label_space"]``, ``meta["native"]``; written by ``python -m m2se.data.build
+``meta["labels"]``, ``meta["label_space"]``, ``meta["native"]``; written by ``python -m m2se.sources
 dialogue``). An answer is parsed against the prompt's labels; under unified labels it is mapped back to
 the corpus's own label (one to one per corpus), so runs trained on unified labels report the same
 native-label numbers as the others. A unified label the corpus has no counterpart for is "no answer".
