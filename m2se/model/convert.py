@@ -1,9 +1,11 @@
-"""Convert an original (remote-code) InternVL2 checkpoint into a native transformers InternVL directory.
+"""Convert an original (remote-code) InternVL checkpoint into a native transformers InternVL directory.
 
     python -m m2se.model.convert /models/InternVL2-4B /models/InternVL2-4B-native
 
-All four InternVL2 backbones: 1B (Qwen2), 2B/8B (InternLM2 → Llama), 4B (Phi-3). The result loads offline
-with `InternVLForConditionalGeneration.from_pretrained(dst)` and `AutoTokenizer.from_pretrained(dst)`,
+InternVL2 1B (Qwen2), 2B/8B (InternLM2 → Llama), 4B (Phi-3); InternVL2.5 1B/4B (Qwen2.5), 2B/8B
+(InternLM2.5 → Llama); InternVL3 1B/2B/8B (Qwen2.5). Other LLMs (InternVL3.5's Qwen3, ...) are refused
+with one line; checkpoints published natively (the `-hf` repos) need no conversion. The result loads
+offline with `InternVLForConditionalGeneration.from_pretrained(dst)` and `AutoTokenizer.from_pretrained(dst)`,
 needs neither remote code nor timm, and its tokenizer's chat template writes the checkpoint's own
 conversation format (config.json's `template`). Weights stream shard by shard, dtype unchanged.
 """
@@ -29,7 +31,7 @@ from m2se.files import dumps
 from m2se.model.convert_keys import (
     BACKBONES,
     IGNORED,
-    TURNS,
+    TEMPLATES,
     KeyMapper,
     UnsupportedConfig,
     text_config,
@@ -83,10 +85,10 @@ class ConversionReport:
 
 
 def read_original_config(src: Path) -> dict:
-    """config.json of an original InternVL2 checkpoint, checked for what conversion relies on."""
+    """config.json of an original InternVL checkpoint, checked for what conversion relies on."""
     path = src / "config.json"
     if not src.is_dir():
-        raise ConversionError(f"{src}: not a directory (an original InternVL2 checkpoint is needed)")
+        raise ConversionError(f"{src}: not a directory (an original InternVL checkpoint is needed)")
     original = _read_json(path)
     archs = original.get("architectures") or []
     if "InternVLChatModel" not in archs:
@@ -97,12 +99,16 @@ def read_original_config(src: Path) -> dict:
     arch = (original["llm_config"].get("architectures") or ["?"])[0]
     if arch not in BACKBONES:
         raise ConversionError(
-            f"{path}: unknown llm architecture {arch!r} (supported: {', '.join(BACKBONES)})"
+            f"{path}: unknown llm architecture {arch!r} (supported: {', '.join(BACKBONES)}; "
+            f"a checkpoint published natively, an -hf repo, loads without conversion)"
         )
-    if original["template"] not in TURNS:
+    if original["template"] not in TEMPLATES:
         raise ConversionError(
-            f"{path}: unknown template {original['template']!r} (known: {', '.join(TURNS)})"
+            f"{path}: unknown template {original['template']!r} (known: {', '.join(TEMPLATES)})"
         )
+    # InternVL2.5/3 write `system_message: null` (the template's default); a string replaces it.
+    if not isinstance(original.get("system_message"), str | None):
+        raise ConversionError(f"{path}: system_message is not a string or null")
     # InternVLChatConfig defaults ps_version to v1, a transposed pixel shuffle the native class lacks.
     if original.get("ps_version", "v1") != "v2":
         raise ConversionError(
@@ -280,7 +286,7 @@ def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 2 * 2**30) -
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise ConversionError(f"{dst}: exists and is not an empty directory")
     notes: list[str] = []
-    tokenizer = convert_tokenizer(src, original["template"], notes)
+    tokenizer = convert_tokenizer(src, original["template"], notes, original.get("system_message"))
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKENS[2])
     config = native_config(original, image_token_id, src / "config.json")
     arch = original["llm_config"]["architectures"][0]
@@ -309,7 +315,7 @@ def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 2 * 2**30) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "src", type=Path, help="original InternVL2 checkpoint directory (config.json, weights, tokenizer)"
+        "src", type=Path, help="original InternVL checkpoint directory (config.json, weights, tokenizer)"
     )
     parser.add_argument("dst", type=Path, help="directory to write (new or empty)")
     parser.add_argument("--max-shard-gb", type=float, default=2.0, help="largest safetensors shard to write")

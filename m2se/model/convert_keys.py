@@ -1,8 +1,10 @@
-"""What an original (remote-code) InternVL2 checkpoint's config, chat format and weight names become natively.
+"""What an original (remote-code) InternVL checkpoint's config, chat format and weight names become natively.
 
-Per backbone: the text config (Qwen2 as is, InternLM2 as Llama, Phi-3 with its rope scaling carried
-over), the conversation template named in config.json, and the weight-name rules.
-`m2se.model.convert` does the reading and writing.
+Per backbone: the text config (Qwen2/Qwen2.5 as is, InternLM2/InternLM2.5 as Llama, Phi-3 with its rope
+scaling carried over), the conversation template named in config.json, and the weight-name rules.
+InternVL2.5 and InternVL3 keep InternVL2's layout (InternViT + pixel-shuffle MLP + LLM, same weight
+names); what changes is the LLM generation and the `internvl2_5` template. `m2se.model.convert` does
+the reading and writing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from transformers import LlamaConfig, Phi3Config, PreTrainedConfig, Qwen2Config
 
 from m2se.files import dumps
 
-# The llm_config.architectures[0] values converted: Qwen2 (1B), InternLM2 (2B, 8B), Phi-3 (4B).
+# The llm_config.architectures[0] values converted. Qwen2ForCausalLM: Qwen2 (InternVL2-1B) and Qwen2.5
+# (InternVL2.5-1B/4B, InternVL3-1B/2B/8B/14B); InternLM2ForCausalLM: InternLM2 (InternVL2-2B) and
+# InternLM2.5 (InternVL2-8B, InternVL2.5-2B/8B); Phi3ForCausalLM: Phi-3 (InternVL2-4B). Others (Qwen3
+# in InternVL3.5, Llama in InternVL2-40B/76B, ...) are refused.
 BACKBONES = ("Qwen2ForCausalLM", "InternLM2ForCausalLM", "Phi3ForCausalLM")
 
 # Keys the native class has no slot for and recomputes (old checkpoints saved rope caches).
@@ -131,16 +136,39 @@ def vision_config(vision: dict) -> dict:
 
 # ---------------------------------------------------------------- chat format
 
-# InternVL's conversation.py: all three are SeparatorStyle.MPT, i.e. system_template + sep, then
-# role + message + sep per turn and the bare role to prompt an answer; no newline after sep.
-# (system, user, assistant, sep); the sep ends each turn and is what chat() stops on.
-TURNS = {
-    "Hermes-2": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
-    "internlm2-chat": ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>"),
-    "phi3-chat": ("<|system|>\n", "<|user|>\n", "<|assistant|>\n", "<|end|>"),
+
+@dataclasses.dataclass(frozen=True)
+class Conversation:
+    """One of InternVL's conversation templates (its conversation.py), all SeparatorStyle.MPT:
+    system role + system message + sep, then role + message + sep per turn, and the bare assistant
+    role to prompt an answer. `sep` ends each turn; its token without the trailing newline (`end`) is
+    what chat() stops on, so it becomes the converted tokenizer's eos."""
+
+    system: str
+    user: str
+    assistant: str
+    sep: str
+    system_message: str  # written when a conversation gives none (InternVLChatModel.system_message)
+
+    @property
+    def end(self) -> str:
+        return self.sep.strip()
+
+
+# InternVL2's default system message; InternVL2.5 and 3 introduce themselves as 书生·万象.
+_INTERNVL2_SYSTEM = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+_INTERNVL2_5_SYSTEM = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+_CHATML = ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n")
+
+# config.json's `template` → its conversation. InternVL2: Hermes-2 (1B), internlm2-chat (2B/8B),
+# phi3-chat (4B), no newline after the turn end; InternVL2.5 and InternVL3 (every size): internvl2_5,
+# ChatML with a newline after each <|im_end|>, as their training data was written.
+TEMPLATES = {
+    "Hermes-2": Conversation(*_CHATML, "<|im_end|>", _INTERNVL2_SYSTEM),
+    "internlm2-chat": Conversation(*_CHATML, "<|im_end|>", _INTERNVL2_SYSTEM),
+    "phi3-chat": Conversation("<|system|>\n", "<|user|>\n", "<|assistant|>\n", "<|end|>", _INTERNVL2_SYSTEM),
+    "internvl2_5": Conversation(*_CHATML, "<|im_end|>\n", _INTERNVL2_5_SYSTEM),
 }
-# The system message all three write when none is given (InternVLChatModel.system_message).
-DEFAULT_SYSTEM_MESSAGE = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 _CHAT_BODY = (
     "{%- if messages and messages[0]['role'] == 'system' -%}"
     "{%- set system_message = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
@@ -155,15 +183,18 @@ _CHAT_BODY = (
 )
 
 
-def chat_template(template: str, bos: bool) -> str:
-    """Jinja chat template writing `template`'s conversation (optionally after the BOS the tokenizer adds)."""
-    system, user, assistant, sep = TURNS[template]
+def chat_template(template: str, bos: bool, system_message: str | None = None) -> str:
+    """Jinja chat template writing `template`'s conversation (optionally after the BOS the tokenizer adds).
+
+    `system_message` replaces the template's default one (a checkpoint's config.json may set its own).
+    """
+    turns = TEMPLATES[template]
     values = dict(
-        system_role=system,
-        user_role=user,
-        assistant_role=assistant,
-        sep=sep,
-        default_system=DEFAULT_SYSTEM_MESSAGE,
+        system_role=turns.system,
+        user_role=turns.user,
+        assistant_role=turns.assistant,
+        sep=turns.sep,
+        default_system=turns.system_message if system_message is None else system_message,
     )
     prelude = "".join(f"{{%- set {k} = {dumps(v, ensure_ascii=False)} -%}}" for k, v in values.items())
     return ("{{ bos_token }}" if bos else "") + prelude + _CHAT_BODY

@@ -1,8 +1,9 @@
-"""Tokenizers of original InternVL2 checkpoints → one fast tokenizer with the InternVL image tokens.
+"""Tokenizers of original InternVL checkpoints → one fast tokenizer with the InternVL image tokens.
 
-Qwen2 (1B) ships byte-level BPE files; InternLM2 (2B/8B) and Phi-3 (4B) may ship only a
-sentencepiece ``tokenizer.model``, read here without the sentencepiece package (protobuf is needed).
-The chat template written into the tokenizer reproduces the checkpoint's conversation format.
+Qwen2 and Qwen2.5 (InternVL2-1B, InternVL2.5-1B/4B, InternVL3) ship byte-level BPE files; InternLM2 and
+InternLM2.5 (InternVL2-2B/8B, InternVL2.5-2B/8B) and Phi-3 (InternVL2-4B) may ship only a sentencepiece
+``tokenizer.model``, read here without the sentencepiece package (protobuf is needed). The chat
+template written into the tokenizer reproduces the checkpoint's conversation format.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast, Qwen2Tokenizer
 from transformers.tokenization_utils_base import generate_merges
 
-from m2se.model.convert_keys import TURNS, chat_template
+from m2se.model.convert_keys import TEMPLATES, chat_template
 
 IMAGE_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
 
@@ -97,9 +98,11 @@ def _byte_level_bpe(src: Path) -> Tokenizer:
     )._tokenizer
 
 
-def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedTokenizerFast:
+def convert_tokenizer(
+    src: Path, template: str, notes: list[str], system_message: str | None = None
+) -> PreTrainedTokenizerFast:
     """The checkpoint's tokenizer as a fast one: its ids unchanged, image tokens present, eos = turn end,
-    and a chat template for `template`."""
+    and a chat template for `template` (defaulting to `system_message` when given, else the template's)."""
     config_path = src / "tokenizer_config.json"
     config = _read_json(config_path) if config_path.exists() else {}
     specials = {**(_read_json(p) if (p := src / "special_tokens_map.json").exists() else {}), **config}
@@ -142,9 +145,9 @@ def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedT
         if backend.token_to_id(token) is None:
             backend.add_special_tokens([AddedToken(token, special=True, normalized=False)])
             notes.append(f"tokenizer lacked {token}; added it as id {backend.token_to_id(token)}")
-    sep = TURNS[template][3]
-    if backend.token_to_id(sep) is None:
-        raise ConversionError(f"{where}: no {sep!r} token, which ends each turn of template {template}")
+    end = TEMPLATES[template].end
+    if backend.token_to_id(end) is None:
+        raise ConversionError(f"{where}: no {end!r} token, which ends each turn of template {template}")
     known = {
         name: _token_content(specials.get(name))
         for name in ("bos_token", "eos_token", "unk_token", "pad_token")
@@ -154,7 +157,7 @@ def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedT
     pad = known.pop("pad_token", None) or known.pop("eos_token", None) or known.get("unk_token")
     known.pop("eos_token", None)
     kwargs = dict(
-        tokenizer_object=backend, eos_token=sep, pad_token=pad, clean_up_tokenization_spaces=False, **known
+        tokenizer_object=backend, eos_token=end, pad_token=pad, clean_up_tokenization_spaces=False, **known
     )
     if add_bos is not None:
         kwargs.update(add_bos_token=add_bos, add_eos_token=bool(config.get("add_eos_token", False)))
@@ -164,5 +167,5 @@ def convert_tokenizer(src: Path, template: str, notes: list[str]) -> PreTrainedT
     tokenizer = PreTrainedTokenizerFast(**kwargs)
     with_specials, plain = tokenizer("a").input_ids, tokenizer("a", add_special_tokens=False).input_ids
     adds_bos = tokenizer.bos_token_id is not None and with_specials == [tokenizer.bos_token_id, *plain]
-    tokenizer.chat_template = chat_template(template, bos=adds_bos)
+    tokenizer.chat_template = chat_template(template, bos=adds_bos, system_message=system_message)
     return tokenizer

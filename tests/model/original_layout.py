@@ -1,20 +1,20 @@
-"""Tiny random InternVL2 checkpoints in the ORIGINAL (remote-code) layout, for conversion tests.
+"""Tiny random InternVL checkpoints in the ORIGINAL (remote-code) layout, for conversion tests.
 
 A native model is built first, with every norm gain, bias and layer scale randomised (PROTOCOL §6: a
-forgotten mapping must show), then written out the way an OpenGVLab InternVL2 checkpoint is laid out:
-config.json with `llm_config`/`vision_config`/`template`, original weight names, and the tokenizer
-files of that backbone (Qwen2 vocab.json + merges.txt, InternLM2 sentencepiece tokenizer.model,
-Phi-3 tokenizer.json). Fused weights are packed as the original forward code unpacks them.
+forgotten mapping must show), then written out the way an OpenGVLab InternVL2, InternVL2.5 or InternVL3
+checkpoint is laid out: config.json with `llm_config`/`vision_config`/`template` and the leftovers the
+releases carry, original weight names, and the tokenizer files of that LLM (original_tokenizers).
+Fused weights are packed as the original forward code unpacks them.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     InternVLConfig,
     InternVLForConditionalGeneration,
@@ -22,149 +22,38 @@ from transformers import (
     Phi3Config,
     Qwen2Config,
 )
-from transformers.convert_slow_tokenizer import import_protobuf
 
-from m2se.model.tiny import CORPUS
+from tests.model.original_tokenizers import TOKENIZER_WRITERS
 
-BACKBONES = ("qwen2", "internlm2", "phi3")
-TEMPLATES = {"qwen2": "Hermes-2", "internlm2": "internlm2-chat", "phi3": "phi3-chat"}
-ARCHITECTURES = {"qwen2": "Qwen2ForCausalLM", "internlm2": "InternLM2ForCausalLM", "phi3": "Phi3ForCausalLM"}
+
+class Layout(NamedTuple):
+    llm: str  # LLM family: qwen2, qwen2_5, internlm2, phi3 (the tokenizer files and llm_config it ships)
+    template: str  # config.json's conversation template
+    six_b_vision: bool  # InternViT-6B's RMSNorm + qk-norm, no qkv bias (else InternViT-300M's LayerNorm)
+
+
+# The tiny checkpoints, named by the release each stands for.
+CHECKPOINTS = {
+    "qwen2": Layout("qwen2", "Hermes-2", False),  # InternVL2-1B
+    "internlm2": Layout(
+        "internlm2", "internlm2-chat", True
+    ),  # InternVL2-2B/8B (6B-style vision for coverage)
+    "phi3": Layout("phi3", "phi3-chat", False),  # InternVL2-4B
+    "internvl2_5": Layout("internlm2", "internvl2_5", False),  # InternVL2.5-2B/8B: InternLM2.5
+    "internvl3": Layout("qwen2_5", "internvl2_5", False),  # InternVL3-1B/2B/8B, InternVL2.5-1B/4B: Qwen2.5
+}
 TILE, PATCH = 56, 14
-IMAGE_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>"]
 # Leftovers every original sub-config carries (PretrainedConfig defaults of transformers 4.37).
 CONFIG_NOISE = {"add_cross_attention": False, "do_sample": False, "max_length": 20, "use_bfloat16": True}
+# What InternVL2.5/3 vision configs add: the unused MoE settings of InternViT's training code.
+MOE_NOISE = {"use_moe": False, "num_experts": 8, "capacity_factor": 1.2, "moe_output_scale": 4.0}
 ROTARY_DIM = 8  # head_dim 16 for every tiny LLM below
-
-
-# ---------------------------------------------------------------- tokenizers in the original formats
-
-
-def _train_bpe(pre_tokenizer, vocab_size: int) -> dict:
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizer
-    alphabet = (
-        pre_tokenizers.ByteLevel.alphabet() if isinstance(pre_tokenizer, pre_tokenizers.ByteLevel) else []
-    )
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=alphabet, show_progress=False)
-    bpe.train_from_iterator(CORPUS.splitlines(), trainer)
-    return json.loads(bpe.to_str())["model"]
-
-
-def _added_decoder(tokens: dict[int, str]) -> dict:
-    entry = dict(lstrip=False, normalized=False, rstrip=False, single_word=False, special=True)
-    return {str(i): {"content": t, **entry} for i, t in sorted(tokens.items())}
-
-
-def write_qwen2_tokenizer(out: Path) -> None:
-    """InternVL2-1B style: byte-level vocab.json + merges.txt, specials only in tokenizer_config.json."""
-    model = _train_bpe(pre_tokenizers.ByteLevel(add_prefix_space=False), 500)
-    vocab = model["vocab"]
-    merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
-    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *IMAGE_TOKENS]
-    added = {len(vocab) + i: t for i, t in enumerate(specials)}
-    (out / "added_tokens.json").write_text(json.dumps({t: i for i, t in added.items()}))
-    config = dict(
-        tokenizer_class="Qwen2Tokenizer",
-        added_tokens_decoder=_added_decoder(added),
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        model_max_length=8192,
-    )
-    (out / "tokenizer_config.json").write_text(json.dumps(config))
-
-
-def write_sentencepiece_tokenizer(out: Path, add_dummy_prefix: bool = True) -> None:
-    """InternVL2-2B/8B style: an InternLM2 sentencepiece BPE model whose last pieces are unused slots
-    that tokenizer_config.json renames to <|im_end|>/<|im_start|>; image tokens come after it."""
-    model = _train_bpe(pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"), 300)
-    merged = list(dict.fromkeys("".join(m) for m in model["merges"]))
-    chars = [p for p in model["vocab"] if len(p) == 1]
-    pb = import_protobuf()
-    proto = pb.ModelProto()
-    proto.trainer_spec.model_type = 2  # BPE
-    proto.trainer_spec.byte_fallback = True
-    proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 0, 1, 2
-    proto.trainer_spec.unk_piece, proto.trainer_spec.bos_piece, proto.trainer_spec.eos_piece = (
-        "<unk>",
-        "<s>",
-        "</s>",
-    )
-    proto.normalizer_spec.name = "identity"
-    proto.normalizer_spec.add_dummy_prefix = add_dummy_prefix
-    proto.normalizer_spec.remove_extra_whitespaces = False
-    proto.normalizer_spec.escape_whitespaces = True
-    kinds = pb.ModelProto.SentencePiece
-    pieces = [("<unk>", 0.0, kinds.UNKNOWN), ("<s>", 0.0, kinds.CONTROL), ("</s>", 0.0, kinds.CONTROL)]
-    pieces += [(f"<0x{b:02X}>", 0.0, kinds.BYTE) for b in range(256)]
-    # sentencepiece BPE scores: earlier merges score higher, single characters lowest.
-    pieces += [(p, -float(i), kinds.NORMAL) for i, p in enumerate(merged + chars)]
-    pieces += [("[UNUSED_TOKEN_1]", 0.0, kinds.USER_DEFINED), ("[UNUSED_TOKEN_2]", 0.0, kinds.USER_DEFINED)]
-    for piece, score, kind in pieces:
-        proto.pieces.add(piece=piece, score=score, type=kind)
-    (out / "tokenizer.model").write_bytes(proto.SerializeToString())
-    n = len(pieces)
-    added = {0: "<unk>", 1: "<s>", 2: "</s>", n - 2: "<|im_end|>", n - 1: "<|im_start|>"}
-    added |= {n + i: t for i, t in enumerate(IMAGE_TOKENS)}
-    config = dict(
-        tokenizer_class="InternLM2Tokenizer",
-        auto_map={"AutoTokenizer": ["tokenization_internlm2.InternLM2Tokenizer", None]},
-        added_tokens_decoder=_added_decoder(added),
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="</s>",
-        unk_token="<unk>",
-        add_bos_token=True,
-        add_eos_token=False,
-        model_max_length=1000000000000000019884624838656,
-    )
-    (out / "tokenizer_config.json").write_text(json.dumps(config))
-
-
-def write_phi3_tokenizer(out: Path) -> None:
-    """InternVL2-4B style: a tokenizer.json with Phi-3's chat tokens, image tokens after them."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    specials = ["<unk>", "<s>", "</s>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(CORPUS.splitlines(), trainer)
-    chat = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]
-    bpe.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in chat + IMAGE_TOKENS])
-    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.save(str(out / "tokenizer.json"))
-    added = {bpe.token_to_id(t): t for t in specials + chat + IMAGE_TOKENS}
-    config = dict(
-        tokenizer_class="LlamaTokenizer",
-        added_tokens_decoder=_added_decoder(added),
-        bos_token="<s>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        unk_token="<unk>",
-        add_bos_token=False,
-        model_max_length=131072,
-    )
-    (out / "tokenizer_config.json").write_text(json.dumps(config))
-
-
-TOKENIZER_WRITERS = {
-    "qwen2": write_qwen2_tokenizer,
-    "internlm2": write_sentencepiece_tokenizer,
-    "phi3": write_phi3_tokenizer,
-}
 
 
 # ---------------------------------------------------------------- the model
 
 
-def _text_config(backbone: str, vocab_size: int) -> dict:
+def _text_config(llm: str, vocab_size: int) -> dict:
     common = dict(
         vocab_size=vocab_size,
         hidden_size=64,
@@ -178,9 +67,24 @@ def _text_config(backbone: str, vocab_size: int) -> dict:
         eos_token_id=2,
         pad_token_id=0,
     )
-    if backbone == "qwen2":
+    if llm == "qwen2":
         return dict(common, architectures=["Qwen2ForCausalLM"], rope_theta=1e6, tie_word_embeddings=True)
-    if backbone == "internlm2":
+    if llm == "qwen2_5":
+        # As InternVL3-1B writes it: both rope keys, per-layer attention types, no sliding window,
+        # untied head; a short max_position_embeddings so the dynamic rope scaling acts in the tests.
+        return dict(
+            common,
+            architectures=["Qwen2ForCausalLM"],
+            rope_theta=1e6,
+            rope_scaling={"factor": 2.0, "rope_type": "dynamic", "type": "dynamic"},
+            max_position_embeddings=32,
+            layer_types=["full_attention"] * common["num_hidden_layers"],
+            max_window_layers=70,
+            use_sliding_window=False,
+            sliding_window=None,
+            tie_word_embeddings=False,
+        )
+    if llm == "internlm2":
         return dict(
             common,
             architectures=["InternLM2ForCausalLM"],
@@ -207,9 +111,8 @@ def _text_config(backbone: str, vocab_size: int) -> dict:
     )
 
 
-def _vision_config(backbone: str) -> dict:
-    """InternViT-300M style (LayerNorm, qkv bias); the InternLM2 model gets InternViT-6B's RMSNorm + qk-norm."""
-    six_b = backbone == "internlm2"
+def _vision_config(six_b: bool) -> dict:
+    """InternViT-300M style (LayerNorm, qkv bias) or InternViT-6B's (RMSNorm + qk-norm)."""
     return dict(
         hidden_size=32,
         num_hidden_layers=2,
@@ -241,10 +144,10 @@ def _native_text_config(text: dict):
 
 
 def tiny_native(
-    backbone: str, vocab_size: int, image_token_id: int, seed: int = 0
+    layout: Layout, vocab_size: int, image_token_id: int, seed: int = 0
 ) -> InternVLForConditionalGeneration:
     """A random native InternVL whose every weight is non-trivial (norm gains and layer scales near 1)."""
-    text, vision = _text_config(backbone, vocab_size), _vision_config(backbone)
+    text, vision = _text_config(layout.llm, vocab_size), _vision_config(layout.six_b_vision)
     config = InternVLConfig(
         text_config=_native_text_config(text),
         vision_config=dict(
@@ -274,7 +177,7 @@ def tiny_native(
     return model
 
 
-def original_state_dict(model: InternVLForConditionalGeneration, backbone: str) -> dict[str, torch.Tensor]:
+def original_state_dict(model: InternVLForConditionalGeneration, llm: str) -> dict[str, torch.Tensor]:
     """The native weights under the original names, fused the way the original modules split them."""
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
     out: dict[str, torch.Tensor] = {
@@ -306,7 +209,7 @@ def original_state_dict(model: InternVLForConditionalGeneration, backbone: str) 
             out[f"mlp1.{index}.{p}"] = sd.pop(f"model.multi_modal_projector.{name}.{p}")
     if model.config.tie_word_embeddings:
         sd.pop("lm_head.weight")
-    if backbone != "internlm2":  # Qwen2 and Phi-3 keep their names under language_model.model
+    if llm != "internlm2":  # Qwen2, Qwen2.5 and Phi-3 keep their names under language_model.model
         for key in list(sd):
             out[
                 key.replace("model.language_model.", "language_model.model.").replace(
@@ -347,15 +250,21 @@ def original_state_dict(model: InternVLForConditionalGeneration, backbone: str) 
     return out
 
 
-def original_config(backbone: str, vocab_size: int) -> dict:
-    text, vision = _text_config(backbone, vocab_size), _vision_config(backbone)
-    llm = dict(text, model_type=backbone, torch_dtype="bfloat16", attn_implementation="flash_attention_2")
-    if backbone == "internlm2":
+def original_config(layout: Layout, vocab_size: int) -> dict:
+    text, vision = _text_config(layout.llm, vocab_size), _vision_config(layout.six_b_vision)
+    model_type = layout.llm.removesuffix("_5")
+    llm = dict(text, model_type=model_type, torch_dtype="bfloat16", attn_implementation="flash_attention_2")
+    if layout.llm == "internlm2":
         llm["auto_map"] = {"AutoConfig": "configuration_internlm2.InternLM2Config"}
+    # InternVL2.5/3 add a null system message (the template's default), an unused MoE config and more.
+    later = layout.template == "internvl2_5"
+    extra = dict(system_message=None, min_dynamic_patch=1, pad2square=False, image_fold=None) if later else {}
+    llm |= {"moe_config": None} if later else {}
     return dict(
         architectures=["InternVLChatModel"],
         model_type="internvl_chat",
-        template=TEMPLATES[backbone],
+        template=layout.template,
+        **extra,
         downsample_ratio=0.5,
         select_layer=-1,
         ps_version="v2",
@@ -367,6 +276,7 @@ def original_config(backbone: str, vocab_size: int) -> dict:
         llm_config=dict(CONFIG_NOISE, **llm),
         vision_config=dict(
             CONFIG_NOISE,
+            **(MOE_NOISE if later else {}),
             **vision,
             architectures=["InternVisionModel"],
             model_type="intern_vit_6b",
@@ -377,17 +287,19 @@ def original_config(backbone: str, vocab_size: int) -> dict:
 
 
 def write_original_checkpoint(
-    out: Path, backbone: str, seed: int = 0, dtype: torch.dtype = torch.float32, shards: int = 1
+    out: Path, name: str, seed: int = 0, dtype: torch.dtype = torch.float32, shards: int = 1
 ) -> tuple[Path, InternVLForConditionalGeneration]:
-    """Write a tiny original-layout InternVL2 checkpoint; returns (out, the native model it encodes)."""
+    """Write the tiny original-layout checkpoint `name` (of CHECKPOINTS); returns (out, the native model
+    it encodes)."""
+    layout = CHECKPOINTS[name]
     out.mkdir(parents=True)
-    TOKENIZER_WRITERS[backbone](out)
+    TOKENIZER_WRITERS[layout.llm](out)
     decoder = json.loads((out / "tokenizer_config.json").read_text())["added_tokens_decoder"]
     ids = {entry["content"]: int(i) for i, entry in decoder.items()}
     vocab_size = max(ids.values()) + 1
-    model = tiny_native(backbone, vocab_size, ids["<IMG_CONTEXT>"], seed).to(dtype)
-    (out / "config.json").write_text(json.dumps(original_config(backbone, vocab_size), indent=2))
-    weights = original_state_dict(model, backbone)
+    model = tiny_native(layout, vocab_size, ids["<IMG_CONTEXT>"], seed).to(dtype)
+    (out / "config.json").write_text(json.dumps(original_config(layout, vocab_size), indent=2))
+    weights = original_state_dict(model, layout.llm)
     names = sorted(weights)
     if shards == 1:
         save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
