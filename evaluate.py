@@ -18,13 +18,16 @@ from omegaconf import DictConfig, open_dict
 from m2se.cli import precision, prepare_demo, resolve_model, run
 from m2se.data.records import RecordError, load_records
 from m2se.evaluation import TaskResult, markdown_table, score, write_results
-from m2se.metrics import majority_baseline, self_cause_baseline
 from m2se.parsing import check_parse_mode
 from m2se.predictions import read_predictions
 from m2se.tasks import TASKS
+from m2se.tasks.prediction import Prediction
 from m2se.versions import write_versions
 
-BASELINES = {"majority": "classification", "self_cause": "pairs"}
+
+def baselines() -> list[str]:
+    """Every baseline some task offers (``baseline=NAME``)."""
+    return sorted({name for task in TASKS.values() for name in task.answer.baselines})
 
 
 def _tasks(cfg: DictConfig) -> list[str]:
@@ -33,7 +36,7 @@ def _tasks(cfg: DictConfig) -> list[str]:
     if cfg.task not in TASKS:
         raise ValueError(f"unknown task {cfg.task!r} (expected one of {', '.join(TASKS)}, or all)")
     spec = TASKS[cfg.task]
-    if spec.kind == "classification" and spec.parse_mode(cfg.parse) != cfg.parse:
+    if cfg.parse is not None and spec.answer.reads_parse_modes and spec.parse_mode(cfg.parse) != cfg.parse:
         raise ValueError(
             f"parse={cfg.parse} reproduces a published scorer {cfg.task} never had "
             f"(reference modes of {cfg.task}: {', '.join(spec.reference_modes) or 'none'})"
@@ -41,7 +44,7 @@ def _tasks(cfg: DictConfig) -> list[str]:
     return [cfg.task]
 
 
-def _test_rows(cfg: DictConfig, task: str) -> tuple[list[dict], Counter]:
+def _test_rows(cfg: DictConfig, task: str) -> tuple[list[Prediction], Counter]:
     source = cfg.data.test_sources[task]
     loaded = load_records(
         source.path,
@@ -53,16 +56,7 @@ def _test_rows(cfg: DictConfig, task: str) -> tuple[list[dict], Counter]:
     _report_skips(loaded.errors)
     if not loaded.records:
         raise RecordError.no_records(source.path, loaded.skipped)
-    rows = [
-        {
-            "where": r.where,
-            "query": r.query,
-            "label": r.response,
-            "media": [str(p) for p in r.media],
-            "meta": r.meta,
-        }
-        for r in loaded.records
-    ]
+    rows = [Prediction.of_record(r) for r in loaded.records]
     return rows, loaded.skipped
 
 
@@ -84,27 +78,24 @@ def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     results = {}
     for name in [*read.rows, *(t for t in read.skipped if t not in read.rows)]:
         rows = read.rows.get(name, [])  # none: every row of the task was skipped
-        result = score(name, [r["prediction"] for r in rows], rows, cfg.protocol, cfg.parse, cfg.predictions)
+        result = score(name, [r.response for r in rows], rows, cfg.protocol, cfg.parse, cfg.predictions)
         result.skipped, result.duplicates = read.skipped.get(name, Counter()), read.duplicates[name]
         results[name] = result
     return results
 
 
 def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
-    if cfg.baseline not in BASELINES:
-        raise ValueError(f"unknown baseline {cfg.baseline!r} (expected one of {', '.join(BASELINES)})")
+    if cfg.baseline not in baselines():
+        raise ValueError(f"unknown baseline {cfg.baseline!r} (expected one of {', '.join(baselines())})")
     tasks = [
-        t for t in _tasks(cfg) if TASKS[t].kind == BASELINES[cfg.baseline] and t in cfg.data.test_sources
+        t for t in _tasks(cfg) if cfg.baseline in TASKS[t].answer.baselines and t in cfg.data.test_sources
     ]
     if not tasks:
         raise ValueError(f"baseline={cfg.baseline} applies to none of the tasks with a test file: {cfg.task}")
     results = {}
     for task in tasks:
         rows, skipped = _test_rows(cfg, task)
-        if cfg.baseline == "majority":
-            predictions = majority_baseline([r["label"] for r in rows], task)
-        else:
-            predictions = self_cause_baseline([r["query"] for r in rows], [r["where"] for r in rows])
+        predictions = TASKS[task].baseline(cfg.baseline, rows)
         results[task] = score(
             task, predictions, rows, cfg.protocol, cfg.parse, cfg.data.test_sources[task].path
         )
@@ -155,7 +146,8 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
         prepare_demo(cfg)
     if cfg.predictions and cfg.baseline:
         raise ValueError("give predictions=FILE or baseline=NAME, not both")
-    check_parse_mode(cfg.parse)
+    if cfg.parse is not None:
+        check_parse_mode(cfg.parse)
     results = score_file(cfg) if cfg.predictions else run_baseline(cfg) if cfg.baseline else generate(cfg)
     if rank_zero_only.rank == 0:
         out = write_results(results, Path(cfg.output_dir))

@@ -8,17 +8,15 @@ table; for ECPE also ``OUT/ecpe_semeval.json`` in the SemEval-2024 Task 3 subtas
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from m2se.data.records import RecordError
-from m2se.dialogue.labels import NATIVE
 from m2se.files import atomic_file, dumps, write_json
-from m2se.metrics import TaskMetrics
-from m2se.tasks import TASKS
+from m2se.tasks import TASKS, TaskMetrics
+from m2se.tasks.prediction import Prediction
 
 # Columns of the summary table, in order; a task shows the ones it has.
 TABLE = (
@@ -48,7 +46,7 @@ class TaskResult:
     """
 
     metrics: dict
-    rows: list[dict] = field(default_factory=list)
+    rows: list[Prediction] = field(default_factory=list)
     confusion: tuple[tuple[str, ...], list[list[int]]] | None = None
     parse: str | None = None
     protocol: str | None = None
@@ -72,91 +70,63 @@ class TaskResult:
         }
 
 
-def jsonable(parsed):
-    """A parsed answer as JSON: ECPE triples and FER phrases become lists."""
-    if isinstance(parsed, list):
-        return [list(p) for p in parsed]
-    return list(parsed) if isinstance(parsed, tuple) else parsed
+def as_prediction(task: str, row: Prediction | Mapping) -> Prediction:
+    """``row`` as a Prediction of ``task``: a Prediction as it is, a mapping with ``label`` and optional
+    ``where``, ``query``, ``media``, ``meta`` keys as one."""
+    if isinstance(row, Prediction):
+        return row
+    return Prediction(
+        task,
+        row.get("where", task),
+        row.get("query", ""),
+        row["label"],
+        list(row.get("media", [])),
+        dict(row.get("meta") or {}),
+    )
 
 
 def score(
     task: str,
     predictions: Sequence[str],
-    rows: Sequence[dict],
+    rows: Sequence[Prediction | Mapping],
     protocol: str = "semeval",
-    parse: str = "exact",
+    parse: str | None = None,
     source: str = "",
 ) -> TaskResult:
-    """Score raw ``predictions`` against ``rows`` (each with ``label``, optional ``meta`` and ``where``)
-    from the file ``source``; no rows give a result with ``count`` 0.
+    """Score raw ``predictions`` against ``rows`` (their gold ``label``, ``meta`` and ``where``) from the
+    file ``source``; no rows give a result with ``count`` 0. The rows are answered and parsed in place.
 
     A gold label the parse mode's scorer cannot read raises RecordError naming the row's ``where``.
     """
     metrics = TaskMetrics(task, protocol, parse)
-    spec = metrics.task
-    if spec.open_labels:
-        _check_corpora(rows)
-    if spec.kind == "classification" and not spec.open_labels:
-        for row in rows:
-            if spec.gold(row["label"], metrics.parse) not in spec.labels:
-                raise RecordError(
-                    row.get("where", task),
-                    f"gold label {row['label']!r} is not one of {task}'s labels "
-                    f"({', '.join(spec.labels)}) as parse={metrics.parse} reads it",
-                    "unknown label",
-                )
-    metrics.update(list(predictions), [r["label"] for r in rows], [r.get("meta") or {} for r in rows])
-    out = [
-        {**r, "response": p, "parsed": jsonable(parsed_answer(task, p, r.get("meta"), metrics.parse))}
-        for r, p in zip(rows, predictions, strict=True)
-    ]
-    result = result_of(metrics, out)
+    rows = [as_prediction(task, row) for row in rows]
+    answer = metrics.task.answer
+    problem = answer.check_rows(rows)
+    if problem is not None:
+        raise RecordError(problem[0], problem[1], "bad metadata")
+    for row in rows:
+        problem = answer.gold_problem(task, row.label, metrics.parse)
+        if problem is not None:
+            raise RecordError(row.where, problem, "unknown label")
+    for row, prediction in zip(rows, predictions, strict=True):
+        row.response = prediction
+    metrics.add(rows)
+    result = result_of(metrics, rows)
     result.source = str(source)
     return result
 
 
-def result_of(metrics: TaskMetrics, rows: list[dict]) -> TaskResult:
+def result_of(metrics: TaskMetrics, rows: list[Prediction]) -> TaskResult:
     """A TaskResult from computed metrics and scored rows, naming the parse mode and protocol used."""
-    kind = metrics.task.kind
     return TaskResult(
-        metrics.compute(),
-        rows,
-        confusion_of(metrics),
-        parse=metrics.parse if kind == "classification" else kind,
-        protocol=metrics.protocol if kind == "pairs" else None,
+        metrics.compute(), rows, confusion_of(metrics), parse=metrics.reading, protocol=metrics.protocol_used
     )
 
 
-def _check_corpora(rows: Sequence[dict]) -> None:
-    """A corpus m2se has no native label list for is scored over its first row's labels: every row of
-    it must offer the same ones (RecordError naming the first that does not)."""
-    first: dict[str, list] = {}
-    for row in rows:
-        meta = row.get("meta") or {}
-        dataset, labels = meta.get("dataset"), meta.get("labels")
-        if dataset in NATIVE:
-            continue
-        expected = first.setdefault(dataset, labels)
-        if labels != expected:
-            raise RecordError(
-                row.get("where", dataset),
-                f"{dataset} rows offer other labels than its first row ({', '.join(map(str, expected))})",
-                "bad metadata",
-            )
-
-
-def parsed_answer(task: str, text: str, meta: dict | None, parse: str = "exact"):
-    """What the metrics read from one answer (open-label tasks: against the record's own labels)."""
-    labels = (meta or {}).get("labels") if TASKS[task].open_labels else None
-    return TASKS[task].parse(text, labels, parse)
-
-
 def confusion_of(metrics: TaskMetrics):
-    if TASKS[metrics.task.name].kind != "classification":
-        return None
     try:
         labels, matrix = metrics.confusion()
-    except ValueError:  # dialogue scores over several corpora: one matrix each would be needed
+    except ValueError:  # no single matrix: not a label task, or dialogue scores over several corpora
         return None
     return labels, matrix.int().tolist()
 
@@ -169,13 +139,12 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
         # Written beside and renamed: a full disk names the file and leaves no half-written one.
         with atomic_file(out / "predictions" / f"{task}.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as f:
             for row in result.rows:
-                f.write(dumps({k: v for k, v in row.items() if k != "prediction"}, ensure_ascii=False) + "\n")
+                f.write(dumps(row.row(), ensure_ascii=False) + "\n")
         if result.confusion is not None:
             from m2se.metrics.plots import plot_confusion
 
             plot_confusion(*result.confusion, out / f"confusion_{task}.png", title=task)
-        if task == "ecpe":
-            export_semeval(result.rows, out / "ecpe_semeval.json")
+        TASKS[task].answer.write_outputs(task, result.rows, out)
     write_json(out / "metrics.json", {task: result.summary() for task, result in results.items()}, indent=2)
     return out
 
@@ -203,34 +172,3 @@ def _cell(value) -> str:
     if value is None:
         return "–"
     return str(value) if isinstance(value, int) else f"{value:.4f}"
-
-
-_DIALOGUE = re.compile(r"dia_?([0-9]{1,9})_?utt_?([0-9]{1,9})", re.IGNORECASE)
-
-
-def export_semeval(rows: Sequence[dict], path: str | Path) -> tuple[int, int]:
-    """ECPE predictions per conversation, as SemEval-2024 Task 3 subtask 2 submissions are written:
-    ``[{"conversation_ID": 1375, "emotion-cause_pairs": [["5_surprise", "2"], ...]}, ...]``.
-
-    The conversation comes from ``meta["conversation_ID"]`` or the clip name (``dia1375utt5.mp4``);
-    rows with neither are left out and counted. Returns (conversations written, rows left out).
-    """
-    conversations: dict[int, list] = {}
-    left_out = 0
-    for row in rows:
-        conversation = (row.get("meta") or {}).get("conversation_ID")
-        if conversation is None:
-            match = next((m for m in map(_DIALOGUE.search, row.get("media", [])) if m), None)
-            conversation = int(match[1]) if match else None
-        if conversation is None:
-            left_out += 1
-            continue
-        pairs = conversations.setdefault(int(conversation), [])
-        for target, emotion, cause in row.get("parsed") or []:
-            pair = [f"{target}_{emotion}", str(cause)]
-            if pair not in pairs:
-                pairs.append(pair)
-    export = [{"conversation_ID": c, "emotion-cause_pairs": p} for c, p in sorted(conversations.items())]
-    with atomic_file(path) as tmp:  # a conversation a line
-        tmp.write_text("[\n" + ",\n".join(dumps(c) for c in export) + "\n]\n")
-    return len(export), left_out

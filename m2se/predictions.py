@@ -17,6 +17,7 @@ from typing import Any, Literal
 from m2se.data.records import MEDIA_KEYS, RecordError, raw_items
 from m2se.files import json_problem
 from m2se.tasks import TASKS, infer_task
+from m2se.tasks.prediction import Prediction
 
 Duplicates = Literal["refuse", "dedupe"]
 DUPLICATE_POLICIES = ("refuse", "dedupe")
@@ -29,7 +30,7 @@ class PredictionFile:
     ``unassigned`` counts skipped rows whose task could not be told (``task=all`` and no readable query).
     """
 
-    rows: dict[str, list[dict]] = field(default_factory=dict)
+    rows: dict[str, list[Prediction]] = field(default_factory=dict)
     skipped: dict[str, Counter] = field(default_factory=dict)
     duplicates: Counter = field(default_factory=Counter)
     unassigned: Counter = field(default_factory=Counter)
@@ -91,16 +92,16 @@ def _task_of(item: Any) -> str | None:
     return infer_task(query) if isinstance(query, str) else None
 
 
-def _identity(task: str, row: dict) -> tuple:
+def _identity(task: str, row: Prediction) -> tuple:
     """What makes two rows the same record: the query, the media (as paths: ``./a.mp4`` is ``a.mp4``),
     the gold answer as the task reads it (``Joy.`` is ``joy``) and a dialogue row's turn."""
-    gold = TASKS[task].parse(row["label"]) if TASKS[task].kind != "text" else " ".join(row["label"].split())
-    media = tuple(os.path.normpath(m) for m in row["media"])
-    turn = tuple(str(row["meta"].get(k)) for k in ("dataset", "dialogue_id", "turn"))
-    return task, row["query"], media, str(gold), turn
+    gold = TASKS[task].answer.identity(row.label)
+    media = tuple(os.path.normpath(m) for m in row.media)
+    turn = tuple(str(row.meta.get(k)) for k in ("dataset", "dialogue_id", "turn"))
+    return task, row.query, media, gold, turn
 
 
-def _row(item: Any, where: str, task: str | None) -> dict:
+def _row(item: Any, where: str, task: str | None) -> Prediction:
     if not isinstance(item, dict):
         raise RecordError(where, f"expected an object, got {type(item).__name__}", "not an object")
     problem = json_problem(item)
@@ -132,19 +133,15 @@ def _row(item: Any, where: str, task: str | None) -> dict:
             else ""
         )
         raise RecordError(where, problem.replace("response", "gold label", 1) + hint, "unknown label")
+    # evaluate.py's own predictions files keep the record's fields under "meta", beside "where".
+    nested = item.get("meta") if isinstance(item.get("meta"), dict) else {}
     meta = {
         k: v
         for k, v in item.items()
-        if k not in ("query", "response", "label", "media", "parsed", *MEDIA_KEYS)
+        if k not in ("query", "response", "label", "media", "parsed", "where", "meta", *MEDIA_KEYS)
     }
+    meta = {**nested, **meta}
     problem = spec.check_meta(meta)
     if problem:
         raise RecordError(where, problem, "bad metadata")
-    return {
-        "where": where,
-        "query": query,
-        "label": item["label"],
-        "media": media,
-        "meta": meta,
-        "prediction": item["response"],
-    }
+    return Prediction(task, where, query, item["label"], media, meta, item["response"])

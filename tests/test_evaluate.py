@@ -8,7 +8,8 @@ from hydra import compose, initialize_config_dir
 
 from evaluate import evaluate
 from m2se.data.records import RecordError
-from m2se.evaluation import export_semeval
+from m2se.tasks.exports import write_semeval as export_semeval
+from m2se.tasks.prediction import Prediction
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -103,9 +104,11 @@ def test_generation_with_the_tiny_model_on_the_demo(tiny_model_dir, demo_dir, tm
 
 def test_semeval_export_groups_by_conversation(tmp_path):
     rows = [
-        {"media": ["ECF2/dia7utt3.mp4"], "parsed": [[3, "joy", 3], [3, "joy", 2], [3, "joy", 3]]},
-        {"media": ["x.mp4"], "meta": {"conversation_ID": 9}, "parsed": []},
-        {"media": ["clip.mp4"], "parsed": [[1, "anger", 1]]},
+        Prediction(
+            "ecpe", "1", "", "", ["ECF2/dia7utt3.mp4"], parsed=[(3, "joy", 3), (3, "joy", 2), (3, "joy", 3)]
+        ),
+        Prediction("ecpe", "2", "", "", ["x.mp4"], {"conversation_ID": 9}, parsed=[]),
+        Prediction("ecpe", "3", "", "", ["clip.mp4"], parsed=[(1, "anger", 1)]),
     ]
     assert export_semeval(rows, tmp_path / "e.json") == (2, 1)
     export = json.loads((tmp_path / "e.json").read_text())

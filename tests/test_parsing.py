@@ -5,9 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score
 
-from m2se.metrics import TaskMetrics
 from m2se.parsing import PARSE_MODES, check_parse_mode
-from m2se.tasks import TASKS
+from m2se.tasks import TASKS, TaskMetrics
 
 # One answer per row, read by each mode (None: unparseable). The note's table comes from here.
 EXAMPLES = {

@@ -63,7 +63,7 @@ def test_empty_files_and_duplicates(tmp_path):
     with pytest.raises(RecordError, match="p.jsonl:2: duplicate row .*duplicates=dedupe"):
         read_predictions(path, "erc")
     read = read_predictions(path, "erc", duplicates="dedupe")
-    assert [r["prediction"] for r in read.rows["erc"]] == ["Joy.", "Joy."] and read.duplicates["erc"] == 1
+    assert [r.response for r in read.rows["erc"]] == ["Joy.", "Joy."] and read.duplicates["erc"] == 1
 
 
 def test_metrics_json_states_denominators_and_scoring(tmp_path):
@@ -149,8 +149,8 @@ def test_evaluate_reads_back_its_own_predictions_files(tmp_path):
     written = tmp_path / "a/predictions/erc.jsonl"
     assert [json.loads(line)["media"] for line in written.read_text().splitlines()][1] == ["dia1_utt2.mp4"]
     again = evaluate(config(tmp_path / "b", f"predictions={written}", "task=erc"))["erc"]
-    assert again.metrics["count"] == 2 and again.rows[1]["media"] == ["dia1_utt2.mp4"]
-    assert "parsed" not in again.rows[0]["meta"] and "media" not in again.rows[0]["meta"]
+    assert again.metrics["count"] == 2 and again.rows[1].media == ["dia1_utt2.mp4"]
+    assert "parsed" not in again.rows[0].meta and "media" not in again.rows[0].meta
 
 
 def test_a_row_of_another_task_says_so(tmp_path):

@@ -138,31 +138,44 @@ class _Builder:
         }
 
     def records(self, task: str, split: str, n: int) -> list[dict]:
-        if task == "ecpe":
+        """``n`` records of ``task``; ValueError for a task the demo has no media signal for."""
+        if task == "ecpe":  # whole dialogues, one record per emotional utterance
             return self._ecpe_records(split, n)
-        return [self._record(task, split) for _ in range(n)]
+        looks = {"msa": self._msa, "fer": self._fer, "mer": self._mer, "erc": self._erc, "eri": self._eri}
+        if task not in looks:
+            raise ValueError(
+                f"the demo has no data for task {task!r} (it makes {', '.join([*looks, 'ecpe'])})"
+            )
+        records = []
+        for _ in range(n):
+            query = TASKS[task].query(self._utterance())
+            answer, media = looks[task](split)
+            records.append({"query": query, "response": TASKS[task].format(answer), **media})
+        return records
 
-    def _record(self, task: str, split: str) -> dict:
-        rng, query = self.rng, TASKS[task].query(self._utterance())
-        if task == "msa":
-            answer = rng.choice(TASKS[task].labels)
-            media = self._image(_sentiment_image(answer == "Positive", rng), task, split)
-        elif task == "fer":
-            eyes, mouth = rng.choice(list(EYES)), rng.choice(list(MOUTHS))
-            answer = [phrase for phrase in (EYES[eyes], MOUTHS[mouth]) if phrase]
-            media = self._image(_face(eyes, mouth, rng), task, split)
-        elif task == "mer":
-            answer = rng.choice(TASKS[task].labels)
-            media = self._image(_emotion_frame(emotion_of(answer), _variant(rng)), task, split)
-        elif task == "erc":
-            answer = rng.choice(TASKS[task].labels)
-            media = self._clip(emotion_of(answer), split)
-        else:  # eri: MOSEI emotions, explained
-            emotion = emotion_of(rng.choice(TASKS["mer"].labels))
-            colour, _, shape, motion, feeling = EMOTION_LOOKS[emotion]
-            answer = rng.choice(_REASONS).format(feeling=feeling, colour=colour, shape=shape, motion=motion)
-            media = self._clip(emotion, split)
-        return {"query": query, "response": TASKS[task].format(answer), **media}
+    # One record's answer and media per task: only the media tell the answer.
+    def _msa(self, split: str) -> tuple:
+        answer = self.rng.choice(TASKS["msa"].labels)
+        return answer, self._image(_sentiment_image(answer == "Positive", self.rng), "msa", split)
+
+    def _fer(self, split: str) -> tuple:
+        eyes, mouth = self.rng.choice(list(EYES)), self.rng.choice(list(MOUTHS))
+        answer = [phrase for phrase in (EYES[eyes], MOUTHS[mouth]) if phrase]
+        return answer, self._image(_face(eyes, mouth, self.rng), "fer", split)
+
+    def _mer(self, split: str) -> tuple:
+        answer = self.rng.choice(TASKS["mer"].labels)
+        return answer, self._image(_emotion_frame(emotion_of(answer), _variant(self.rng)), "mer", split)
+
+    def _erc(self, split: str) -> tuple:
+        answer = self.rng.choice(TASKS["erc"].labels)
+        return answer, self._clip(emotion_of(answer), split)
+
+    def _eri(self, split: str) -> tuple:  # MOSEI emotions, explained
+        emotion = emotion_of(self.rng.choice(TASKS["mer"].labels))
+        colour, _, shape, motion, feeling = EMOTION_LOOKS[emotion]
+        answer = self.rng.choice(_REASONS).format(feeling=feeling, colour=colour, shape=shape, motion=motion)
+        return answer, self._clip(emotion, split)
 
     def _ecpe_records(self, split: str, n: int) -> list[dict]:
         emotional = [e for e in ECPE_EMOTIONS if e != "neutral"]

@@ -24,20 +24,10 @@ from m2se.tasks import TASKS
 def answer_summary(records: list[Record]) -> dict[str, dict[str, int]]:
     """Per task: label counts (classification), or counts that describe free answers."""
     out: dict[str, Counter] = {}
-    for record in records:
-        task = TASKS[record.task]
-        counts = out.setdefault(record.task, Counter())
-        if task.kind == "classification":
-            counts[task.parse(record.response)] += 1
-        elif task.kind == "pairs":
-            triples = task.parse(record.response) or []
-            counts["no cause" if not triples else "with cause"] += 1
-            counts.update(f"pair:{emotion}" for _, emotion, _ in triples)
-        elif task.kind == "phrases":
-            counts.update(task.parse(record.response) or ())
-        else:  # free text: how long the answers are
-            words = len(record.response.split())
-            counts[f"{words // 25 * 25}-{words // 25 * 25 + 24} words"] += 1
+    for record in records:  # the task's answer format says what to count (labels, phrases, pairs, lengths)
+        out.setdefault(record.task, Counter()).update(
+            TASKS[record.task].answer.answer_counts(record.response)
+        )
     return {name: dict(counts.most_common()) for name, counts in out.items()}
 
 

@@ -183,8 +183,7 @@ def parse_record(
         raise RecordError(where, "no media (expected an 'images' or 'videos' list)", "no media")
     problem = TASKS[name].check_response(item["response"])
     if problem:
-        kind = TASKS[name].kind
-        raise RecordError(where, problem, "unknown label" if kind == "classification" else "bad response")
+        raise RecordError(where, problem, TASKS[name].answer.bad_response)
     meta = {k: v for k, v in item.items() if k not in ("query", "response", *MEDIA_KEYS, *AUDIO_KEYS)}
     problem = TASKS[name].check_meta(meta)
     if problem:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from m2se.tasks import ECPE_EMOTIONS, parse_pairs
+from m2se.parsing import ECPE_EMOTIONS, parse_pairs
 
 Protocol = Literal["semeval", "emoverse"]
 PROTOCOLS = ("semeval", "emoverse")

@@ -2,7 +2,7 @@
 
 ROUGE-L is the F-measure per record (torchmetrics' default normalisation: lower case, non-alphanumeric
 characters as spaces), averaged over records. BLEU-4 is corpus BLEU (torchmetrics ``BLEUScore``, no
-smoothing) over words of the texts as ``m2se.tasks.normalize`` writes them (lower case, no punctuation).
+smoothing) over words of the texts as ``m2se.parsing.normalize`` writes them (lower case, no punctuation).
 No answer scores as the empty text. Neither needs nltk (no stemming, no ``rougeLsum``).
 """
 
@@ -15,7 +15,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.functional.text import rouge_score
 from torchmetrics.text import BLEUScore
 
-from m2se.tasks import normalize
+from m2se.parsing import normalize
 
 
 class TextOverlap(nn.Module):

@@ -16,9 +16,8 @@ from transformers import AutoTokenizer
 
 from m2se.data.audio import AudioSettings
 from m2se.data.dataset import prompts_of
-from m2se.evaluation import TaskResult, jsonable, parsed_answer, result_of
+from m2se.evaluation import TaskResult, result_of
 from m2se.files import staged_dir
-from m2se.metrics import TaskMetrics
 from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
 from m2se.model.audio import check_layout, extra_tokens_for
 from m2se.model.checkpoints import (
@@ -33,7 +32,8 @@ from m2se.model.checkpoints import (
 from m2se.model.guard import NonFiniteGuard, check_weights
 from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
 from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
-from m2se.tasks import TASKS
+from m2se.tasks import TASKS, TaskMetrics
+from m2se.tasks.prediction import Prediction
 
 
 def _settings(cls, value):
@@ -71,7 +71,7 @@ class M2SEModule(L.LightningModule):
         val_generate: int = 0,
         protocol: str = "semeval",
         audio: AudioSettings | Mapping | None = None,
-        parse: str = "exact",
+        parse: str | None = None,
         max_nonfinite_steps: int = 5,
     ) -> None:
         super().__init__()
@@ -103,7 +103,7 @@ class M2SEModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
         self.test_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
         self._val_generated: dict[str, int] = {}
-        self._test_rows: dict[str, list[dict]] = {}
+        self._test_rows: dict[str, list[Prediction]] = {}
         self.test_results: dict[str, TaskResult] = {}
 
     def placed(self, batch: dict):
@@ -169,8 +169,8 @@ class M2SEModule(L.LightningModule):
         if done < self.val_generate:
             answers = self.generate_answers(prompts_of(batch, self.tokenizer.pad_token_id), task)
             records = batch["records"][: self.val_generate - done]
-            self.val_metrics[task].update(
-                answers[: len(records)], [r.response for r in records], [r.meta for r in records]
+            self.val_metrics[task].add(
+                [Prediction.of_record(r, a) for r, a in zip(records, answers, strict=False)]
             )
             self._val_generated[task] = done + len(records)
 
@@ -228,21 +228,9 @@ class M2SEModule(L.LightningModule):
             return
         task = batch["task"]
         answers = self.generate_answers(batch, task)
-        records = batch["records"]
-        self.test_metrics[task].update(answers, [r.response for r in records], [r.meta for r in records])
-        rows = self._test_rows.setdefault(task, [])
-        for record, answer in zip(records, answers, strict=True):
-            rows.append(
-                {
-                    "where": record.where,
-                    "query": record.query,
-                    "response": answer,
-                    "label": record.response,
-                    "media": [str(p) for p in record.media],
-                    "meta": record.meta,
-                    "parsed": jsonable(parsed_answer(task, answer, record.meta, self.parse)),
-                }
-            )
+        rows = [Prediction.of_record(r, a) for r, a in zip(batch["records"], answers, strict=True)]
+        self.test_metrics[task].add(rows)
+        self._test_rows.setdefault(task, []).extend(rows)
 
     def on_test_epoch_end(self) -> None:
         # Collective calls below: every rank goes through the same tasks in the same order.

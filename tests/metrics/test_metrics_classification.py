@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from m2se.metrics import TaskMetrics
+from m2se.tasks import TaskMetrics
 
 ERC = ("Anger", "Sadness", "Surprise", "Disgust", "Joy", "Neutral", "Fear")
 

@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from m2se.dialogue.labels import NATIVE
-from m2se.metrics import TaskMetrics
+from m2se.tasks import TaskMetrics
 
 ECPE = (
     ["3_joy,1;3_joy,1", "", "2_anger,2", "no idea", "5_fear,5;5_fear,4", "6_sadness,2;x", "1_joy,1"],

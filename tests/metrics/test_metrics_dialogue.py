@@ -5,7 +5,7 @@ from sklearn.metrics import f1_score
 
 from m2se.dialogue.labels import NATIVE, UNIFIED, to_native, to_unified, unified_labels
 from m2se.evaluation import score
-from m2se.metrics import TaskMetrics
+from m2se.tasks import TaskMetrics
 
 MELD = list(NATIVE["meld"])
 
@@ -60,7 +60,7 @@ def test_nearest_parsing_recovers_near_misses_exact_counts_them():
     nearest = score("erc_dialog", ["joyfull", "sadness!"], rows, parse="nearest")
     assert exact.metrics["unparseable"] == 2 and exact.metrics["accuracy"] == 0
     assert nearest.metrics["unparseable"] == 0 and nearest.metrics["accuracy"] == 1
-    assert [r["parsed"] for r in nearest.rows] == ["joyful", "sad"]
+    assert [r.parsed for r in nearest.rows] == ["joyful", "sad"]
 
 
 def test_records_without_corpus_keys_are_a_clear_error():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from m2se.metrics import PairF1, TaskMetrics
+from m2se.metrics import PairF1
+from m2se.tasks import TaskMetrics
 
 
 def pair_scores(predictions, references, protocol="semeval"):

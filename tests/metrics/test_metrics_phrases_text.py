@@ -2,7 +2,7 @@
 
 import pytest
 
-from m2se.metrics import TaskMetrics
+from m2se.tasks import TaskMetrics
 
 
 def scores(task, predictions, references):

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from m2se.metrics import TaskMetrics, majority_baseline, self_cause_baseline
+from m2se.tasks import TASKS, TaskMetrics
+from m2se.tasks import self_cause as self_cause_baseline
+from m2se.tasks.prediction import Prediction
+
+
+def majority_baseline(references, task):
+    return TASKS[task].baseline(
+        "majority", [Prediction(task, f"r{i}", "", r) for i, r in enumerate(references)]
+    )
 
 
 def load(path):

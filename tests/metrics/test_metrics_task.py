@@ -2,8 +2,17 @@
 
 import pytest
 
-from m2se.metrics import TaskMetrics, majority_baseline, self_cause_baseline
+from m2se.tasks import TASKS, TaskMetrics
+from m2se.tasks import self_cause as self_cause_baseline
+from m2se.tasks.prediction import Prediction
 from m2se.templates import Utterance, ecpe_query
+
+
+def majority_baseline(references, task):
+    return TASKS[task].baseline(
+        "majority", [Prediction(task, f"r{i}", "", r) for i, r in enumerate(references)]
+    )
+
 
 # (prediction, gold, an answer the task cannot read)
 EXAMPLES = {

@@ -1,0 +1,33 @@
+"""Phrase answers: FER's ``;``-separated phrases, compared as a set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from m2se.parsing import normalize
+from m2se.tasks.formats.base import AnswerFormat
+from m2se.tasks.scorers import PhraseMetrics, Scorer
+
+
+@dataclass(frozen=True)
+class Phrases(AnswerFormat):
+    """Phrases joined by ``;`` (FER's action-unit descriptions), compared normalised, as a set."""
+
+    kind: ClassVar[str] = "phrases"
+
+    def parse(
+        self, text: str, labels: Sequence[str] | None = None, mode: str = "exact"
+    ) -> tuple[str, ...] | None:
+        phrases = tuple(p for p in (normalize(piece) for piece in text.split(";")) if p)
+        return phrases or None
+
+    def format(self, answer: Any) -> str:
+        return "; ".join(p[:1].upper() + p[1:] for p in answer)
+
+    def answer_counts(self, response: str) -> list[str]:
+        return list(self.parse(response) or ())
+
+    def metrics(self) -> tuple[Scorer, ...]:
+        return (PhraseMetrics(),)

@@ -1,0 +1,33 @@
+"""Free-text answers: ERI's explanations, compared by word overlap."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from m2se.tasks.formats.base import AnswerFormat
+from m2se.tasks.scorers import Scorer, TextMetrics
+
+
+@dataclass(frozen=True)
+class FreeText(AnswerFormat):
+    """Free text (ERI's explanations), compared by word overlap."""
+
+    kind: ClassVar[str] = "text"
+
+    def parse(self, text: str, labels: Sequence[str] | None = None, mode: str = "exact") -> str | None:
+        return " ".join(text.split()) or None
+
+    def gold(self, response: str, mode: str) -> Any:
+        return response
+
+    def identity(self, response: str) -> str:
+        return " ".join(response.split())
+
+    def answer_counts(self, response: str) -> list[str]:
+        words = len(response.split())
+        return [f"{words // 25 * 25}-{words // 25 * 25 + 24} words"]
+
+    def metrics(self) -> tuple[Scorer, ...]:
+        return (TextMetrics(),)
