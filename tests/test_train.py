@@ -161,7 +161,8 @@ def test_curriculum_switches_at_the_step_and_resumes_after_it(tiny_model_dir, de
 def test_tiny_model_learns_sentiment_from_pixels(tiny_model_dir, demo_dir, tmp_path):
     """A few dozen steps on msa alone: the loss falls and greedy answers beat chance on held-out clips."""
     msa_only = [
-        "data.mixtures={first: [{task: msa, weight: 1}], second: [{task: msa, weight: 1}]}",
+        "~data.mixtures",
+        "+data.mixtures={first: {msa: 1}, second: {msa: 1}}",
         "data.batch_size=8",
         "trainer.limit_train_batches=null",
         "trainer.max_epochs=null",

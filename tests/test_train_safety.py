@@ -243,7 +243,7 @@ def test_an_epoch_whose_every_sample_is_skipped_stops_with_one_line(tiny_model_d
     with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[
             "experiment=demo", "stage=first", f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}",
-            f"data.sources=[{{path: '{path}', media_root: '{demo_dir}'}}]", "data.mixtures.first=[{task: msa}]", "~data.mixtures.second",
+            f"data.sources=[{{path: '{path}', media_root: '{demo_dir}'}}]", "~data.mixtures.first", "+data.mixtures.first={msa: null}", "~data.mixtures.second",
             f"output_dir={tmp_path / 'run'}", "data.num_workers=0", "data.val_fraction=0", "trainer.max_epochs=1",
         ])  # fmt: skip
     with pytest.raises(

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from m2se.data.dataset import Collator, EncodedDataset
 from m2se.data.loaders import TrainingLoader, grouped
+from m2se.data.mixtures import mixture_weights
 from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record, RecordError, load_records
 from m2se.data.report import DataReport, token_lengths
@@ -56,8 +57,8 @@ def _check_cache(media: MediaLoader) -> None:
 class MultiTaskDataModule(L.LightningDataModule):
     """Training batches come from ``TaskWeightedBatchSampler`` over the active mixture.
 
-    ``mixtures`` maps a name to a list of ``{task, weight}`` (weight omitted: size-based with
-    ``temperature``). ``set_mixture`` switches the running sampler without rebuilding the loader.
+    ``mixtures`` maps a name to ``{task: weight}`` (``mixture_weights``: null weights are size-based
+    with ``temperature``, 0 leaves the task out). ``set_mixture`` switches the running sampler without rebuilding the loader.
     Validation is ``val_sources`` or a random ``val_fraction`` of every training file; ``test_sources``
     maps a task to its test file. ``data_dir`` is only a handle for config interpolation.
     ``frame_cache`` is a folder built by ``python -m m2se.data.cache`` (see MediaLoader). Media paths
@@ -67,7 +68,7 @@ class MultiTaskDataModule(L.LightningDataModule):
     def __init__(
         self,
         sources: Sequence[Source | Mapping],
-        mixtures: Mapping[str, Sequence[Mapping[str, Any]]],
+        mixtures: Mapping[str, Mapping[str, float | None] | Sequence[Mapping[str, Any]]],
         processor: M2SEProcessor,
         mixture: str = "first",
         temperature: float | None = None,
@@ -96,9 +97,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             raise ValueError(f"unknown mixture {mixture!r} (configured: {', '.join(mixtures)})")
         self.sources, self.val_sources = _sources(sources), _sources(val_sources)
         self.test_sources = {task: _sources([s])[0] for task, s in (test_sources or {}).items()}
-        self.mixtures = {
-            name: {e["task"]: e.get("weight") for e in entries} for name, entries in mixtures.items()
-        }
+        self.mixtures = {name: mixture_weights(name, entries) for name, entries in mixtures.items()}
         self.processor, self._mixture, self.temperature = processor, mixture, temperature
         self.val_fraction, self.val_max_per_task, self.batch_size = val_fraction, val_max_per_task, batch_size
         self.num_batches, self.num_workers, self.seed = num_batches, num_workers, seed

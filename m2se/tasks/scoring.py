@@ -121,7 +121,9 @@ class TaskMetrics(nn.Module):
                 continue
             if found is not None:
                 return found
-        raise refused or ValueError(f"task {self.task.name} has no confusion matrix (not a classification task)")
+        raise refused or ValueError(
+            f"task {self.task.name} has no confusion matrix (not a classification task)"
+        )
 
     def reset(self) -> None:
         for module in self.modules():

@@ -21,7 +21,7 @@ def test_demo_audio_config_composes_for_training_and_evaluation():
         evaluation = compose("evaluate", overrides=["experiment=demo_audio", "task=mer2023"])
     assert cfg.module.audio.encoder == cfg.data.processor.audio.encoder == "demo_out/tiny-hubert"
     assert list(cfg.module.audio.tasks) == ["mer2023"] and cfg.model.path == "demo_out/tiny-internvl"
-    assert {e.task for e in cfg.data.mixtures.first} == {"msa", "mer", "fer", "mer2023"}
+    assert set(cfg.data.mixtures.first) == {"msa", "mer", "fer", "mer2023"}
     assert (
         "mer2023" in evaluation.data.test_sources and evaluation.model.audio.encoder == "demo_out/tiny-hubert"
     )
@@ -43,7 +43,8 @@ def run(tmp_path_factory, tiny_model_dir, demo_dir):
                 f"model.audio.encoder={encoder}",
                 f"data.data_dir={demo_dir}",
                 f"output_dir={out}",
-                "data.mixtures.first=[{task: mer2023, weight: 1}, {task: msa, weight: 1}]",
+                "~data.mixtures.first",
+                "+data.mixtures.first={mer2023: 1, msa: 1}",
                 "trainer.max_epochs=1",
                 "trainer.limit_train_batches=4",
                 "trainer.limit_val_batches=2",

@@ -68,8 +68,10 @@ def test_from_raw_files_to_a_trained_stage(demo_dir, tiny_model_dir, tmp_path, c
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 24  # 12 clips + 12 frames, each once
 
     mixtures = [
-        "data.mixtures.first=[{task:msa,weight:1},{task:erc,weight:1}]",
-        "data.mixtures.second=[{task:erc,weight:1}]",
+        "~data.mixtures.first",
+        "+data.mixtures.first={msa: 1, erc: 1}",
+        "~data.mixtures.second",
+        "+data.mixtures.second={erc: 1}",
     ]
     trainer, _, datamodule = run(
         tmp_path / "run",
