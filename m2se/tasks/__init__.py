@@ -22,10 +22,26 @@ from m2se.tasks.formats import (
     Phrases,
 )
 from m2se.tasks.inference import infer_task
+from m2se.tasks.scorers import (
+    Acc2,
+    DialogueMetrics,
+    LabelMetrics,
+    PairMetrics,
+    PhraseMetrics,
+    Scorer,
+    TextMetrics,
+)
 from m2se.tasks.scoring import TaskMetrics, get_task
 from m2se.tasks.task import Task
 
 __all__ = [
+    "Acc2",
+    "DialogueMetrics",
+    "LabelMetrics",
+    "PairMetrics",
+    "PhraseMetrics",
+    "Scorer",
+    "TextMetrics",
     "ECPE_EMOTIONS",
     "EMOVERSE_TASKS",
     "MAX_OPEN_LABELS",
