@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
-from m2se.cli import precision, prepare_demo, resolve_model, run
+from m2se.cli import build_data, build_module, precision, prepare_demo, run
 from m2se.data.records import RecordError, load_records
 from m2se.evaluation import TaskResult, markdown_table, score, write_results
 from m2se.parsing import check_parse_mode
@@ -104,26 +104,18 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
 
 
 def generate(cfg: DictConfig) -> dict[str, TaskResult]:
-    from m2se.model.audio import saved_settings
-    from m2se.model.module import M2SEModule
-
-    resolve_model(cfg)
     tasks = [t for t in _tasks(cfg) if t in cfg.data.test_sources]
     if not tasks:
         raise ValueError(f"no test file for task {cfg.task} in data.test_sources")
     with open_dict(cfg):
         cfg.data.test_sources = {t: cfg.data.test_sources[t] for t in tasks}
-        saved = saved_settings(cfg.ckpt)
-        if saved is not None:  # prompts get the audio placeholders the adapter was trained with
-            cfg.data.processor.audio = saved
-    datamodule = instantiate(cfg.data, _convert_="all")
+    # As train.py builds them; prompts get the audio placeholders the checkpoint was trained with.
+    backbone, datamodule = build_data(cfg, evaluating=True)
     datamodule.setup("test")
     for task, records in datamodule.test_records.items():  # refused before the model loads
         if not records:
             raise RecordError.no_records(datamodule.test_sources[task].path, datamodule.test_skipped[task])
-    module = M2SEModule(
-        cfg.model.path, load=dict(cfg.load), init_from=cfg.ckpt, protocol=cfg.protocol, parse=cfg.parse
-    )
+    module = build_module(cfg, backbone, datamodule)
     trainer = instantiate(cfg.trainer, precision=precision(cfg.trainer.precision), _convert_="all")
     trainer.test(module, datamodule=datamodule, verbose=False)
     results = {}

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig
 
 from m2se.callbacks.adapter import AdapterExport
-from m2se.cli import precision, prepare_demo, resolve_model, run
+from m2se.cli import build_data, build_module, precision, prepare_demo, run
 from m2se.files import first_line
 from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO
 from m2se.versions import write_versions
@@ -48,10 +48,9 @@ def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDat
         )
     if cfg.prepare_demo:
         prepare_demo(cfg)
-    resolve_model(cfg)  # the processor and the module read the resolved, native directory
-    datamodule = instantiate(cfg.data, _convert_="all")
+    backbone, datamodule = build_data(cfg)
     datamodule.setup("fit")
-    module = instantiate(cfg.module, _convert_="all")
+    module = build_module(cfg, backbone, datamodule)
     trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records))
     started = FirstBatch()
     trainer.callbacks.append(started)

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from m2se.data import internvl
 from m2se.data.processor import M2SEProcessor
+from m2se.model.internvl import InternVL
 from m2se.model.module import M2SEModule
 from m2se.model.tiny import build_tiny_audio_encoder, build_tiny_internvl
 
@@ -93,9 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         model_dir = build_tiny_internvl(Path(tmp) / "tiny-internvl")
         encoder = args.encoder or build_tiny_audio_encoder(Path(tmp) / "tiny-hubert")
         audio = {"encoder": str(encoder), "tokens": args.tokens, "max_seconds": args.seconds}
-        processor = M2SEProcessor.from_pretrained(model_dir, audio=audio)
+        processor = internvl.from_pretrained(model_dir, audio=audio)
         torch.manual_seed(0)
-        module = M2SEModule(str(model_dir), audio=audio).to(device).train()
+        module = M2SEModule(InternVL(str(model_dir)), processor).to(device).train()
         name = "tiny HuBERT" if args.encoder is None else str(args.encoder)
         print(
             f"tiny InternVL + {name} on {device} ({torch.get_num_threads()} threads); {args.frames} frames and "

@@ -11,14 +11,15 @@ built beforehand with the same settings; the cache's size per clip and per image
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
+from m2se.data import internvl
 from m2se.data.cache import build_cache, settings_dir
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_demo_dataset
-from m2se.data.processor import M2SEProcessor
 from m2se.data.video import MediaLoader, read_video
 from m2se.model.tiny import build_tiny_internvl
 
@@ -41,7 +42,8 @@ def loader_rate(
     workers: int,
     frame_cache: Path | None = None,
 ) -> float:
-    processor = M2SEProcessor.from_pretrained(model, tile_size=tile, max_length=None)
+    processor = internvl.from_pretrained(model, max_length=None)
+    processor.vision = dataclasses.replace(processor.vision, tile_size=tile)  # the tile size under test
     dm = MultiTaskDataModule(
         sources=[{"path": str(root / "second_stage.json")}],
         mixtures=MIXTURES,
@@ -82,7 +84,7 @@ def main() -> None:
             [root / "second_stage.json"], cache, num_frames=args.frames, tile_size=args.tile, workers=2
         )
         seconds = time.perf_counter() - start
-        folder = settings_dir(MediaLoader(args.frames, args.tile, cache=cache))
+        folder = settings_dir(MediaLoader(args.frames, args.tile), cache)
         for kind, prefix in (("clip", "v-"), ("image", "i-")):
             sizes = [p.stat().st_size for p in folder.glob(f"{prefix}*.npy")]
             print(f"frame cache: {len(sizes)} {kind}s, {sum(sizes) // len(sizes):,} bytes per {kind}")

@@ -44,12 +44,13 @@ import torch
 import transformers
 from train_step import INTERNVL2, PeakRss, write_random_internvl2  # bench/ is on sys.path when run
 
+from m2se.data import internvl
 from m2se.data.dataset import Collator, EncodedDataset
 from m2se.data.demo import TEST_TASKS, write_demo_dataset
-from m2se.data.processor import M2SEProcessor
 from m2se.data.records import load_records
 from m2se.data.video import MediaLoader
-from m2se.model.internvl import LoadSettings, resolve_model_path
+from m2se.model.backbone import LoadSettings
+from m2se.model.internvl import InternVL, resolve_model_path
 from m2se.model.module import M2SEModule
 from m2se.model.tiny import build_tiny_internvl
 from m2se.tasks import TASKS
@@ -197,14 +198,16 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="m2se-bench-") as tmp:
         root = write_demo_dataset(Path(tmp) / "demo", test_size=args.samples)
         folder = model_folder(args.model, Path(tmp), device)
-        processor = M2SEProcessor.from_pretrained(folder)
+        processor = internvl.from_pretrained(folder)
         records = load_records(root / "test" / f"{task}.json", root, task).records[: args.samples]
         media = MediaLoader(args.frames, processor.tile_size)
         dataset = EncodedDataset(records, processor, media, on_media_error="raise", generation=True)
         items = [dataset[i] for i in range(len(dataset))]
         collator = Collator(processor, padding_side="left")
         load = LoadSettings(extra={"device_map": "cuda"} if cuda else {})
-        module = M2SEModule(str(folder), load=load).eval()  # eval: no LoRA dropout, as the test loop has
+        module = M2SEModule(
+            InternVL(str(folder)), processor, load=load
+        ).eval()  # eval: no LoRA dropout, as the test loop has
 
         lengths = [len(sample.input_ids) for _, sample in items]
         media_kind = f"{args.frames}-frame videos" if records[0].videos else "images"

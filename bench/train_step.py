@@ -4,7 +4,7 @@
                                [--steps 10] [--warmup 3] [--frames 8] [--seq-text 256]
                                [--checkpointing | --no-checkpointing] [--threads N]
 
-Every model goes the way training takes it: a model folder, ``M2SEProcessor.from_pretrained``,
+Every model goes the way training takes it: a model folder, ``m2se.data.internvl.from_pretrained``,
 ``load_base`` with ``LoadSettings`` (bf16 and flash-attention 2 or sdpa on CUDA, fp32 on CPU) and
 ``add_lora`` with the training defaults. A step is what the trainer does per micro-batch:
 autocast (bf16 on CUDA), forward, backward, gradient clipping at 1.0, AdamW.
@@ -47,9 +47,12 @@ import torch
 from lightning.fabric.utilities.throughput import get_available_flops, measure_flops
 from transformers import AutoConfig, InternVLConfig, InternVLForConditionalGeneration
 
+from m2se.data import internvl
 from m2se.data.processor import M2SEProcessor
+from m2se.model.backbone import LoadSettings
 from m2se.model.convert import native_config
-from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base, resolve_model_path
+from m2se.model.internvl import PARTS, load_base, resolve_model_path
+from m2se.model.lora import LoraSettings, add_lora
 from m2se.model.tiny import CORPUS, IMAGE_TOKENS, build_tiny_internvl, build_tokenizer
 
 # The original InternVL2 config.json values that decide shapes (OpenGVLab/InternVL2-2B and -4B).
@@ -145,7 +148,10 @@ def make_batch(
     samples = []
     for i in range(batch_size):
         answer = ANSWERS[i % len(ANSWERS)]
-        fixed = processor.count_tokens("", answer, video_frames=[frames]) - frames * processor.tokens_per_tile
+        fixed = (
+            processor.count_tokens("", answer, video_frames=[frames])
+            - frames * processor.vision.tokens_per_tile
+        )
         query = processor.tokenizer.decode(filler[: max(0, text_tokens - fixed)])
         video = rng.integers(0, 256, (frames, 448, 448, 3), dtype=np.uint8)
         samples.append(processor(query, answer, videos=[video]))
@@ -176,7 +182,7 @@ def model_flops(config: InternVLConfig, lora: LoraSettings, batch: dict) -> tupl
     with torch.device("meta"):
         model = InternVLForConditionalGeneration(config)
     model.requires_grad_(False)
-    model = add_lora(model, lora).train()
+    model = add_lora(model, lora, PARTS).train()
     inputs = {k: batch[k].to("meta") for k in ("input_ids", "pixel_values", "labels")}
     with _no_data_checks():
         # No attention_mask: building the padding mask reads data. Its FLOPs are the same.
@@ -263,7 +269,7 @@ def train_steps(model: torch.nn.Module, batch: dict, warmup: int, steps: int) ->
 def bench(
     name: str, folder: Path, args, batch_size: int, device: torch.device, checkpointing: bool
 ) -> Result:
-    processor = M2SEProcessor.from_pretrained(folder, max_length=None)
+    processor = internvl.from_pretrained(folder, max_length=None)
     batch = make_batch(processor, batch_size, args.frames, args.seq_text)
     lora = LoraSettings()
     flops, total, trainable = model_flops(AutoConfig.from_pretrained(folder), lora, batch)
@@ -276,10 +282,10 @@ def bench(
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     with contextlib.nullcontext() if cuda else PeakRss() as rss:
-        model = add_lora(load_base(folder, settings), lora).train()
+        model = add_lora(load_base(folder, settings), lora, PARTS).train()
         times = train_steps(model, batch, args.warmup, args.steps)
     peak = torch.cuda.max_memory_allocated(device) if cuda else rss.delta
-    visual = int((batch["input_ids"] == processor.image_token_id).sum())
+    visual = int((batch["input_ids"] == processor.vision.image_token_id).sum())
     tokens = int(batch["attention_mask"].sum())
     result = Result(
         model=name,
@@ -365,9 +371,9 @@ def skipped(name: str, args) -> str:
     """What a GPU configuration would run, from a meta-device model: no CUDA needed."""
     tokenizer = build_tokenizer()
     config = internvl2_config(name, tokenizer.convert_tokens_to_ids(IMAGE_TOKENS[2]))
-    processor = M2SEProcessor(
-        tokenizer, tile_size=448, tokens_per_tile=config.image_seq_length, max_length=None
-    )
+    ids = tuple(tokenizer.convert_tokens_to_ids([IMAGE_TOKENS[0], IMAGE_TOKENS[2], IMAGE_TOKENS[1]]))
+    vision = internvl.InternVLVision(tile_size=448, tokens_per_tile=config.image_seq_length, image_ids=ids)
+    processor = M2SEProcessor(tokenizer, vision, max_length=None)
     batch = make_batch(processor, args.batch[0], args.frames, args.seq_text)
     flops, total, trainable = model_flops(config, LoraSettings(), batch)
     return (

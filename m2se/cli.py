@@ -1,4 +1,5 @@
-"""What train.py and evaluate.py share: one-line errors, the demo's first-use set-up, precision."""
+"""What train.py and evaluate.py share: one-line errors, the demo's first-use set-up, building the
+data and the module from config the same way, precision."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from m2se.audio_settings import AudioSettings
+from m2se.data.media_errors import MediaError
 from m2se.data.records import RecordError
-from m2se.data.video import MediaError
 from m2se.files import first_line
+from m2se.model.audio import evaluated_settings
 from m2se.model.guard import NonFiniteError
-from m2se.model.internvl import resolve_model_path
+
+if TYPE_CHECKING:
+    from m2se.data.datamodule import MultiTaskDataModule
+    from m2se.model.backbone import Backbone
+    from m2se.model.module import M2SEModule
 
 # Third-party deprecation chatter that a user can do nothing about.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
@@ -120,10 +129,11 @@ def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
 def prepare_demo(cfg: DictConfig) -> None:
     """Build the tiny model and the demo dataset where the config expects them, if they are missing."""
     from m2se.data.demo import DEMO_MARK, write_demo_dataset
-    from m2se.model.tiny import build_tiny_audio_encoder, build_tiny_internvl
+    from m2se.model.tiny import build_tiny_audio_encoder
 
-    if not (Path(cfg.model.path) / "config.json").is_file():
-        build_tiny_internvl(Path(cfg.model.path))
+    # A model config that can make its model says how (model.build: the tiny models).
+    if cfg.model.get("build") and not (Path(cfg.model.path) / "config.json").is_file():
+        instantiate(cfg.model.build)
     encoder = (cfg.model.get("audio") or {}).get("encoder")
     if encoder and not (Path(encoder) / "config.json").is_file():
         build_tiny_audio_encoder(Path(encoder))
@@ -144,10 +154,29 @@ def prepare_demo(cfg: DictConfig) -> None:
     write_demo_dataset(folder)
 
 
-def resolve_model(cfg: DictConfig) -> None:
-    """Point ``cfg.model.path`` at a native model directory (converting an original checkpoint once)."""
+def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, MultiTaskDataModule]:
+    """The backbone (``model.backbone``, resolved to a local native directory: ``model.path`` follows
+    it) and the DataModule (``data``) with the processor ``model.processor`` builds from that directory,
+    the data config's prompt options (``data.processor``) and ``model.audio``.
+
+    Evaluating, ``model.audio`` is what the checkpoint ``ckpt`` was trained with (``evaluated_settings``).
+    """
+    backbone = instantiate(cfg.model.backbone).resolved()
     with open_dict(cfg):
-        cfg.model.path = str(resolve_model_path(cfg.model.path, cfg.model.cache_dir))
+        cfg.model.path = backbone.path
+    audio = AudioSettings.of(OmegaConf.to_container(cfg.model.audio, resolve=True))
+    if evaluating:
+        audio = evaluated_settings(audio, cfg.ckpt)
+    options = OmegaConf.to_container(cfg.data.get("processor") or {}, resolve=True)
+    # Partial, then called: Hydra would take the dataclasses (settings, backbone) for configs to merge.
+    processor = instantiate(cfg.model.processor, _partial_=True)(**options, audio=audio)
+    return backbone, instantiate(cfg.data, processor=processor, _convert_="all")
+
+
+def build_module(cfg: DictConfig, backbone: Backbone, datamodule: MultiTaskDataModule) -> M2SEModule:
+    """``module`` on ``backbone``, with the processor ``datamodule`` encodes with: prompts and model
+    agree on the audio placeholders by construction."""
+    return instantiate(cfg.module, _partial_=True, _convert_="all")(backbone, datamodule.processor)
 
 
 def precision(value: str) -> str:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
+from m2se.cli import build_data
 from m2se.data.datamodule import MultiTaskDataModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -45,6 +45,21 @@ def test_every_choice_composes(group):
         assert cfg[group] is not None
 
 
+def test_the_model_config_owns_the_backbone_its_processor_and_what_it_hears():
+    for choice in configs("model"):
+        cfg = composed(f"model={choice}")
+        assert cfg.model.backbone._target_ and cfg.model.processor._target_
+        assert cfg.model.backbone.path == cfg.model.processor.path == cfg.model.path
+        assert cfg.model.audio.encoder is None  # conf/model/audio/none.yaml, not a copy in every file
+        assert "\naudio:" not in (CONF / "model" / f"{choice}.yaml").read_text()
+        assert "audio" not in cfg.module and "model_path" not in cfg.module
+    for choice in configs("data"):
+        assert "_target_" not in composed(f"data={choice}").data.processor  # prompt options only
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        evaluation = compose("evaluate")
+    assert evaluation.module._target_ == composed().module._target_  # both entry points build it alike
+
+
 def test_defaults_follow_emoverse():
     cfg = composed()
     assert cfg.model.path == "OpenGVLab/InternVL2-4B"
@@ -69,8 +84,8 @@ def test_every_config_starts_with_its_command():
 def test_demo_experiment_instantiates_the_data(tiny_model_dir, demo_dir):
     cfg = composed("experiment=demo", f"model.path={tiny_model_dir}", f"data.data_dir={demo_dir}")
     assert cfg.prepare_demo and cfg.trainer.accelerator == "cpu"
-    dm = instantiate(cfg.data, _convert_="all")
-    assert isinstance(dm, MultiTaskDataModule)
+    backbone, dm = build_data(cfg)  # as train.py and evaluate.py build it
+    assert isinstance(dm, MultiTaskDataModule) and backbone.path == cfg.model.path == str(tiny_model_dir)
     dm.setup("fit")
     assert dm.mixture == "first" and set(dm.test_records) == {"msa", "mer", "erc", "fer", "eri", "ecpe"}
     assert dm.processor.tile_size == 56 and dm.media.num_frames == cfg.data.num_frames

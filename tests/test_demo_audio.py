@@ -8,10 +8,11 @@ frames are the same grey picture for every label, so the run without audio can o
 import pytest
 import torch
 
+from m2se.data import internvl
 from m2se.data.dataset import Collator, EncodedDataset
-from m2se.data.processor import M2SEProcessor
 from m2se.data.records import load_records
 from m2se.data.video import MediaLoader
+from m2se.model.internvl import InternVL
 from m2se.model.module import M2SEModule
 from m2se.model.tiny import build_tiny_audio_encoder
 from m2se.tasks import TASKS
@@ -33,7 +34,7 @@ def accuracy_after_training(model_dir, demo_dir, audio: dict | None, labels, ste
         [r for r in load_records(demo_dir / name, media_root=demo_dir).records if r.response in labels]
         for name in ("audio_stage.json", "test/mer2023.json")
     )
-    processor = M2SEProcessor.from_pretrained(model_dir, audio=audio)
+    processor = internvl.from_pretrained(model_dir, audio=audio)
     media = MediaLoader(num_frames=1, tile_size=processor.tile_size, max_tiles=1)  # the frames say nothing
     samples, prompts = (
         [dataset[i] for i in range(len(dataset))]
@@ -44,7 +45,7 @@ def accuracy_after_training(model_dir, demo_dir, audio: dict | None, labels, ste
     )
     assert not any(sample.dropped for _, sample in samples + prompts)  # every clip was heard
     torch.manual_seed(seed)
-    module = M2SEModule(str(model_dir), optimizer=OPTIMIZER, audio=audio)
+    module = M2SEModule(InternVL(str(model_dir)), processor, optimizer=OPTIMIZER)
     module.schedule_window = (0, steps)  # warmup + cosine over this run, as the Trainer would set it
     optimizers = module.configure_optimizers()
     optimizer, schedule = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]

@@ -4,22 +4,21 @@ A record's audio is its ``audio`` file (a wav, say) or else its first video's so
 with PyAV to mono float32 at the speech encoder's rate. Feature views are ``.npy`` files named by the
 record's ``features`` mapping (``{"face": "feats/clip.npy"}``), one vector or a (T, D) sequence per
 clip, as Emotion-LLaMA ships its MAE / VideoMAE / HuBERT features. Which tasks hear, how many tokens
-each kind becomes and what happens to a record without sound is ``AudioSettings`` (``model.audio``).
+each kind becomes and what happens to a record without sound is ``AudioSettings`` (``model.audio``,
+``m2se.audio_settings``).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from m2se.audio_settings import AudioSettings
+from m2se.data.media_errors import MediaError, check_file
 from m2se.data.records import Record
-from m2se.data.video import MediaError, _check_file
 from m2se.tasks import TASKS
 
 
@@ -31,73 +30,15 @@ class NoAudioError(MediaError):
         self.kind = kind
 
 
-@dataclass(frozen=True)
-class FeatureView:
-    """A pre-extracted feature file per clip: vectors of width ``dim``, pooled to ``tokens`` tokens."""
-
-    dim: int
-    tokens: int = 1
-
-
-@dataclass(frozen=True)
-class AudioSettings:
-    """``model.audio``: the speech encoder, feature views and which tasks get them.
-
-    ``encoder`` null and no ``features``: nothing is added. ``tasks`` lists the tasks whose prompts
-    get the placeholders (``all``: every task). ``missing``: a record of such a task without sound
-    (or without a view's file) loses that placeholder and is counted (``drop``), or is skipped and
-    counted (``skip``). ``sampling_rate`` null: the encoder's feature extractor's.
-    """
-
-    encoder: str | None = None
-    tokens: int = 8
-    freeze_encoder: bool = True
-    tasks: Sequence[str] | Literal["all"] = "all"
-    missing: Literal["drop", "skip"] = "drop"
-    max_seconds: float | None = 10.0
-    sampling_rate: int | None = None
-    features: Mapping[str, FeatureView] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        views = {k: v if isinstance(v, FeatureView) else FeatureView(**v) for k, v in self.features.items()}
-        object.__setattr__(self, "features", views)
-        if self.tasks != "all":
-            object.__setattr__(self, "tasks", tuple(self.tasks))
-            unknown = sorted(set(self.tasks) - set(TASKS))
-            if unknown:
-                raise ValueError(
-                    f"model.audio.tasks: unknown tasks {unknown} (known: {', '.join(TASKS)}, or all)"
-                )
-        if self.missing not in ("drop", "skip"):
-            raise ValueError(f"model.audio.missing must be 'drop' or 'skip', got {self.missing!r}")
-        if self.tokens < 1 or any(v.tokens < 1 or v.dim < 1 for v in views.values()):
-            raise ValueError("model.audio: tokens, and every feature view's dim and tokens, must be >= 1")
-        for view in views:
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", view):
-                raise ValueError(f"model.audio.features: view name {view!r} must be lowercase [a-z0-9_]")
-
-    @classmethod
-    def of(cls, value: AudioSettings | Mapping | None) -> AudioSettings:
-        return value if isinstance(value, cls) else cls(**(value or {}))
-
-    @property
-    def enabled(self) -> bool:
-        return self.encoder is not None or bool(self.features)
-
-    def applies_to(self, task: str) -> bool:
-        return self.enabled and (self.tasks == "all" or task in self.tasks)
-
-    def layout(self) -> tuple:
-        """What decides the placeholders in prompts: processor and model must agree on it."""
-        if not self.enabled:
-            return ()
-        views = tuple((view, spec.tokens, spec.dim) for view, spec in self.features.items())
-        return self.encoder is not None, self.tokens if self.encoder else 0, self.tasks, views
-
-    def to_dict(self) -> dict:
-        plain = asdict(self)
-        plain["tasks"] = self.tasks if self.tasks == "all" else list(self.tasks)
-        return plain
+def check_tasks(settings: AudioSettings) -> AudioSettings:
+    """``settings`` when every task it names is known; ValueError naming the unknown ones otherwise."""
+    if settings.tasks != "all":
+        unknown = sorted(set(settings.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(
+                f"model.audio.tasks: unknown tasks {unknown} (known: {', '.join(TASKS)}, or all)"
+            )
+    return settings
 
 
 def read_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float | None = None) -> np.ndarray:
@@ -107,7 +48,7 @@ def read_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float |
     """
     import av
 
-    _check_file(path)
+    check_file(path)
     limit = None if max_seconds is None else int(max_seconds * sampling_rate)
     try:
         with av.open(str(path)) as container:
@@ -136,7 +77,7 @@ def read_audio(path: str | os.PathLike, sampling_rate: int, max_seconds: float |
 
 def read_features(path: str | os.PathLike, dim: int | None = None) -> np.ndarray:
     """A ``.npy`` feature file as float32 (T, D); a vector becomes (1, D). Bad files raise MediaError."""
-    _check_file(path)
+    check_file(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
@@ -196,13 +137,6 @@ class AudioLoader:
         if self.settings.missing == "skip":
             raise err
         dropped.append(err.kind)
-
-
-def resolve_sampling_rate(settings: AudioSettings) -> int | None:
-    """The rate audio is read at: ``settings.sampling_rate``, else the encoder's feature extractor's."""
-    if settings.encoder is None or settings.sampling_rate is not None:
-        return settings.sampling_rate
-    return load_feature_extractor(settings.encoder).sampling_rate
 
 
 def load_feature_extractor(encoder: str | Path):

@@ -1,7 +1,7 @@
 """Frame cache: decode every medium of some EMT files once, then train from memory-mapped arrays.
 
     python -m m2se.data.cache data/emoverse/first_stage.json data/emoverse/second_stage.json \\
-        --media-root data/emoverse --out cache/frames --num-frames 8 --tile-size 448 --workers 8
+        --media-root data/emoverse --out cache/frames --num-frames 8 --model OpenGVLab/InternVL2-4B --workers 8
 
 and then ``data.frame_cache=cache/frames``. Each medium is stored as MediaLoader.load returns it
 (videos: uint8 (N, S, S, 3) frames; images: uint8 (T, S, S, 3) tiles), one ``.npy`` per medium under
@@ -29,42 +29,86 @@ import numpy as np
 from tqdm import tqdm
 
 from m2se.data.records import RecordError, load_records
-from m2se.data.video import MediaError, MediaLoader
-from m2se.files import first_line, write_json
+from m2se.data.video import Kind, MediaError, MediaLoader
+from m2se.files import first_line, read_json_object, write_json
 
-Kind = Literal["image", "video"]
 FORMAT = 1
 
 
-def settings_dir(loader: MediaLoader) -> Path:
-    """The folder of ``loader.cache`` holding media decoded with exactly ``loader``'s settings."""
+def settings_dir(loader: MediaLoader, cache: str | os.PathLike) -> Path:
+    """The folder of the cache ``cache`` holding media decoded with exactly ``loader``'s settings."""
     thumb = "thumb" if loader.use_thumbnail else "nothumb"
     name = f"n{loader.num_frames}-s{loader.tile_size}-t{loader.max_tiles}-{thumb}-{loader.backend}"
-    return Path(loader.cache) / name
+    return Path(cache) / name
 
 
-def entry_path(loader: MediaLoader, kind: Kind, path: str | os.PathLike) -> Path:
-    """Where ``path``'s decoded array lives in the cache; OSError when the source cannot be stat'ed."""
+def entry_path(folder: Path, kind: Kind, path: str | os.PathLike) -> Path:
+    """Where ``path``'s decoded array lives in the settings folder ``folder``; OSError when the source
+    cannot be stat'ed."""
     source = Path(path).resolve()
     stat = source.stat()
     digest = hashlib.sha256(f"{kind}\0{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
-    return settings_dir(loader) / f"{kind[0]}-{digest[:32]}.npy"
+    return folder / f"{kind[0]}-{digest[:32]}.npy"
 
 
-def read_cached(loader: MediaLoader, kind: Kind, path: str | os.PathLike) -> np.ndarray | None:
-    """The cached array (read-only memory map), or None when it is not cached for this source file."""
-    try:
-        return np.load(entry_path(loader, kind, path), mmap_mode="r")
-    except (OSError, ValueError):
-        # Not cached (or the source is missing: decoding then names it as a MediaError).
-        return None
+class FrameCache:
+    """``loader``'s media read from the cache folder ``cache`` where it holds them for these settings
+    and this exact source file (path, size, mtime), memory-mapped and read-only; anything else is
+    decoded by ``loader``. ``hits`` and ``misses`` count both, per process (each DataLoader worker
+    has its own copy). Reads ``loader``'s settings (``num_frames``, ``tile_size``, ...) as its own.
+    """
+
+    def __init__(self, loader: MediaLoader, cache: str | os.PathLike) -> None:
+        self.loader, self.cache = loader, cache
+        self.folder = settings_dir(loader, cache)
+        self.counts: Counter = Counter()
+
+    def __getattr__(self, name: str):
+        if name in ("loader", "cache", "folder", "counts"):  # not set yet: being unpickled
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+    @property
+    def hits(self) -> int:
+        return self.counts["hits"]
+
+    @property
+    def misses(self) -> int:
+        return self.counts["misses"]
+
+    def load(
+        self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [self._load("image", p) for p in images], [self._load("video", p) for p in videos]
+
+    def _load(self, kind: Kind, path: str | os.PathLike) -> np.ndarray:
+        try:
+            cached = np.load(entry_path(self.folder, kind, path), mmap_mode="r")
+        except (OSError, ValueError):
+            # Not cached (or the source is missing: decoding then names it as a MediaError).
+            cached = None
+        self.counts["hits" if cached is not None else "misses"] += 1
+        return cached if cached is not None else self.loader.decode(kind, path)
+
+    def unbuilt(self) -> str | None:
+        """What to say when the cache holds nothing for these settings (every medium would be decoded)."""
+        if self.folder.is_dir():
+            return None
+        found = sorted(p.name for p in Path(self.cache).glob("n*-s*") if p.is_dir())
+        media = self.loader
+        return (
+            f"frame cache {self.cache} has no entries for {self.folder.name} (it holds: "
+            f"{', '.join(found) or 'nothing'}); decoding instead. Build it with the training settings: "
+            f"python -m m2se.data.cache FILES --out {self.cache} --num-frames {media.num_frames} "
+            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles}"
+        )
 
 
-def cache_medium(loader: MediaLoader, kind: Kind, path: str | os.PathLike) -> tuple[str, str]:
-    """Decode and store one medium: ("cached" | "already there" | "failed", failure reason or "")."""
+def cache_medium(loader: MediaLoader, folder: Path, kind: Kind, path: str | os.PathLike) -> tuple[str, str]:
+    """Decode and store one medium in ``folder``: ("cached" | "already there" | "failed", failure reason or "")."""
     try:
         try:
-            entry = entry_path(loader, kind, path)
+            entry = entry_path(folder, kind, path)
         except OSError:
             raise MediaError(f"{path}: missing file") from None
         if entry.is_file():
@@ -112,16 +156,16 @@ class BuildSummary:
         return "\n".join(lines)
 
 
-def _cache_task(task: tuple[MediaLoader, Kind, Path]) -> tuple[str, str]:
+def _cache_task(task: tuple[MediaLoader, Path, Kind, Path]) -> tuple[str, str]:
     return cache_medium(*task)
 
 
 def build_cache(
     files: Sequence[str | os.PathLike],
     out: str | os.PathLike,
+    num_frames: int,
+    tile_size: int,
     media_root: str | os.PathLike | None = None,
-    num_frames: int = 8,
-    tile_size: int = 448,
     max_tiles: int = 12,
     use_thumbnail: bool = True,
     backend: Literal["auto", "decord", "pyav"] = "auto",
@@ -134,8 +178,8 @@ def build_cache(
     Media paths must stay inside the media root unless ``outside_ok``. RecordError when the files
     hold no record at all; OSError naming the path when the cache folder cannot be written.
     """
-    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend, cache=out)
-    folder = settings_dir(loader)
+    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend)
+    folder = settings_dir(loader, out)
     folder.mkdir(parents=True, exist_ok=True)
     settings = dict(
         format=FORMAT,
@@ -161,7 +205,7 @@ def build_cache(
         raise RecordError.no_records(", ".join(map(str, files)), summary.skipped_records)
     summary.videos = sum(kind == "video" for kind, _ in media)
     summary.images = len(media) - summary.videos
-    tasks = [(loader, kind, path) for kind, path in media]
+    tasks = [(loader, folder, kind, path) for kind, path in media]
     bar = tqdm(total=len(tasks), desc="caching media", unit="medium", disable=not progress)
     if workers > 1:
         with multiprocessing.get_context().Pool(workers) as pool:
@@ -185,6 +229,30 @@ def _tracked(results, bar: tqdm):
         yield result
 
 
+def tile_size_of(model: str | os.PathLike) -> int:
+    """The square input side of a model's vision tower (``vision_config.image_size`` in its config.json,
+    as the processor reads it): the tile size training cuts media into. ``model`` is a folder or a hub id
+    in the local Hugging Face cache; OSError or ValueError naming it otherwise."""
+    path = Path(model).expanduser() / "config.json"
+    if not path.is_file():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(str(model), "config.json"))
+        except Exception as err:  # huggingface_hub raises many types for an id it cannot find
+            raise OSError(
+                f"--model {model}: no config.json there or in the Hugging Face cache ({first_line(err)})"
+            ) from None
+    vision = read_json_object(path).get("vision_config")
+    size = vision.get("image_size") if isinstance(vision, dict) else None
+    size = size[0] if isinstance(size, list) and len(size) == 2 and size[0] == size[1] else size
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(
+            f"{path}: no square vision_config.image_size to take the tile size from (got {size!r})"
+        )
+    return size
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", help="EMT files (JSON list or JSONL)")
@@ -193,10 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="cache folder (data.frame_cache)")
     parser.add_argument("--num-frames", type=int, default=8)
+    parser.add_argument("--tile-size", type=int, help="tile side in pixels (or --model)")
     parser.add_argument(
-        "--tile-size", type=int, default=None, help="default: the --model processor's tile size, else 448"
+        "--model", help="model folder or cached hub id whose vision tower sets the tile size (as in training)"
     )
-    parser.add_argument("--model", help="model folder whose processor sets the tile size (as in training)")
     parser.add_argument("--max-tiles", type=int, default=12)
     parser.add_argument("--no-thumbnail", action="store_true")
     parser.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
@@ -208,19 +276,15 @@ def main(argv: list[str] | None = None) -> int:
         help="let media paths be absolute, hold .. or follow symlinks out of the media root",
     )
     args = parser.parse_args(argv)
+    if (args.tile_size is None) == (args.model is None):
+        parser.error("give the tile size: --tile-size PIXELS or --model DIR (not both)")
     try:
-        if args.tile_size is None:
-            args.tile_size = 448
-            if args.model:
-                from m2se.data.processor import M2SEProcessor
-
-                args.tile_size = M2SEProcessor.from_pretrained(args.model).tile_size
         summary = build_cache(
             args.files,
             args.out,
-            args.media_root,
             args.num_frames,
-            args.tile_size,
+            args.tile_size or tile_size_of(args.model),
+            args.media_root,
             args.max_tiles,
             not args.no_thumbnail,
             args.video_backend,

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
+from m2se.data.cache import FrameCache
 from m2se.data.dataset import Collator, EncodedDataset
 from m2se.data.loaders import TrainingLoader, grouped
 from m2se.data.mixtures import mixture_weights
@@ -39,21 +40,6 @@ def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
     return [s if isinstance(s, Source) else Source(**s) for s in items or ()]
 
 
-def _check_cache(media: MediaLoader) -> None:
-    """Warn when the frame cache holds nothing for these settings: every medium would be decoded."""
-    from m2se.data.cache import settings_dir
-
-    wanted = settings_dir(media)
-    if not wanted.is_dir():
-        found = sorted(p.name for p in Path(media.cache).glob("n*-s*") if p.is_dir())
-        rank_zero_warn(
-            f"frame cache {media.cache} has no entries for {wanted.name} (it holds: "
-            f"{', '.join(found) or 'nothing'}); decoding instead. Build it with the training settings: "
-            f"python -m m2se.data.cache FILES --out {media.cache} --num-frames {media.num_frames} "
-            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles}"
-        )
-
-
 class MultiTaskDataModule(L.LightningDataModule):
     """Training batches come from ``TaskWeightedBatchSampler`` over the active mixture.
 
@@ -61,7 +47,7 @@ class MultiTaskDataModule(L.LightningDataModule):
     with ``temperature``, 0 leaves the task out). ``set_mixture`` switches the running sampler without rebuilding the loader.
     Validation is ``val_sources`` or a random ``val_fraction`` of every training file; ``test_sources``
     maps a task to its test file. ``data_dir`` is only a handle for config interpolation.
-    ``frame_cache`` is a folder built by ``python -m m2se.data.cache`` (see MediaLoader). Media paths
+    ``frame_cache`` is a folder built by ``python -m m2se.data.cache`` (see FrameCache). Media paths
     must stay inside their source's media root unless ``allow_media_outside_root``.
     """
 
@@ -103,11 +89,13 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.num_batches, self.num_workers, self.seed = num_batches, num_workers, seed
         self.on_bad_record, self.on_media_error = on_bad_record, on_media_error
         self.allow_media_outside_root = allow_media_outside_root
-        self.media = MediaLoader(
-            num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend, cache=frame_cache
+        self.media: MediaLoader | FrameCache = MediaLoader(
+            num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend
         )
         if frame_cache is not None:
-            _check_cache(self.media)
+            self.media = FrameCache(self.media, frame_cache)
+            if self.media.unbuilt():
+                rank_zero_warn(self.media.unbuilt())
         self.sampler: TaskWeightedBatchSampler | None = None
         self.runtime_skips: Counter = Counter()
         self.skips_by_task: dict[str | None, Counter] = {}  # the same, per task (evaluation's denominators)

@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import Dataset
 
 from m2se.data.audio import AudioLoader, NoAudioError
+from m2se.data.media_errors import MediaError
 from m2se.data.processor import EncodedSample, M2SEProcessor, OverBudgetError
 from m2se.data.records import Record
-from m2se.data.video import MediaError, MediaLoader
+from m2se.data.video import MediaLoader
 
 
 # Not frozen: Lightning's batch transfer rebuilds dataclasses field by field.
@@ -36,7 +37,7 @@ class EncodedDataset(Dataset):
         self,
         records: Sequence[Record],
         processor: M2SEProcessor,
-        media: MediaLoader,
+        media: MediaLoader,  # or a FrameCache around one
         on_media_error: Literal["skip", "raise"] = "skip",
         generation: bool = False,
     ) -> None:

@@ -1,11 +1,13 @@
-"""Prompt + pixels for InternVL: the project's processor (transformers' InternVLProcessor needs torchvision).
+"""Prompt + pixels for a vision-language model: the project's processor (transformers' processors need
+torchvision), the same for every backbone family.
 
-A sample becomes `<|system|>\\n{system}<|end|><|user|>\\n{media}{query}<|end|><|assistant|>\\n{answer}<|end|>`
-(the tokenizer's chat template decides the wrapping), media first as ms-swift wrote them:
-`Frame{i}: <image>\\n` per video frame, `<image>\\n` for one image (`Image-{i}: <image>\\n` for several),
-each `<image>` being `<img>` + `<IMG_CONTEXT>` × (tokens per tile × tiles) + `</img>`. With
-``audio`` settings (``model.audio``, see ``m2se.data.audio``) the media go on with `Audio: <audio>\n`
-and `{View} features: <feat>\n` per feature view, each placeholder being ``tokens`` filler ids (the pad
+A sample becomes the tokenizer's chat template around `{media}{query}` as the user turn and the answer
+as the assistant turn, e.g. `<|system|>\\n{system}<|end|><|user|>\\n{media}{query}<|end|><|assistant|>\\n{answer}<|end|>`.
+The media come first, one per line; how a picture is written (its text prefix, its placeholder ids)
+and how its pixels are normalised is the family's ``vision`` (``m2se.data.internvl.InternVLVision``),
+built with the processor by the family's ``from_pretrained`` (the model config's ``processor``). With
+``audio`` settings (``model.audio``, ``m2se.audio_settings``) the media go on with `Audio: <audio>\\n`
+and `{View} features: <feat>\\n` per feature view, each placeholder being ``tokens`` filler ids (the pad
 id: the vocabulary never changes) that the model overwrites with projected audio or feature tokens;
 the sample marks them in ``audio_mask`` / ``feature_masks``.
 """
@@ -15,20 +17,39 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from m2se.data.audio import AudioSettings, load_feature_extractor
-from m2se.data.tiles import check_rgb, image_processor, tile_image
+from m2se.audio_settings import AudioSettings
+from m2se.data.audio import check_tasks, load_feature_extractor
+from m2se.data.tiles import check_rgb
 from m2se.files import first_line
 
 IGNORE_INDEX = -100
 AUDIO = ("audio", "")  # placeholder kinds: the encoder's sound, and ("features", view) per view
-IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 _SLOT = "\x00M2SE_SLOT\x00"  # stands in for a message's content to cut the chat template around it
+
+
+class Vision(Protocol):
+    """How a backbone family writes pictures into a prompt (``m2se.data.internvl.InternVLVision``)."""
+
+    tile_size: int  # media are read as square tiles of this side (``MediaLoader``)
+    image_token_id: int  # the id the model fills with image features
+
+    def prefixes(self, image_tiles: Sequence[int], video_frames: Sequence[int]) -> list[tuple[str, int]]:
+        """(text before it, tiles) per picture in prompt order: images, then every video frame."""
+
+    def placeholder(self, tiles: int) -> list[int]:
+        """The token ids standing for one picture of ``tiles`` tiles."""
+
+    def visual_tokens(self, tiles: int) -> int:
+        """How many ``image_token_id`` a picture of ``tiles`` tiles holds."""
+
+    def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
+        """uint8 (T, H, W, 3) tiles → the model's float32 (T, 3, S, S) input."""
 
 
 def load_pretrained(path: str | Path, kind=AutoTokenizer):
@@ -68,15 +89,14 @@ class EncodedSample:
 
 
 class M2SEProcessor:
-    """Turns (query, response, media) into token ids, labels and pixel values for InternVL."""
+    """Turns (query, response, media) into token ids, labels and pixel values for the model whose
+    tokenizer and ``vision`` it holds. ValueError when the tokenizer has no pad token or a chat template
+    that cannot be cut around an answer, or ``audio`` names unknown tasks."""
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
-        tile_size: int = 448,
-        tokens_per_tile: int = 256,
-        max_tiles: int = 12,
-        use_thumbnail: bool = True,
+        vision: Vision,
         system_prompt: str | None = "You are an sentiment and emotion analysis expert.",
         max_length: int | None = 4096,
         over_budget: Literal["truncate", "skip"] = "truncate",
@@ -84,19 +104,11 @@ class M2SEProcessor:
     ) -> None:
         if over_budget not in ("truncate", "skip"):
             raise ValueError(f"over_budget must be 'truncate' or 'skip', got {over_budget!r}")
-        missing = [t for t in (IMG_START, IMG_END, IMG_CONTEXT) if t not in tokenizer.get_vocab()]
-        if missing:
-            raise ValueError(f"tokenizer lacks the InternVL image tokens {missing}")
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; collate needs one")
-        self.tokenizer = tokenizer
-        self.tile_size, self.tokens_per_tile = tile_size, tokens_per_tile
-        self.max_tiles, self.use_thumbnail = max_tiles, use_thumbnail
+        self.tokenizer, self.vision = tokenizer, vision
         self.system_prompt, self.max_length, self.over_budget = system_prompt, max_length, over_budget
-        self.image_ids = tokenizer.convert_tokens_to_ids([IMG_START, IMG_CONTEXT, IMG_END])
-        self.image_token_id = self.image_ids[1]
-        self._image_processor = image_processor(tile_size)
-        self.audio = AudioSettings.of(audio)
+        self.audio = check_tasks(AudioSettings.of(audio))
         self.feature_extractor = load_feature_extractor(self.audio.encoder) if self.audio.encoder else None
         self.sampling_rate = self.audio.sampling_rate or getattr(
             self.feature_extractor, "sampling_rate", None
@@ -117,31 +129,10 @@ class M2SEProcessor:
         self._user_head, self._user_tail = prompt.split(_SLOT)
         self._answer_head, self._answer_tail = full[len(prompt) :].split(_SLOT)
 
-    @classmethod
-    def from_pretrained(cls, path: str | Path, **overrides) -> M2SEProcessor:
-        """Tokenizer, tile size (vision image_size) and tokens per tile (image_seq_length) from a model dir."""
-        tokenizer, config = load_pretrained(path, AutoTokenizer), load_pretrained(path, AutoConfig)
-        if not hasattr(config, "vision_config") or not hasattr(config, "image_seq_length"):
-            raise ValueError(f"{path}: not an InternVL model directory (config.json has no vision_config)")
-        height, width = config.vision_config.image_size
-        if height != width:
-            raise ValueError(f"{path}: non-square vision image_size {height}x{width} is not supported")
-        context_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
-        if config.image_token_id != context_id:
-            raise ValueError(
-                f"{path}: config.image_token_id {config.image_token_id} != {IMG_CONTEXT} id {context_id}"
-            )
-        kwargs = dict(tokenizer=tokenizer, tile_size=height, tokens_per_tile=config.image_seq_length)
-        return cls(**{**kwargs, **overrides})
-
-    def tile(self, image: np.ndarray) -> np.ndarray:
-        """tile_image with this processor's tile size, max_tiles and use_thumbnail."""
-        return tile_image(image, self.tile_size, self.max_tiles, self.use_thumbnail)
-
-    def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
-        """uint8 (T, H, W, 3) → float32 (T, 3, S, S), squashed to S×S if needed, ImageNet-normalised."""
-        out = self._image_processor(list(tiles), return_tensors="pt", input_data_format="channels_last")
-        return out.pixel_values
+    @property
+    def tile_size(self) -> int:
+        """The side of the square tiles media are read as (the vision's)."""
+        return self.vision.tile_size
 
     def __call__(
         self,
@@ -172,13 +163,15 @@ class M2SEProcessor:
         (head, media_ids, query_ids, tail, answer_ids), spans = self._pieces(
             query, response, image_tiles, video_frames, audio is not None, views
         )
-        num_visual = (sum(image_tiles) + sum(video_frames)) * self.tokens_per_tile
+        media = self.vision.prefixes(image_tiles, video_frames)
+        num_visual = sum(self.vision.visual_tokens(tiles) for _, tiles in media)
         query_ids, truncated = self._fit(query_ids, len(head) + len(media_ids) + len(tail) + len(answer_ids))
         prompt_ids = head + media_ids + query_ids + tail
         input_ids = torch.tensor(prompt_ids + answer_ids, dtype=torch.long)
-        if int((input_ids == self.image_token_id).sum()) != num_visual:
+        if int((input_ids == self.vision.image_token_id).sum()) != num_visual:
+            token = self.tokenizer.convert_ids_to_tokens(self.vision.image_token_id)
             raise ValueError(
-                f"query or response contains the text {IMG_CONTEXT!r}; it would misalign the image features"
+                f"query or response contains the text {token!r}; it would misalign the image features"
             )
         labels = input_ids.clone()
         labels[: len(prompt_ids)] = IGNORE_INDEX
@@ -187,7 +180,7 @@ class M2SEProcessor:
             masks[kind] = torch.zeros(len(input_ids), dtype=torch.bool)
             masks[kind][len(head) + start : len(head) + start + count] = True
         # Tiles in text order: images, then video frames.
-        pixels = torch.cat([self.pixel_values(x) for x in (*images, *videos)]) if num_visual else None
+        pixels = torch.cat([self.vision.pixel_values(x) for x in (*images, *videos)]) if num_visual else None
         return EncodedSample(
             input_ids=input_ids,
             labels=labels,
@@ -262,10 +255,9 @@ class M2SEProcessor:
     ) -> tuple[tuple[list[int], ...], dict[tuple[str, str], tuple[int, int]]]:
         """Token ids of (template head, media, query, template tail, answer + end of turn), and where in
         the media ids each placeholder sits: kind (``AUDIO`` or ``("features", view)``) → (start, count)."""
-        # Per <image>: the text before it and its number of tiles; images first, then video frames.
-        prefixes = ["" if len(image_tiles) == 1 else f"Image-{i}: " for i in range(1, len(image_tiles) + 1)]
-        prefixes += [f"Frame{i}: " for n in video_frames for i in range(1, n + 1)]
-        tile_counts = [*image_tiles, *([1] * sum(video_frames))]
+        # Per picture: the text before it and its number of tiles; images first, then video frames.
+        media = self.vision.prefixes(image_tiles, video_frames)
+        prefixes, tile_counts = [text for text, _ in media], [tiles for _, tiles in media]
         # Text is tokenized piecewise (ms-swift style) so that the query's tokens are known exactly;
         # visual tokens are written as ids, never parsed from text.
         # Then the placeholders Emotion-LLaMA adds: audio, then each feature view in config order.
@@ -278,10 +270,9 @@ class M2SEProcessor:
             pieces, add_special_tokens=False
         ).input_ids
         prefix_ids, extra_ids = prefix_ids[: len(prefixes)], prefix_ids[len(prefixes) :]
-        start, context, end = self.image_ids
         media_ids: list[int] = []
         for ids, n_tiles in zip(prefix_ids, tile_counts, strict=True):
-            media_ids += ids + [start] + [context] * (self.tokens_per_tile * n_tiles) + [end] + newline
+            media_ids += ids + self.vision.placeholder(n_tiles) + newline
         spans = {}
         for ids, (kind, _, count) in zip(extra_ids, extras, strict=True):
             spans[kind] = (len(media_ids) + len(ids), count)

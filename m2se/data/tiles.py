@@ -1,22 +1,13 @@
-"""InternVL's dynamic tiling of images (the grid nearest the image's aspect ratio, plus a thumbnail)
-and its pixel normalisation, on transformers' GotOcr2 image processor (no torchvision needed)."""
+"""Dynamic tiling of images into square tiles (the grid nearest the image's aspect ratio, plus a
+thumbnail; InternVL introduced it), on transformers' GotOcr2 image processor (no torchvision needed).
+The tile side is the processor's; how tiles become pixel values is the backbone family's vision."""
 
 from __future__ import annotations
 
 import numpy as np
 from transformers import GotOcr2ImageProcessorPil
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling, SizeDict
+from transformers.image_utils import PILImageResampling, SizeDict
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
-
-
-def image_processor(tile_size: int) -> GotOcr2ImageProcessorPil:
-    # InternVL's preprocessing: bicubic resize, /255, ImageNet mean/std (not GotOcr2's CLIP defaults).
-    return GotOcr2ImageProcessorPil(
-        size={"height": tile_size, "width": tile_size},
-        resample=PILImageResampling.BICUBIC,
-        image_mean=IMAGENET_DEFAULT_MEAN,
-        image_std=IMAGENET_DEFAULT_STD,
-    )
 
 
 def check_rgb(array: np.ndarray, ndim: int, what: str) -> None:
@@ -35,7 +26,7 @@ def count_tiles(height: int, width: int, tile_size: int, max_tiles: int, use_thu
 
 
 def tile_image(image: np.ndarray, tile_size: int, max_tiles: int, use_thumbnail: bool = True) -> np.ndarray:
-    """InternVL dynamic tiling of one uint8 (H, W, 3) image → uint8 (T, tile_size, tile_size, 3).
+    """Dynamic tiling of one uint8 (H, W, 3) image → uint8 (T, tile_size, tile_size, 3).
 
     The grid (cols × rows ≤ max_tiles) has the aspect ratio closest to the image's; a thumbnail of
     the whole image is appended when the grid has more than one tile.
@@ -44,7 +35,7 @@ def tile_image(image: np.ndarray, tile_size: int, max_tiles: int, use_thumbnail:
     if max_tiles < 1:
         raise ValueError(f"max_tiles must be >= 1, got {max_tiles}")
     # Channels-first in, so a 3-pixel-high image cannot be mistaken for channels-first.
-    tiles = image_processor(tile_size).crop_image_to_patches(
+    tiles = GotOcr2ImageProcessorPil().crop_image_to_patches(
         np.moveaxis(image, -1, 0),
         min_patches=1,
         max_patches=max_tiles,

@@ -1,29 +1,28 @@
 """Frames and images as uint8 RGB arrays, read the way InternVL2 (and so EmoVerse) reads them.
 
 A video becomes ``num_frames`` frames at segment centres, each resized to one square tile; an image
-becomes its dynamic tiles (``m2se.data.processor.tile_image``). Every failure to read media is a
+becomes its dynamic tiles (``m2se.data.tiles.tile_image``). The tile side is the processor's
+(``M2SEProcessor.tile_size``, read from the model directory). Every failure to read media is a
 ``MediaError`` naming the file, so a dataset can count it as a skip instead of crashing a worker.
+A frame cache (``m2se.data.cache.FrameCache``) wraps a ``MediaLoader``; this module knows nothing of it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from m2se.data.media_errors import MediaError, check_file
+
 Backend = Literal["auto", "decord", "pyav"]
-
-
-class MediaError(Exception):
-    """Missing, empty, unreadable or corrupt media; the message is one line, ``<path>: <reason>``."""
+Kind = Literal["image", "video"]
 
 
 def segment_centres(total: int, num_frames: int) -> list[int]:
@@ -45,7 +44,7 @@ IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """The image as uint8 (H, W, 3) RGB; transparency is dropped as InternVL does (``convert('RGB')``)."""
-    _check_file(path)
+    check_file(path)
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
@@ -56,7 +55,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_video(
-    path: str | os.PathLike, num_frames: int = 8, size: int | None = 448, backend: Backend = "auto"
+    path: str | os.PathLike, num_frames: int = 8, size: int | None = None, backend: Backend = "auto"
 ) -> np.ndarray:
     """``num_frames`` frames at ``segment_centres`` as uint8 (N, size, size, 3) RGB.
 
@@ -65,7 +64,7 @@ def read_video(
     PyAV when decord is not installed or fails on the file (decord 0.6 cannot even copy out frames
     of some small widths); both pick the same frame indices.
     """
-    _check_file(path)
+    check_file(path)
     decord = None if backend == "pyav" else _import_decord(required=backend == "decord")
     if decord is None:
         frames = _read_pyav(path, num_frames)
@@ -85,59 +84,31 @@ def read_video(
 class MediaLoader:
     """Reads a sample's media: per image its tiles (T, S, S, 3), per video its frames (N, S, S, 3).
 
-    With ``cache`` (a folder built by ``python -m m2se.data.cache``) a medium cached for these
-    settings and this exact source file (path, size, mtime) is read from there, memory-mapped and
-    read-only; anything else is decoded. ``hits`` and ``misses`` count both, per process (each
-    DataLoader worker has its own copy).
+    ``tile_size`` (S) is the processor's; ``max_tiles`` and ``use_thumbnail`` shape image tiling.
+    Every call decodes: ``m2se.data.cache.FrameCache`` wraps a loader to read decoded media instead.
     """
 
-    num_frames: int = 8
-    tile_size: int = 448
+    num_frames: int
+    tile_size: int
     max_tiles: int = 12
     use_thumbnail: bool = True
     backend: Backend = "auto"
-    cache: str | os.PathLike | None = None
-    counts: Counter = field(default_factory=Counter, compare=False, repr=False)
-
-    @property
-    def hits(self) -> int:
-        return self.counts["hits"]
-
-    @property
-    def misses(self) -> int:
-        return self.counts["misses"]
 
     def load(
         self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        image_tiles = [self._load("image", path) for path in images]
-        video_frames = [self._load("video", path) for path in videos]
+        image_tiles = [self.decode("image", path) for path in images]
+        video_frames = [self.decode("video", path) for path in videos]
         return image_tiles, video_frames
 
-    def decode(self, kind: Literal["image", "video"], path: str | os.PathLike) -> np.ndarray:
-        """One medium decoded, never from the cache: an image's tiles or a video's frames."""
+    def decode(self, kind: Kind, path: str | os.PathLike) -> np.ndarray:
+        """One medium decoded: an image's tiles or a video's frames. MediaError naming the file."""
         if kind == "video":
             return read_video(path, self.num_frames, self.tile_size, self.backend)
-        # Imported on first use: the processor pulls in transformers, which reading frames does not need.
+        # Imported on first use: tiling pulls in transformers, which reading frames does not need.
         from m2se.data.tiles import tile_image
 
         return tile_image(read_image(path), self.tile_size, self.max_tiles, self.use_thumbnail)
-
-    def _load(self, kind: Literal["image", "video"], path: str | os.PathLike) -> np.ndarray:
-        if self.cache is None:
-            return self.decode(kind, path)
-        from m2se.data.cache import read_cached
-
-        cached = read_cached(self, kind, path)
-        self.counts["hits" if cached is not None else "misses"] += 1
-        return cached if cached is not None else self.decode(kind, path)
-
-
-def _check_file(path: str | os.PathLike) -> None:
-    if not Path(path).is_file():
-        raise MediaError(f"{path}: missing file")
-    if Path(path).stat().st_size == 0:
-        raise MediaError(f"{path}: empty file")
 
 
 def _import_decord(required: bool) -> ModuleType | None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from m2se.data.audio import AudioSettings
+from m2se.audio_settings import AudioSettings
 from m2se.files import dumps
 from m2se.model.checkpoints import read_json_object, read_m2se_checkpoint, read_safetensors
 
@@ -220,10 +220,7 @@ def read_saved(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]] | None:
 
 
 def saved_settings(path: str | Path | None) -> dict | None:
-    """The ``model.audio`` an adapter folder or checkpoint was trained with (None: it has none).
-
-    Evaluation builds its processor with these, so prompts get the placeholders training had.
-    """
+    """The ``model.audio`` an adapter folder or checkpoint was trained with (None: it has none)."""
     if path is None:
         return None
     path = Path(path).expanduser()
@@ -233,37 +230,39 @@ def saved_settings(path: str | Path | None) -> dict | None:
     return saved[0] if saved else None
 
 
+def evaluated_settings(configured: AudioSettings, init_from: str | None) -> AudioSettings:
+    """What evaluation hears: the settings ``init_from`` was trained with, encoder path included (off
+    when it has none), so the prompts get the placeholders training had. ValueError when ``configured``
+    (``model.audio``) asks for other placeholders: their projectors never trained.
+    """
+    saved = AudioSettings.of(saved_settings(init_from))
+    if configured.enabled and configured.layout() != saved.layout():
+        raise ValueError(
+            f"model.audio {configured.to_dict()} asks for audio or feature tokens that "
+            f"{init_from or 'the base model'} was not trained with (it has "
+            f"{saved.to_dict() if saved.enabled else 'none'}); leave model.audio unset to use the trained ones"
+        )
+    return saved
+
+
 def extra_tokens_for(
-    audio: AudioSettings | dict | None, init_from: str | None, hidden_size: int, dtype: torch.dtype
+    audio: AudioSettings, init_from: str | None, hidden_size: int, dtype: torch.dtype
 ) -> ExtraTokens | None:
-    """The module's audio/feature tokens: ``audio`` (``model.audio``) if given, else what ``init_from``
-    (an earlier stage's checkpoint or adapter folder) was trained with; its trained weights are loaded.
+    """The module's audio/feature tokens for ``audio`` (the processor's ``model.audio``), with the trained
+    weights of ``init_from`` (an earlier stage's checkpoint or adapter folder) loaded when it has them.
 
     None when hearing is off. Raises ValueError when ``init_from`` has audio weights but ``audio``
-    disables hearing.
+    disables hearing, or when they do not fit ``audio``.
     """
     saved = read_saved(init_from) if init_from else None
-    if audio is None and saved is not None:
-        audio = saved[0]
-    settings = AudioSettings.of(audio)
-    if not settings.enabled:
+    if not audio.enabled:
         if saved is not None:
             raise ValueError(
                 f"{init_from} was trained with audio or feature tokens (model.audio) but model.audio is "
-                "disabled here; set model.audio as that run had it"
+                "disabled here (the processor writes no placeholders); set model.audio as that run had it"
             )
         return None
-    extra = ExtraTokens(settings, hidden_size, dtype)
+    extra = ExtraTokens(audio, hidden_size, dtype)
     if saved is not None:
         extra.load_trained(saved[1], str(init_from))
     return extra
-
-
-def check_layout(processor_audio: AudioSettings, extra: ExtraTokens | None) -> None:
-    """Raise ValueError unless the processor's prompts hold the placeholders the model fills."""
-    mine = extra.settings if extra is not None else AudioSettings()
-    if processor_audio.layout() != mine.layout():
-        raise ValueError(
-            f"data.processor.audio {processor_audio.to_dict()} does not match the model's audio settings "
-            f"{mine.to_dict()}: prompts would lack or misplace the audio/feature placeholders"
-        )

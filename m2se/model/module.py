@@ -1,4 +1,4 @@
-"""M2SEModule: InternVL with LoRA, trained on answer tokens of single-task batches."""
+"""M2SEModule: a vision-language backbone with LoRA, trained on answer tokens of single-task batches."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
-from transformers import AutoTokenizer
 
-from m2se.data.audio import AudioSettings
 from m2se.data.dataset import prompts_of
+from m2se.data.processor import M2SEProcessor
 from m2se.evaluation import TaskResult, result_of
 from m2se.files import staged_dir
 from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
-from m2se.model.audio import check_layout, extra_tokens_for
+from m2se.model.audio import extra_tokens_for
+from m2se.model.backbone import Backbone, LoadSettings
 from m2se.model.checkpoints import (
     CheckpointError,
     check_fit,
@@ -30,7 +30,7 @@ from m2se.model.checkpoints import (
     upgrade_loop_state,
 )
 from m2se.model.guard import NonFiniteGuard, check_weights
-from m2se.model.internvl import LoadSettings, LoraSettings, add_lora, load_base
+from m2se.model.lora import LoraSettings, add_lora
 from m2se.model.optim import OptimizerSettings, adamw_warmup_cosine
 from m2se.tasks import TASKS, TaskMetrics
 from m2se.tasks.prediction import Prediction
@@ -41,7 +41,9 @@ def _settings(cls, value):
 
 
 class M2SEModule(L.LightningModule):
-    """Base model frozen, LoRA trained. ``init_from`` (a checkpoint or adapter folder of an earlier stage)
+    """``backbone`` (``model.backbone``) loaded frozen, LoRA trained on its ``parts``; ``processor`` (built
+    from ``model.processor``, the same object the DataModule encodes with) gives the tokenizer and what
+    the model hears. ``init_from`` (a checkpoint or adapter folder of an earlier stage)
     is merged into the base first and a fresh LoRA starts on top, as EmoVerse's stage two does.
 
     Checkpoints hold only what trains, plus the adapters merged so far, so they rebuild the model
@@ -54,15 +56,16 @@ class M2SEModule(L.LightningModule):
     the task's metrics as ``val/<task>/<metric>``; testing generates for every sample and keeps the
     predictions in ``test_results`` (task → ``TaskResult``).
 
-    ``audio`` (``model.audio``) adds a speech encoder and feature projectors whose tokens go at the
-    prompt's placeholders (``m2se.model.audio``); the projectors train beside the LoRA. Left out
-    (None), they come from ``init_from`` if it has them, as evaluation wants; given, ``init_from``'s
-    trained audio weights (if any) are loaded into them.
+    The processor's ``audio`` (``model.audio``) adds a speech encoder and feature projectors whose
+    tokens go at the prompt's placeholders (``m2se.model.audio``); the projectors train beside the LoRA,
+    and ``init_from``'s trained audio weights (if any) are loaded into them. A processor without the
+    audio ``init_from`` was trained with is refused (ValueError): its prompts would lack the placeholders.
     """
 
     def __init__(
         self,
-        model_path: str,
+        backbone: Backbone,
+        processor: M2SEProcessor,
         lora: LoraSettings | Mapping | None = None,
         load: LoadSettings | Mapping | None = None,
         optimizer: OptimizerSettings | Mapping | None = None,
@@ -70,34 +73,35 @@ class M2SEModule(L.LightningModule):
         stage: int = 1,
         val_generate: int = 0,
         protocol: str = "semeval",
-        audio: AudioSettings | Mapping | None = None,
         parse: str | None = None,
         max_nonfinite_steps: int = 5,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(
-            {k: plain_data(v) for k, v in locals().items() if k not in ("self", "__class__")}
-        )
+        hyperparameters = {k: v for k, v in locals().items() if k not in ("self", "__class__", "processor")}
+        self.save_hyperparameters({**plain_data(hyperparameters), "audio": processor.audio.to_dict()})
         self.strict_loading = False  # checkpoints leave the frozen base out
-        self.model_path, self.stage = str(model_path), stage
+        self.backbone, self.processor, self.stage = backbone, processor, stage
+        self.model_path = str(backbone.path)
         self.lora = _settings(LoraSettings, lora)
         self.load_settings = _settings(LoadSettings, load)
         self.optim = _settings(OptimizerSettings, optimizer)
-        base = load_base(self.model_path, self.load_settings)
+        base = backbone.load(self.load_settings)
         self.merged: list[Adapter] = read_adapters(init_from) if init_from else []
-        self.model = add_lora(merge(base, self.merged), self.lora)
+        self.model = add_lora(merge(base, self.merged), self.lora, backbone.parts)
         # Refused now, not after training: the adapter folder must stack every stage into one LoRA.
         check_stackable([a.lora_config() for a in self.merged] + [self.model.peft_config["default"]])
         self.model.train()  # from_pretrained leaves the base in eval mode
         hidden = self.model.get_input_embeddings().embedding_dim
-        self.extra_tokens = extra_tokens_for(audio, init_from, hidden, self.load_settings.torch_dtype())
+        self.extra_tokens = extra_tokens_for(
+            processor.audio, init_from, hidden, self.load_settings.torch_dtype()
+        )
         # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
         self.schedule_window: tuple[int, int] | None = None
         self.flops_per_batch = None  # read by ThroughputMonitor
         self.schedule_steps: int | None = None  # the LR schedule's length, kept by resume
         self.guard = NonFiniteGuard(max_nonfinite_steps)
         self._rng_to_restore: dict | None = None
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.tokenizer = processor.tokenizer
         self.val_generate = val_generate
         self.parse = parse
         self.val_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
@@ -115,17 +119,6 @@ class M2SEModule(L.LightningModule):
                 )
             return contextlib.nullcontext()
         return self.extra_tokens.placed(self.model.get_input_embeddings(), batch)
-
-    def _check_processor(self) -> None:
-        processor = getattr(getattr(self.trainer, "datamodule", None), "processor", None)
-        if processor is not None:
-            check_layout(processor.audio, self.extra_tokens)
-
-    def on_fit_start(self) -> None:
-        self._check_processor()
-
-    def on_test_start(self) -> None:
-        self._check_processor()
 
     # -- steps ------------------------------------------------------------------------------------
     def forward(self, batch: dict) -> torch.Tensor:
@@ -275,7 +268,7 @@ class M2SEModule(L.LightningModule):
         self.merged.append(Adapter.of(self.model))
         base = self.model.merge_and_unload()
         base.requires_grad_(False)
-        self.model = add_lora(base, self.lora)
+        self.model = add_lora(base, self.lora, self.backbone.parts)
         self.stage += 1
 
     def save_adapter(self, out_dir: str | Path) -> Path:
@@ -318,7 +311,7 @@ class M2SEModule(L.LightningModule):
         check_resumable(saved, self.merged, config_of(self.model))
         if len(merged) > len(self.merged):
             base = merge(self.model.unload(), merged[len(self.merged) :])
-            self.model = add_lora(base, self.lora)
+            self.model = add_lora(base, self.lora, self.backbone.parts)
             self.merged = merged
         self.stage = saved["stage"]
         check_fit({n: p for n, p in self.named_parameters() if p.requires_grad}, checkpoint["state_dict"])

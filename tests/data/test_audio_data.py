@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from m2se.data.audio import AudioLoader, AudioSettings, Heard, NoAudioError, read_audio, read_features
+from m2se.audio_settings import AudioSettings
+from m2se.data import internvl
+from m2se.data.audio import AudioLoader, Heard, NoAudioError, check_tasks, read_audio, read_features
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.dataset import Collator, EncodedDataset, prompts_of
-from m2se.data.processor import IGNORE_INDEX, M2SEProcessor
+from m2se.data.processor import IGNORE_INDEX
 from m2se.data.records import RecordError, load_records
 from m2se.data.video import MediaError, MediaLoader
 from m2se.model.tiny import build_tiny_audio_encoder
@@ -113,9 +115,11 @@ def test_feature_files_are_vectors_or_sequences(media):
         read_features(media / "nothing.npy")
 
 
-def test_settings_are_checked():
+def test_settings_are_checked(tiny_model_dir):
     with pytest.raises(ValueError, match=r"unknown tasks \['hearing'\]"):
-        AudioSettings(encoder="x", tasks=["hearing"])
+        check_tasks(AudioSettings(encoder="x", tasks=["hearing"]))  # where the tasks are known
+    with pytest.raises(ValueError, match=r"unknown tasks \['hearing'\]"):  # so no processor takes them
+        internvl.from_pretrained(tiny_model_dir, audio={"tasks": ["hearing"]})
     with pytest.raises(ValueError, match="missing must be 'drop' or 'skip'"):
         AudioSettings(missing="ignore")
     with pytest.raises(ValueError, match="view name 'Face.1'"):
@@ -167,7 +171,7 @@ def processor(tiny_model_dir, encoder):
         "tasks": ["mer2023"],
         "features": {"face": {"dim": 6, "tokens": 2}},
     }
-    return M2SEProcessor.from_pretrained(tiny_model_dir, audio=settings)
+    return internvl.from_pretrained(tiny_model_dir, audio=settings)
 
 
 def test_placeholders_follow_the_media_and_are_marked(processor):
@@ -247,7 +251,7 @@ def test_records_without_sound_drop_the_placeholder_or_are_skipped_and_counted(
     assert batch["feature_masks"]["face"].sum(1).tolist() == [2, 2, 0, 0]
     assert abs(len(batch["audio_values"][1]) - 8_000) <= 64  # the 0.5 s wav, not the 1 s clip
     settings = {**processor.audio.to_dict(), "missing": "skip"}
-    skipping = M2SEProcessor.from_pretrained(tiny_model_dir, audio=settings)
+    skipping = internvl.from_pretrained(tiny_model_dir, audio=settings)
     batch = Collator(skipping)([dataset(skipping, records)[i] for i in range(4)])
     assert [(s.where, s.reason) for s in batch["skipped"]] == [
         ("records.json:1", "no audio"),
@@ -255,7 +259,7 @@ def test_records_without_sound_drop_the_placeholder_or_are_skipped_and_counted(
     ]
     assert len(batch["records"]) == 2 and not batch["dropped"]
 
-    module = MultiTaskDataModule([], {"first": []}, processor, on_media_error="skip")
+    module = MultiTaskDataModule([], {"first": {"mer2023": 1}}, processor, on_media_error="skip")
     module.on_after_batch_transfer(Collator(processor)([dataset(processor, records)[i] for i in range(2)]), 0)
     module.on_after_batch_transfer(Collator(processor)([dataset(processor, records)[1]]), 0)
     assert module.dropped == {"audio": 2}

@@ -5,19 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-from m2se.data.cache import build_cache, main, settings_dir
+from m2se.data import internvl
+from m2se.data.cache import FrameCache, build_cache, main, settings_dir, tile_size_of
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_clip
-from m2se.data.processor import M2SEProcessor
 from m2se.data.records import load_records
 from m2se.data.video import MediaLoader
 
 SETTINGS = dict(num_frames=2, tile_size=56, max_tiles=2)
 
 
-def loader(cache=None, **overrides) -> MediaLoader:
+def loader(cache=None, **overrides) -> MediaLoader | FrameCache:
     settings = {**SETTINGS, **overrides}
-    return MediaLoader(settings["num_frames"], settings["tile_size"], settings["max_tiles"], cache=cache)
+    media = MediaLoader(settings["num_frames"], settings["tile_size"], settings["max_tiles"])
+    return media if cache is None else FrameCache(media, cache)
 
 
 def demo_files(demo_dir):
@@ -69,7 +70,7 @@ def test_build_caches_every_medium_once(demo_cache, demo_dir):
     media = {p for f in demo_files(demo_dir) for r in load_records(f).records for p in r.media}
     assert summary.videos + summary.images == len(media) and summary.videos > 0 and summary.images > 0
     assert summary.counts["cached"] == len(media) and not summary.failed
-    folder = settings_dir(loader(out))
+    folder = settings_dir(loader(), out)
     assert len(list(folder.glob("*.npy"))) == len(media) and not list(folder.glob(".*"))
     manifest = json.loads((folder / "cache.json").read_text())
     assert manifest == {**SETTINGS, "format": 1, "use_thumbnail": True, "backend": "auto"}
@@ -123,10 +124,10 @@ def test_second_run_finds_everything_already_there(demo_dir, tmp_path):
     out = tmp_path / "cache"
     build_cache([source], out, **SETTINGS, progress=False)
     # What a killed build leaves behind is a temporary file, never a half-written .npy.
-    (settings_dir(loader(out)) / ".v-dead.123.tmp").write_bytes(b"half")
+    (settings_dir(loader(), out) / ".v-dead.123.tmp").write_bytes(b"half")
     summary = build_cache([source], out, **SETTINGS, workers=2, progress=False)
     assert summary.counts == {"already there": 2} and not summary.failed
-    assert not list(settings_dir(loader(out)).glob(".*.tmp"))
+    assert not list(settings_dir(loader(), out).glob(".*.tmp"))
 
 
 def test_bad_media_are_counted_failures(demo_dir, tmp_path, capsys):
@@ -144,7 +145,7 @@ def test_bad_media_are_counted_failures(demo_dir, tmp_path, capsys):
 
 
 def test_datamodule_batches_identical_with_cache(demo_dir, tiny_model_dir, tmp_path):
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=1024)
+    processor = internvl.from_pretrained(tiny_model_dir, max_length=1024)
     files = demo_files(demo_dir)
     build_cache(files, tmp_path, num_frames=2, tile_size=processor.tile_size, max_tiles=2, progress=False)
 
@@ -179,13 +180,13 @@ def test_datamodule_batches_identical_with_cache(demo_dir, tiny_model_dir, tmp_p
 
 def test_datamodule_warns_when_the_cache_has_other_settings(demo_dir, tiny_model_dir, tmp_path, capsys):
     build_cache(demo_files(demo_dir)[:1], tmp_path, num_frames=2, tile_size=448, max_tiles=2, progress=False)
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir)  # 56-px tiles: a 448-px cache cannot serve it
+    processor = internvl.from_pretrained(tiny_model_dir)  # 56-px tiles: a 448-px cache cannot serve it
     with pytest.warns(
         UserWarning, match=r"has no entries for n2-s56-t2.*it holds: n2-s448-t2.*--tile-size 56"
     ):
         MultiTaskDataModule(
             sources=[],
-            mixtures={"first": []},
+            mixtures={"first": {"msa": 1}},
             processor=processor,
             num_frames=2,
             max_tiles=2,
@@ -209,16 +210,29 @@ def test_datamodule_warns_when_the_cache_has_other_settings(demo_dir, tiny_model
         )
         == 0
     )
-    assert settings_dir(loader(tmp_path, num_frames=2, tile_size=56, max_tiles=2)).is_dir()
+    assert settings_dir(loader(num_frames=2, tile_size=56, max_tiles=2), tmp_path).is_dir()
 
 
 def test_unwritable_out_and_empty_files_are_one_line(demo_dir, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert main([str(demo_dir / "test/msa.json"), "--out", str(blocker / "cache"), "--workers", "1"]) == 1
+    size = ["--tile-size", "56", "--workers", "1"]
+    assert main([str(demo_dir / "test/msa.json"), "--out", str(blocker / "cache"), *size]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "file/cache" in err and "\n" not in err
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
-    assert main([str(empty), "--out", str(tmp_path / "c"), "--workers", "1"]) == 1
+    assert main([str(empty), "--out", str(tmp_path / "c"), *size]) == 1
     assert capsys.readouterr().err.strip() == f"error: {empty}: no records"
+
+
+def test_the_tile_size_comes_from_the_flag_or_the_model_directory(tiny_model_dir, demo_dir, tmp_path, capsys):
+    assert tile_size_of(tiny_model_dir) == 56 == internvl.from_pretrained(tiny_model_dir).tile_size
+    (tmp_path / "config.json").write_text('{"vision_config": {"image_size": 448}}')  # an original InternVL2
+    assert tile_size_of(tmp_path) == 448
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match=r"config\.json: no square vision_config\.image_size"):
+        tile_size_of(tmp_path)
+    with pytest.raises(SystemExit):  # neither: the tile size is the model's, never guessed
+        main([str(demo_dir / "test/msa.json"), "--out", str(tmp_path / "cache")])
+    assert "--tile-size PIXELS or --model DIR" in capsys.readouterr().err

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from m2se.data import internvl
 from m2se.data.datamodule import MultiTaskDataModule, Source
-from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.data.video import MediaError
 from m2se.tasks import EMOVERSE_TASKS
@@ -16,7 +16,7 @@ MIXTURES = {
 
 @pytest.fixture(scope="module")
 def processor(tiny_model_dir):
-    return M2SEProcessor.from_pretrained(tiny_model_dir, max_length=1024)
+    return internvl.from_pretrained(tiny_model_dir, max_length=1024)
 
 
 def make(demo_dir, processor, **overrides):
@@ -65,8 +65,8 @@ def test_train_batches_follow_the_active_mixture_and_its_files(datamodule):
     tasks = set()
     for _, batch in zip(range(30), loader, strict=False):
         assert batch["input_ids"].shape[0] == 4 and len(set(batch["tasks"])) == 1
-        image_tokens = int((batch["input_ids"] == datamodule.processor.image_token_id).sum())
-        assert image_tokens == batch["pixel_values"].shape[0] * datamodule.processor.tokens_per_tile
+        image_tokens = int((batch["input_ids"] == datamodule.processor.vision.image_token_id).sum())
+        assert image_tokens == batch["pixel_values"].shape[0] * datamodule.processor.vision.tokens_per_tile
         assert {r.source for r in batch["records"]} == {"first_stage.json"}
         tasks.add(batch["task"])
     assert tasks == {"msa", "mer", "fer"}
@@ -125,7 +125,7 @@ def test_missing_media_is_a_counted_skip_or_an_error(tmp_path, demo_dir, process
 
 
 def test_over_budget_samples_are_counted(demo_dir, tiny_model_dir):
-    tight = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=40, over_budget="skip")
+    tight = internvl.from_pretrained(tiny_model_dir, max_length=40, over_budget="skip")
     dm = make(
         demo_dir,
         tight,
@@ -210,7 +210,7 @@ def test_test_files_are_needed_only_to_test(demo_dir, processor):
 
 
 def test_truncation_is_counted(demo_dir, tiny_model_dir):
-    tight = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=200)
+    tight = internvl.from_pretrained(tiny_model_dir, max_length=200)
     dm = make(
         demo_dir,
         tight,
@@ -279,7 +279,7 @@ def test_a_training_file_left_without_records_is_one_line(tmp_path, tiny_model_d
     path = tmp_path / "first_stage.json"
     path.write_text(json.dumps([{"query": "?", "response": "Joy."}]))
     datamodule = MultiTaskDataModule(
-        [{"path": str(path)}], {"first": [{"task": "erc"}]}, M2SEProcessor.from_pretrained(tiny_model_dir),
+        [{"path": str(path)}], {"first": [{"task": "erc"}]}, internvl.from_pretrained(tiny_model_dir),
         on_bad_record="skip", num_workers=0,
     )  # fmt: skip
     with pytest.raises(RecordError, match=rf"{path}: no records \(1 skipped\)"):
@@ -298,7 +298,7 @@ def test_control_tokens_written_in_text_are_refused(tmp_path, demo_dir, tiny_mod
     path.write_text(json.dumps(records))
     datamodule = MultiTaskDataModule(
         [{"path": str(path), "media_root": str(demo_dir)}], {"first": [{"task": "msa"}]},
-        M2SEProcessor.from_pretrained(tiny_model_dir), on_bad_record=on_bad_record, num_workers=0,
+        internvl.from_pretrained(tiny_model_dir), on_bad_record=on_bad_record, num_workers=0,
         val_fraction=0,
     )  # fmt: skip
     if on_bad_record == "raise":

@@ -6,7 +6,8 @@ import torch
 from transformers import InternVLForConditionalGeneration
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from m2se.data.processor import IGNORE_INDEX, M2SEProcessor, OverBudgetError
+from m2se.data import internvl
+from m2se.data.processor import IGNORE_INDEX, OverBudgetError
 from m2se.data.tiles import count_tiles, tile_image
 
 SYSTEM = "<|system|>\nYou are an sentiment and emotion analysis expert.<|end|>"
@@ -16,7 +17,7 @@ END_OF_PROMPT = "<|end|><|assistant|>\n"
 
 @pytest.fixture(scope="module")
 def processor(tiny_model_dir):
-    return M2SEProcessor.from_pretrained(tiny_model_dir)
+    return internvl.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +34,12 @@ def decode(processor, ids) -> str:
 
 
 def image_text(processor, tiles: int) -> str:
-    return "<img>" + "<IMG_CONTEXT>" * (processor.tokens_per_tile * tiles) + "</img>\n"
+    return "<img>" + "<IMG_CONTEXT>" * (processor.vision.tokens_per_tile * tiles) + "</img>\n"
 
 
 def test_from_pretrained_reads_tile_geometry(processor, tiny_model_dir):
-    assert (processor.tile_size, processor.tokens_per_tile) == (56, 4)
-    assert M2SEProcessor.from_pretrained(tiny_model_dir, max_length=64).max_length == 64
+    assert (processor.tile_size, processor.vision.tokens_per_tile) == (56, 4)
+    assert internvl.from_pretrained(tiny_model_dir, max_length=64).max_length == 64
 
 
 def test_video_frames_come_first_then_query(processor):
@@ -46,7 +47,9 @@ def test_video_frames_come_first_then_query(processor):
     media = "".join(f"Frame{i}: " + image_text(processor, 1) for i in (1, 2, 3))
     expected = f"{SYSTEM}<|user|>\n{media}{QUERY}{END_OF_PROMPT}Joy.<|end|>"
     assert decode(processor, sample.input_ids) == expected
-    assert int((sample.input_ids == processor.image_token_id).sum()) == 3 * 4 == sample.num_visual_tokens
+    assert (
+        int((sample.input_ids == processor.vision.image_token_id).sum()) == 3 * 4 == sample.num_visual_tokens
+    )
     assert sample.num_text_tokens == len(sample.input_ids) - 12
     assert sample.pixel_values.shape == (3, 3, 56, 56)
 
@@ -103,9 +106,11 @@ def test_tile_image_grids(height, width, max_tiles, thumbnail, tiles):
     assert count_tiles(height, width, 448, max_tiles, thumbnail) == tiles
 
 
-def test_processor_tiles_with_its_own_settings(tiny_model_dir):
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir, max_tiles=2, use_thumbnail=False)
-    assert processor.tile(np.zeros((56, 560, 3), np.uint8)).shape == (2, 56, 56, 3)
+def test_images_are_tiled_at_the_processors_tile_size(processor):
+    tiles = tile_image(
+        np.zeros((56, 560, 3), np.uint8), processor.tile_size, max_tiles=2, use_thumbnail=False
+    )
+    assert tiles.shape == (2, 56, 56, 3)
 
 
 def test_tile_image_keeps_tiles_in_reading_order():
@@ -132,13 +137,13 @@ def test_text_only_has_no_pixels(processor):
 
 def test_truncation_drops_the_start_of_the_query_only(tiny_model_dir):
     query = "Ross said hello and Monica laughed. " * 10 + "Please determine which emotion label."
-    unlimited = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=None)
+    unlimited = internvl.from_pretrained(tiny_model_dir, max_length=None)
     full = unlimited(query, "Joy.", videos=[frames(2)])
-    limited = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=len(full.input_ids) - 7)
+    limited = internvl.from_pretrained(tiny_model_dir, max_length=len(full.input_ids) - 7)
     sample = limited(query, "Joy.", videos=[frames(2)])
     assert sample.truncated and not full.truncated and len(sample.input_ids) == limited.max_length
     # Exactly the first 7 query tokens are gone: the query starts after the last </img> and its newline.
-    query_start = int((full.input_ids == limited.image_ids[2]).nonzero().max()) + 2
+    query_start = int((full.input_ids == limited.vision.image_ids[2]).nonzero().max()) + 2
     expected = torch.cat([full.input_ids[:query_start], full.input_ids[query_start + 7 :]])
     assert torch.equal(sample.input_ids, expected)
     assert sample.num_visual_tokens == full.num_visual_tokens == 8
@@ -151,13 +156,13 @@ def test_truncation_drops_the_start_of_the_query_only(tiny_model_dir):
 
 
 def test_a_sample_that_cannot_fit_raises_with_its_lengths(tiny_model_dir):
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir, max_length=20)
+    processor = internvl.from_pretrained(tiny_model_dir, max_length=20)
     with pytest.raises(OverBudgetError, match=r"tokens > max_length 20.*never cut"):
         processor(QUERY, "Joy.", videos=[frames(4)])
 
 
 def test_skip_raises_instead_of_truncating(tiny_model_dir):
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir, over_budget="skip")
+    processor = internvl.from_pretrained(tiny_model_dir, over_budget="skip")
     length = len(processor(QUERY, "Joy.").input_ids)
     processor.max_length = length - 1
     with pytest.raises(OverBudgetError, match=rf"{length} tokens > max_length {length - 1}"):
@@ -216,7 +221,7 @@ def test_a_malformed_model_directory_is_one_error_naming_it(tmp_path, config):
 
     (tmp_path / "config.json").write_text(config)
     with pytest.raises((ValueError, OSError), match=str(tmp_path)):
-        M2SEProcessor.from_pretrained(tmp_path)
+        internvl.from_pretrained(tmp_path)
     if '"internvl"' not in config:  # an InternVL model_type is taken as it is: loading tells
         with pytest.raises((ValueError, OSError), match=str(tmp_path)):
             resolve_model_path(tmp_path, tmp_path / "cache")

@@ -4,20 +4,21 @@ import torch
 from peft import PeftModel
 from transformers import InternVLForConditionalGeneration
 
-from m2se.data.processor import M2SEProcessor
+from m2se.data import internvl
 from m2se.model.adapters import Adapter, merge, read_adapters, save_adapter, stack
-from m2se.model.internvl import LoraSettings, add_lora, load_base
+from m2se.model.internvl import PARTS, load_base
+from m2se.model.lora import LoraSettings, add_lora
 
 
 @pytest.fixture(scope="module")
 def batch(tiny_model_dir):
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir)
+    processor = internvl.from_pretrained(tiny_model_dir)
     frames = np.random.default_rng(0).integers(0, 255, (2, 56, 56, 3), dtype=np.uint8)
     return processor.collate([processor("The person says: 'hi'", "Positive.", videos=[frames])])
 
 
 def trained_adapter(base, seed: int, settings: LoraSettings | None = None):
-    model = add_lora(base, settings or LoraSettings())
+    model = add_lora(base, settings or LoraSettings(), PARTS)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # as if trained: B is no longer zero
         for p in model.parameters():

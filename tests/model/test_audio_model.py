@@ -1,16 +1,16 @@
 """Hearing on the model side: where the tokens land, forward = generation, training, saving and loading."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, AutoModel
 
+from m2se.audio_settings import AudioSettings
+from m2se.data import internvl
 from m2se.data.dataset import prompts_of
-from m2se.data.processor import M2SEProcessor
-from m2se.model.audio import CONFIG, WEIGHTS, AudioTower, pool, read_saved, saved_settings
+from m2se.model.audio import CONFIG, WEIGHTS, AudioTower, evaluated_settings, pool, read_saved, saved_settings
+from m2se.model.internvl import InternVL
 from m2se.model.module import M2SEModule
 from m2se.model.tiny import build_tiny_audio_encoder
 
@@ -25,7 +25,13 @@ def settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def processor(tiny_model_dir, settings):
-    return M2SEProcessor.from_pretrained(tiny_model_dir, audio=settings)
+    return internvl.from_pretrained(tiny_model_dir, audio=settings)
+
+
+def built(tiny_model_dir, audio=None, **kwargs) -> M2SEModule:
+    """The module on the tiny InternVL, its processor hearing as ``audio`` says."""
+    processor = internvl.from_pretrained(tiny_model_dir, audio=audio)
+    return M2SEModule(InternVL(str(tiny_model_dir)), processor, **kwargs)
 
 
 def sound(seed: int, seconds: float = 0.4) -> np.ndarray:
@@ -63,7 +69,7 @@ def logits(module: M2SEModule, batch: dict) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def module(tiny_model_dir, settings):
-    return perturbed(M2SEModule(str(tiny_model_dir), audio=settings), seed=0)
+    return perturbed(built(tiny_model_dir, settings), seed=0)
 
 
 def first_embeds(module: M2SEModule, run) -> torch.Tensor:
@@ -90,7 +96,7 @@ def test_projected_tokens_land_exactly_at_the_placeholders(module, processor):
         torch.testing.assert_close(
             embeds[face], module.extra_tokens.features["face"](batch["feature_values"]["face"])
         )
-    untouched = (batch["input_ids"] != processor.image_token_id) & ~audio & ~face
+    untouched = (batch["input_ids"] != processor.vision.image_token_id) & ~audio & ~face
     assert torch.equal(embeds[untouched], plain[untouched])
     assert not torch.allclose(embeds[audio], plain[audio])  # the pad fillers did not survive
     assert len(module.model.get_input_embeddings()._forward_hooks) == 0  # the hook left with the call
@@ -132,7 +138,7 @@ def test_the_sound_and_the_features_reach_the_model(module, processor):
 
 
 def test_a_training_step_trains_the_projectors_through_the_lora(tiny_model_dir, settings, processor):
-    module = M2SEModule(str(tiny_model_dir), audio=settings, lora={"r": 4})
+    module = built(tiny_model_dir, settings, lora={"r": 4})
     lora = sum(p.numel() for n, p in module.named_parameters() if p.requires_grad and ".lora_" in n)
     assert sum(p.numel() for p in module.parameters() if p.requires_grad) == lora + (32 * 64 + 64) + (
         6 * 64 + 64
@@ -165,7 +171,10 @@ def test_projectors_round_trip_through_the_adapter_folder(module, tiny_model_dir
     assert not any(
         ".encoder." in k for k in read_saved(folder)[1]
     )  # frozen: the encoder's own path reloads it
-    loaded = M2SEModule(str(tiny_model_dir), init_from=str(folder)).eval()  # settings from the folder
+    # Evaluation's settings come from the folder.
+    loaded = built(
+        tiny_model_dir, evaluated_settings(AudioSettings(), str(folder)), init_from=str(folder)
+    ).eval()
     assert loaded.extra_tokens.settings == module.extra_tokens.settings
     for name, p in module.extra_tokens.named_parameters():
         assert torch.equal(dict(loaded.extra_tokens.named_parameters())[name], p), name
@@ -174,16 +183,14 @@ def test_projectors_round_trip_through_the_adapter_folder(module, tiny_model_dir
     with pytest.raises(
         ValueError, match="trained with audio or feature tokens .* but model.audio is disabled"
     ):
-        M2SEModule(str(tiny_model_dir), init_from=str(folder), audio={"encoder": None})
+        built(tiny_model_dir, {"encoder": None}, init_from=str(folder))
 
 
 def test_a_trained_encoder_is_saved_and_reloaded_too(tiny_model_dir, settings, processor, tmp_path):
-    module = perturbed(
-        M2SEModule(str(tiny_model_dir), audio={**settings, "freeze_encoder": False}), 1, encoder=True
-    )
+    module = perturbed(built(tiny_model_dir, {**settings, "freeze_encoder": False}), 1, encoder=True)
     folder = module.save_adapter(tmp_path / "adapter")
     assert any(k.startswith("audio.encoder.") for k in read_saved(folder)[1])
-    loaded = M2SEModule(str(tiny_model_dir), init_from=str(folder)).eval()
+    loaded = built(tiny_model_dir, saved_settings(folder), init_from=str(folder)).eval()
     encoder = dict(loaded.extra_tokens.audio.encoder.named_parameters())
     for name, p in module.extra_tokens.audio.encoder.named_parameters():
         assert torch.equal(encoder[name], p), name
@@ -208,17 +215,15 @@ def test_checkpoints_keep_the_projectors_and_stage_two_starts_from_them(
     }
     assert checkpoint["m2se"]["audio"]["encoder"] == settings["encoder"]
     torch.save(checkpoint, tmp_path / "last.ckpt")
-    second = M2SEModule(str(tiny_model_dir), init_from=str(tmp_path / "last.ckpt"), audio=settings)
+    second = built(tiny_model_dir, settings, init_from=str(tmp_path / "last.ckpt"))
     assert torch.equal(second.extra_tokens.audio.projector.weight, module.extra_tokens.audio.projector.weight)
     assert second.extra_tokens.audio.projector.weight.requires_grad  # keeps training in stage two
     with pytest.raises(ValueError, match="audio weights do not fit model.audio"):
-        M2SEModule(
-            str(tiny_model_dir), init_from=str(tmp_path / "last.ckpt"), audio={**settings, "features": {}}
-        )
+        built(tiny_model_dir, {**settings, "features": {}}, init_from=str(tmp_path / "last.ckpt"))
 
 
 def test_a_model_without_audio_refuses_placeholders(tiny_model_dir, processor):
-    plain = M2SEModule(str(tiny_model_dir))
+    plain = built(tiny_model_dir)
     assert plain.extra_tokens is None
     with pytest.raises(ValueError, match="placeholders but the model has no model.audio"):
         plain(processor.collate(samples(processor)))
@@ -230,16 +235,26 @@ def test_pooling_averages_equal_spans_of_time():
     assert pool(frames[:1], 4).shape == (4, 2)  # a clip shorter than the tokens repeats its frames
 
 
-def test_a_processor_without_the_models_placeholders_is_refused(module, tiny_model_dir, processor):
-    plain = M2SEProcessor.from_pretrained(tiny_model_dir)
-    module._trainer = SimpleNamespace(datamodule=SimpleNamespace(processor=plain))
-    try:
-        with pytest.raises(ValueError, match="does not match the model's audio settings"):
-            module.on_test_start()
-        module._trainer.datamodule.processor = processor
-        module.on_test_start()  # the same layout: fine
-    finally:
-        module._trainer = None
+def test_an_adapter_trained_with_audio_refuses_a_processor_without_it(
+    module, tiny_model_dir, settings, tmp_path
+):
+    folder = str(module.save_adapter(tmp_path / "adapter"))
+    # The module takes what it hears from its processor: one without placeholders cannot carry the adapter.
+    with pytest.raises(ValueError, match=r"trained with audio .* \(the processor writes no placeholders\)"):
+        built(tiny_model_dir, None, init_from=folder)
+    # Evaluation's processor hears as the folder says, whether model.audio is unset or asks for the same
+    # placeholders, and refuses others: their projectors never trained.
+    assert evaluated_settings(AudioSettings(), folder) == AudioSettings.of(settings)
+    assert evaluated_settings(AudioSettings.of({**settings, "encoder": "x"}), folder) == AudioSettings.of(
+        settings
+    )
+    with pytest.raises(
+        ValueError, match=r"asks for audio or feature tokens that .*adapter was not trained with"
+    ):
+        evaluated_settings(AudioSettings.of({**settings, "tokens": 5}), folder)
+    with pytest.raises(ValueError, match="the base model was not trained with"):
+        evaluated_settings(AudioSettings.of(settings), None)
+    assert evaluated_settings(AudioSettings(), None) == AudioSettings()
 
 
 @pytest.mark.parametrize("freeze", [True, False])

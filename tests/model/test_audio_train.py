@@ -7,7 +7,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from m2se.model.audio import saved_settings
+from m2se.audio_settings import AudioSettings
+from m2se.data import internvl
+from m2se.model.audio import evaluated_settings, saved_settings
+from m2se.model.internvl import InternVL
 from m2se.model.module import M2SEModule
 from m2se.model.tiny import build_tiny_audio_encoder
 from train import train
@@ -19,8 +22,10 @@ def test_demo_audio_config_composes_for_training_and_evaluation():
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=demo_audio"])
         evaluation = compose("evaluate", overrides=["experiment=demo_audio", "task=mer2023"])
-    assert cfg.module.audio.encoder == cfg.data.processor.audio.encoder == "demo_out/tiny-hubert"
-    assert list(cfg.module.audio.tasks) == ["mer2023"] and cfg.model.path == "demo_out/tiny-internvl"
+    # One owner: model.audio (conf/model/audio/), which processor and module both read.
+    assert "audio" not in cfg.module and "audio" not in cfg.data.processor
+    assert cfg.model.audio.encoder == "demo_out/tiny-hubert"
+    assert list(cfg.model.audio.tasks) == ["mer2023"] and cfg.model.path == "demo_out/tiny-internvl"
     assert set(cfg.data.mixtures.first) == {"msa", "mer", "fer", "mer2023"}
     assert (
         "mer2023" in evaluation.data.test_sources and evaluation.model.audio.encoder == "demo_out/tiny-hubert"
@@ -66,8 +71,10 @@ def test_training_hears_the_clips_and_saves_the_projector(run, tiny_model_dir):
     assert checkpoint["m2se"]["audio"]["tasks"] == ["mer2023"]
     trained = checkpoint["state_dict"]["extra_tokens.audio.projector.weight"]
     assert saved_settings(out / "adapter")["encoder"] == module.extra_tokens.settings.encoder
-    # Evaluation builds the module from the adapter folder alone: the projector comes with it.
-    loaded = M2SEModule(str(tiny_model_dir), init_from=str(out / "adapter"))
+    # Evaluation builds the module from the adapter folder alone: the settings and projector come with it.
+    audio = evaluated_settings(AudioSettings(), str(out / "adapter"))
+    processor = internvl.from_pretrained(tiny_model_dir, audio=audio)
+    loaded = M2SEModule(InternVL(str(tiny_model_dir)), processor, init_from=str(out / "adapter"))
     assert torch.equal(loaded.extra_tokens.audio.projector.weight, trained)
     with open(out / "csv" / "metrics.csv") as f:
         logged = list(csv.DictReader(f))

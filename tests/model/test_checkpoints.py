@@ -153,6 +153,8 @@ def test_resume_wants_a_training_checkpoint(real, tmp_path):
 
 
 def test_adapters_that_do_not_fit_the_model_are_named(real, tmp_path, tiny_model_dir):
+    from m2se.data import internvl
+    from m2se.model.internvl import InternVL
     from m2se.model.module import M2SEModule
 
     def wrong_shape(c):
@@ -168,7 +170,9 @@ def test_adapters_that_do_not_fit_the_model_are_named(real, tmp_path, tiny_model
     ]:
         path = variant(real, tmp_path, name, change)
         with pytest.raises(CheckpointError, match=f"{name}: its LoRA {message}"):
-            M2SEModule(str(tiny_model_dir), init_from=str(path))
+            M2SEModule(
+                InternVL(str(tiny_model_dir)), internvl.from_pretrained(tiny_model_dir), init_from=str(path)
+            )
 
 
 @pytest.mark.parametrize(

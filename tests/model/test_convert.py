@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, GenerationConfig, InternVLForConditionalGeneration
 
-from m2se.data.processor import M2SEProcessor
+from m2se.data import internvl
 from m2se.model.convert import convert_checkpoint
 from tests.model.conftest import Converted
 from tests.model.original_layout import CHECKPOINTS, TILE
@@ -131,8 +131,8 @@ def test_chat_template_writes_the_checkpoints_conversation(converted, name):
 @pytest.mark.parametrize("name", CHECKPOINTS)
 def test_the_projects_processor_accepts_the_converted_directory(converted, name):
     c = converted(name)
-    processor = M2SEProcessor.from_pretrained(c.dst)
-    assert (processor.tile_size, processor.tokens_per_tile) == (TILE, 4)
+    processor = internvl.from_pretrained(c.dst)
+    assert (processor.tile_size, processor.vision.tokens_per_tile) == (TILE, 4)
     frames = torch.randint(0, 256, (2, TILE, TILE, 3), dtype=torch.uint8).numpy()
     sample = processor("The person says: 'hi'", "Joy.", videos=[frames])
     answer = sample.input_ids[sample.labels != -100].tolist()

@@ -4,14 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from m2se.model.internvl import (
-    LoadSettings,
-    LoraSettings,
-    add_lora,
-    load_base,
-    resolve_model_path,
-    trainable_parameters,
-)
+from m2se.data import internvl
+from m2se.model.backbone import LoadSettings
+from m2se.model.internvl import PARTS, InternVL, load_base, resolve_model_path
+from m2se.model.lora import LoraSettings, _expand_groups, trainable_parameters
+from m2se.model.lora import add_lora as add_lora_on_parts
+
+
+def add_lora(model, settings):
+    return add_lora_on_parts(model, settings, PARTS)
 
 
 @pytest.fixture
@@ -81,11 +82,9 @@ def test_attention_and_dtype_defaults_on_cpu():
 def test_gradient_checkpointing_runs(tiny_model_dir):
     import numpy as np
 
-    from m2se.data.processor import M2SEProcessor
-
     model = add_lora(load_base(tiny_model_dir, LoadSettings(gradient_checkpointing=True)), LoraSettings())
     model.train()
-    processor = M2SEProcessor.from_pretrained(tiny_model_dir)
+    processor = internvl.from_pretrained(tiny_model_dir)
     batch = processor.collate([processor("hi", "Positive.", videos=[np.zeros((2, 56, 56, 3), np.uint8)])])
     model(**batch).loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
@@ -105,8 +104,6 @@ def test_resolve_native_directory_and_clear_errors(tiny_model_dir, tmp_path):
 
 
 def test_attention_group_follows_the_backbones_layout(base):
-    from m2se.model.internvl import _expand_groups
-
     model = add_lora(base, LoraSettings(r=4, parts=["language_model"], target_modules=["attention_qkv"]))
     adapted = {
         n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n
@@ -115,3 +112,13 @@ def test_attention_group_follows_the_backbones_layout(base):
     phi3 = ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"]  # InternVL2-4B's fused layout
     assert _expand_groups(["attention_qkv"], phi3) == ["qkv_proj"]
     assert _expand_groups(["attention_qkv"], ["fc1"]) == ["attention_qkv"]  # nothing there: an error later
+
+
+def test_the_backbone_resolves_loads_and_names_its_parts(tiny_model_dir, tmp_path):
+    backbone = InternVL(str(tiny_model_dir), str(tmp_path)).resolved()
+    assert backbone.path == str(tiny_model_dir) and backbone.parts == PARTS  # native: used as is
+    model = backbone.load(LoadSettings())
+    assert not any(p.requires_grad for p in model.parameters())
+    assert all(
+        any(n.startswith(prefix + ".") for n, _ in model.named_parameters()) for prefix in PARTS.values()
+    )

@@ -2,6 +2,8 @@ import math
 
 import pytest
 
+from m2se.data import internvl
+from m2se.model.internvl import InternVL
 from m2se.model.module import M2SEModule
 from m2se.model.optim import warmup_cosine
 
@@ -15,7 +17,9 @@ def test_warmup_then_cosine_then_flat():
 
 
 def test_new_lora_merges_the_old_one(tiny_model_dir):
-    module = M2SEModule(str(tiny_model_dir), lora={"r": 4})
+    module = M2SEModule(
+        InternVL(str(tiny_model_dir)), internvl.from_pretrained(tiny_model_dir), lora={"r": 4}
+    )
     before = {n for n, p in module.named_parameters() if p.requires_grad}
     module.start_new_lora()
     assert module.stage == 2 and len(module.merged) == 1 and module.merged[0].config["r"] == 4
@@ -26,7 +30,7 @@ def test_new_lora_merges_the_old_one(tiny_model_dir):
 
 
 def test_checkpoint_holds_only_what_trains(tiny_model_dir):
-    module = M2SEModule(str(tiny_model_dir))
+    module = M2SEModule(InternVL(str(tiny_model_dir)), internvl.from_pretrained(tiny_model_dir))
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     assert len(checkpoint["state_dict"]) == 32 and all(".lora_" in k for k in checkpoint["state_dict"])
