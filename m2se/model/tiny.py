@@ -1,11 +1,14 @@
 """A tiny random native InternVL with its own BPE tokenizer, built in code for tests and the demo.
 
     python -m m2se.model.tiny --out /tmp/tiny-internvl [--seed 0]
+    python -m m2se.model.tiny --variant internvl3 --out /tmp/tiny-internvl3
     python -m m2se.model.tiny --audio --out /tmp/tiny-hubert     a tiny random HuBERT speech encoder
 
 The directory loads offline with `InternVLForConditionalGeneration.from_pretrained(dir)` and
-`AutoTokenizer.from_pretrained(dir)`, and speaks InternVL2-4B's phi3-chat format. The speech encoder
-loads with `AutoModel.from_pretrained(dir)` and `AutoFeatureExtractor.from_pretrained(dir)`.
+`AutoTokenizer.from_pretrained(dir)`. The default variant speaks InternVL2-4B's phi3-chat format;
+`internvl3` stands for InternVL2.5/3 (a Qwen2.5-style LLM: dynamic rope, untied head, and the
+internvl2_5 ChatML format the converter writes). The speech encoder loads with
+`AutoModel.from_pretrained(dir)` and `AutoFeatureExtractor.from_pretrained(dir)`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,15 @@ from transformers import (
     Wav2Vec2FeatureExtractor,
 )
 
+from m2se.model.convert_keys import chat_template
+
 IMAGE_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>")
 CHAT_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 PAD_TOKEN = "<pad>"
+# The internvl3 variant: ChatML turns, and Qwen2.5's <|endoftext|> pads.
+CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
+QWEN_PAD_TOKEN = "<|endoftext|>"
+VARIANTS = ("internvl2", "internvl3")
 
 # InternVL2-4B's phi3-chat conversation, as EmoVerse trained it (PROTOCOL §3). No BOS, no newline
 # after <|end|>; the generation prompt is exactly the text before an answer.
@@ -60,9 +69,20 @@ You are an sentiment and emotion analysis expert. The video shows a man and a wo
 """
 
 
-def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on CORPUS; deterministic (the trainer breaks ties by pair order)."""
-    specials = [PAD_TOKEN, *CHAT_TOKENS, *IMAGE_TOKENS]
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown tiny variant {variant!r} (known: {', '.join(VARIANTS)})")
+
+
+def build_tokenizer(vocab_size: int = 1024, variant: str = "internvl2") -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on CORPUS; deterministic (the trainer breaks ties by pair order).
+
+    The turn end (<|end|>, or <|im_end|> for internvl3) is eos. Raises ValueError for an unknown variant.
+    """
+    _check_variant(variant)
+    internvl3 = variant == "internvl3"
+    pad, chat = (QWEN_PAD_TOKEN, CHATML_TOKENS) if internvl3 else (PAD_TOKEN, CHAT_TOKENS)
+    specials = [pad, *chat, *IMAGE_TOKENS]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -77,17 +97,25 @@ def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
     # as EmoVerse used it starts with <|system|>).
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
-        eos_token="<|end|>",
-        pad_token=PAD_TOKEN,
-        extra_special_tokens=[*CHAT_TOKENS[:3], *IMAGE_TOKENS],
+        eos_token=chat[-1],
+        pad_token=pad,
+        extra_special_tokens=[*chat[:-1], *IMAGE_TOKENS],
         model_max_length=4096,
     )
-    tokenizer.chat_template = PHI3_CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template("internvl2_5", bos=False) if internvl3 else PHI3_CHAT_TEMPLATE
     return tokenizer
 
 
-def tiny_config(tokenizer: PreTrainedTokenizerFast, tile_size: int = 56) -> InternVLConfig:
-    """Vision 32 / Qwen2 64 wide, 2 layers each; 56-px tiles → 4×4 patches → 4 tokens per tile."""
+def tiny_config(
+    tokenizer: PreTrainedTokenizerFast, tile_size: int = 56, variant: str = "internvl2"
+) -> InternVLConfig:
+    """Vision 32 / Qwen2 64 wide, 2 layers each; 56-px tiles → 4×4 patches → 4 tokens per tile.
+
+    internvl3: the LLM config as InternVL2.5/3's Qwen2.5 writes it (rope theta 1e6 with dynamic NTK
+    scaling ×2, every layer full attention, lm_head untied from the embeddings) and InternViT-300M's qkv
+    bias in the vision tower.
+    """
+    _check_variant(variant)
     patch_size, downsample_ratio = 14, 0.5
     tokens_per_tile = int((tile_size // patch_size) ** 2 * downsample_ratio**2)
     vision = dict(
@@ -116,6 +144,14 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast, tile_size: int = 56) -> Inte
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
+    if variant == "internvl3":
+        vision["attention_bias"] = True  # InternViT-300M-448px-V2_5's qkv bias
+        text |= dict(
+            rope_parameters={"rope_type": "dynamic", "rope_theta": 1e6, "factor": 2.0},
+            layer_types=["full_attention"] * text["num_hidden_layers"],
+            use_sliding_window=False,
+            tie_word_embeddings=False,
+        )
     return InternVLConfig(
         vision_config=vision,
         text_config=text,
@@ -124,19 +160,21 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast, tile_size: int = 56) -> Inte
         downsample_ratio=downsample_ratio,
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
-        tie_word_embeddings=True,
+        tie_word_embeddings=text["tie_word_embeddings"],
     )
 
 
-def build_tiny_internvl(out_dir: Path, seed: int = 0, tile_size: int = 56) -> Path:
+def build_tiny_internvl(
+    out_dir: Path, seed: int = 0, tile_size: int = 56, variant: str = "internvl2"
+) -> Path:
     """Write a random tiny InternVL (weights, config, generation config, tokenizer) to out_dir.
 
-    Same seed → bitwise-identical weights and the same tokenizer. The global torch RNG is left as
-    it was. Returns out_dir.
+    ``variant``: one of VARIANTS (see the module docstring). Same seed → bitwise-identical weights and
+    the same tokenizer. The global torch RNG is left as it was. Returns out_dir.
     """
     out_dir = Path(out_dir)
-    tokenizer = build_tokenizer()
-    config = tiny_config(tokenizer, tile_size)
+    tokenizer = build_tokenizer(variant=variant)
+    config = tiny_config(tokenizer, tile_size, variant)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = InternVLForConditionalGeneration(config).eval()
@@ -181,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="directory to write")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", choices=VARIANTS, default="internvl2", help="chat format and LLM config")
     parser.add_argument("--audio", action="store_true", help="the tiny speech encoder instead of InternVL")
     args = parser.parse_args(argv)
     if args.audio:
@@ -188,11 +227,16 @@ def main(argv: list[str] | None = None) -> None:
         n_params = sum(p.numel() for p in HubertModel.from_pretrained(out).parameters())
         print(f"wrote {out}: tiny HuBERT speech encoder, {n_params:,} parameters, 16 kHz, 50 frames/s")
         return
-    out = build_tiny_internvl(args.out, seed=args.seed)
+    out = build_tiny_internvl(args.out, seed=args.seed, variant=args.variant)
     model = InternVLForConditionalGeneration.from_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
+    name = (
+        "tiny InternVL"
+        if args.variant == "internvl2"
+        else "tiny InternVL3-like model (Qwen2.5-style LLM, internvl2_5 chat)"
+    )
     print(
-        f"wrote {out}: tiny InternVL, {n_params:,} parameters, vocab {model.config.text_config.vocab_size}, "
+        f"wrote {out}: {name}, {n_params:,} parameters, vocab {model.config.text_config.vocab_size}, "
         f"{model.config.image_seq_length} tokens per {model.config.vision_config.image_size[0]}-px tile"
     )
 
