@@ -70,7 +70,8 @@ def _report_skips(errors: list[str], shown: int = 5) -> None:
 
 def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     task = None if cfg.task == "all" else _tasks(cfg)[0]
-    read = read_predictions(cfg.predictions, task, cfg.data.get("on_bad_record") == "skip", cfg.duplicates)
+    skip = cfg.data.get("on_bad_record") == "skip"
+    read = read_predictions(cfg.predictions, task, skip, cfg.duplicates)
     _report_skips(read.errors)
     if read.unassigned:
         counts = ", ".join(f"{reason} {n}" for reason, n in read.unassigned.most_common())
@@ -78,8 +79,10 @@ def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     results = {}
     for name in [*read.rows, *(t for t in read.skipped if t not in read.rows)]:
         rows = read.rows.get(name, [])  # none: every row of the task was skipped
-        result = score(name, [r.response for r in rows], rows, cfg.protocol, cfg.parse, cfg.predictions)
-        result.skipped, result.duplicates = read.skipped.get(name, Counter()), read.duplicates[name]
+        result = score(name, [r.response for r in rows], rows, cfg.protocol, cfg.parse, cfg.predictions, skip)
+        _report_skips(result.errors)
+        result.skipped += read.skipped.get(name, Counter())
+        result.duplicates = read.duplicates[name]
         results[name] = result
     return results
 
@@ -96,10 +99,12 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
     for task in tasks:
         rows, skipped = _test_rows(cfg, task)
         predictions = TASKS[task].baseline(cfg.baseline, rows)
+        skip = cfg.data.get("on_bad_record") == "skip"
         results[task] = score(
-            task, predictions, rows, cfg.protocol, cfg.parse, cfg.data.test_sources[task].path
+            task, predictions, rows, cfg.protocol, cfg.parse, cfg.data.test_sources[task].path, skip
         )
-        results[task].skipped = skipped
+        _report_skips(results[task].errors)
+        results[task].skipped += skipped
     return results
 
 
@@ -113,6 +118,7 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
     backbone, datamodule = build_data(cfg, evaluating=True)
     datamodule.setup("test")
     for task, records in datamodule.test_records.items():  # refused before the model loads
+        records[:] = _scorable(cfg, task, records, datamodule.test_skipped.setdefault(task, Counter()))
         if not records:
             raise RecordError.no_records(datamodule.test_sources[task].path, datamodule.test_skipped[task])
     module = build_module(cfg, backbone, datamodule)
@@ -127,6 +133,24 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
             task, Counter()
         )
     return results
+
+
+def _scorable(cfg: DictConfig, task: str, records: list, skipped: Counter) -> list:
+    """The records whose gold answer the run's parse mode can score (others: RecordError naming the
+    first, or with data.on_bad_record=skip left out, counted in ``skipped`` and reported)."""
+    spec, kept, errors = TASKS[task], [], []
+    mode = spec.parse_mode(cfg.parse)
+    for record in records:
+        problem = spec.answer.gold_problem(task, record.response, mode)
+        if problem is None:
+            kept.append(record)
+            continue
+        if cfg.data.get("on_bad_record") != "skip":
+            raise RecordError(record.where, problem, "unknown label")
+        skipped["unknown label"] += 1
+        errors.append(f"{record.where}: {problem}")
+    _report_skips(errors)
+    return kept
 
 
 def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
@@ -149,6 +173,14 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
     if empty:  # written above with its skip counts; still an error: there is no score to report
         task, result = empty[0]
         raise RecordError.no_records(f"{result.source}: task {task}", result.skipped)
+    for task, result in results.items():  # every record left out by the protocol: no score either
+        if result.metrics.get("excluded_by_protocol") == result.metrics["count"]:
+            raise RecordError(
+                f"{result.source}: task {task}",
+                f"every record has an empty gold answer, which protocol={cfg.protocol} leaves out "
+                "(protocol=semeval scores them)",
+                "excluded by protocol",
+            )
     return results
 
 

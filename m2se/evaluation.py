@@ -53,6 +53,7 @@ class TaskResult:
     skipped: Counter = field(default_factory=Counter)
     duplicates: int = 0
     source: str = ""  # the file the rows came from
+    errors: list[str] = field(default_factory=list)  # ``file:record: reason`` of rows skipped while scoring
 
     def summary(self) -> dict:
         """metrics.json's entry: the scores (non-finite → None), then the denominators and the scoring."""
@@ -60,7 +61,7 @@ class TaskResult:
             k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in self.metrics.items()
         }
         if not finite.get("count"):  # nothing scored: no score, only what was left out
-            finite = {"count": 0}
+            finite = {"count": 0, "unparseable": 0}
         return {
             **finite,
             "skipped": dict(self.skipped.most_common()),
@@ -92,11 +93,13 @@ def score(
     protocol: str = "semeval",
     parse: str | None = None,
     source: str = "",
+    skip_errors: bool = False,
 ) -> TaskResult:
     """Score raw ``predictions`` against ``rows`` (their gold ``label``, ``meta`` and ``where``) from the
     file ``source``; no rows give a result with ``count`` 0. The rows are answered and parsed in place.
 
-    A gold label the parse mode's scorer cannot read raises RecordError naming the row's ``where``.
+    A gold label the parse mode's scorer cannot read raises RecordError naming the row's ``where``;
+    with ``skip_errors`` such rows are left out, counted in ``skipped`` and listed in ``errors``.
     """
     metrics = TaskMetrics(task, protocol, parse)
     rows = [as_prediction(task, row) for row in rows]
@@ -104,15 +107,22 @@ def score(
     problem = answer.check_rows(rows)
     if problem is not None:
         raise RecordError(problem[0], problem[1], "bad metadata")
-    for row in rows:
-        problem = answer.gold_problem(task, row.label, metrics.parse)
-        if problem is not None:
-            raise RecordError(row.where, problem, "unknown label")
     for row, prediction in zip(rows, predictions, strict=True):
         row.response = prediction
-    metrics.add(rows)
-    result = result_of(metrics, rows)
-    result.source = str(source)
+    kept, skipped, errors = [], Counter(), []
+    for row in rows:
+        problem = answer.gold_problem(task, row.label, metrics.parse)
+        if problem is None:
+            kept.append(row)
+            continue
+        error = RecordError(row.where, problem, "unknown label")
+        if not skip_errors:
+            raise error
+        skipped[error.reason] += 1
+        errors.append(str(error))
+    metrics.add(kept)
+    result = result_of(metrics, kept)
+    result.source, result.skipped, result.errors = str(source), skipped, errors
     return result
 
 

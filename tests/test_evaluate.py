@@ -162,3 +162,16 @@ def test_a_test_file_whose_every_medium_is_missing_is_an_error_with_its_skips(
         evaluate(cfg)
     msa = json.loads((tmp_path / "out/metrics.json").read_text())["msa"]
     assert msa["count"] == 0 and msa["skipped"] == {"media error": 2}
+
+
+def test_test_gold_the_parse_mode_cannot_read_is_refused_before_the_model_loads(demo_dir, tmp_path):
+    items = json.loads((demo_dir / "test/mer2023.json").read_text())[:2]
+    items[1]["response"] += "."  # Emotion-LLaMA's scorer reads "happy." as no label (JSON lists count from 0)
+    path = tmp_path / "mer2023.json"
+    path.write_text(json.dumps(items))
+    cfg = config(tmp_path / "out", "experiment=demo", "task=mer2023", "parse=emotion_llama", f"data.data_dir={demo_dir}",
+                 f"+data.test_sources.mer2023={{path: '{path}', media_root: '{demo_dir}'}}", "model.path=/nonexistent")  # fmt: skip
+    with pytest.raises(
+        RecordError, match=r"mer2023.json:1: gold label '\w+\.' is not one of mer2023's labels"
+    ):
+        evaluate(cfg)

@@ -12,6 +12,7 @@ from evaluate import evaluate
 from m2se.data.records import RecordError
 from m2se.predictions import read_predictions
 from m2se.tasks import TASKS
+from m2se.templates import Utterance, ecpe_query
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = TASKS["erc"].query("Hi .")
@@ -124,7 +125,8 @@ def test_a_task_whose_every_row_was_skipped_is_reported_and_an_error(tmp_path, c
     assert "skipped p.jsonl:1: unknown label 'Joyful.' for task erc" in capsys.readouterr().err
     metrics = json.loads((tmp_path / "o/metrics.json").read_text())
     assert metrics["msa"]["count"] == 1 and metrics["erc"] == {
-        "count": 0, "skipped": {"unknown label": 1}, "duplicates_dropped": 0, "parse": "exact", "protocol": None
+        "count": 0, "unparseable": 0, "skipped": {"unknown label": 1}, "duplicates_dropped": 0, "parse": "exact",
+        "protocol": None,
     }  # fmt: skip
 
 
@@ -157,3 +159,35 @@ def test_a_row_of_another_task_says_so(tmp_path):
     msa = {**row(), "query": TASKS["msa"].query("Hi ."), "label": "Positive."}
     with pytest.raises(RecordError, match="p.jsonl:1: unknown label 'Positive.' .*a msa query: task=all"):
         read_predictions(jsonl(tmp_path / "p.jsonl", [msa]), "erc")
+
+
+def test_gold_the_reference_scorer_cannot_read_is_one_line_or_a_counted_skip(tmp_path, capsys):
+    query = TASKS["mer2023"].query("Hi")
+    rows = [
+        {"query": query, "response": "happy", "label": gold, "videos": [f"{gold}mp4"]}
+        for gold in ("happy", "happy.")
+    ]
+    path = jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(RecordError, match=r"p.jsonl:2: gold label 'happy.' is not one of mer2023's labels"):
+        evaluate(config(tmp_path / "a", f"predictions={path}", "parse=emotion_llama"))
+    result = evaluate(
+        config(tmp_path / "b", f"predictions={path}", "parse=emotion_llama", "data.on_bad_record=skip")
+    )
+    assert result["mer2023"].metrics["count"] == 1 and result["mer2023"].skipped == {"unknown label": 1}
+    assert "skipped p.jsonl:2: gold label 'happy.'" in capsys.readouterr().err
+    assert json.loads((tmp_path / "b/metrics.json").read_text())["mer2023"]["skipped"] == {"unknown label": 1}
+
+
+def test_ecpe_whose_every_gold_is_empty_has_no_emoverse_score(tmp_path):
+    query = ecpe_query([Utterance("A", "Hi .", "joy")], 1)
+    rows = [
+        {"query": query, "response": "1_joy,1", "label": "", "videos": [f"dia1utt{i}.mp4"]} for i in (1, 2)
+    ]
+    path = jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(
+        RecordError, match="every record has an empty gold answer, which protocol=emoverse leaves out"
+    ):
+        evaluate(config(tmp_path / "a", f"predictions={path}", "protocol=emoverse"))
+    assert (
+        evaluate(config(tmp_path / "b", f"predictions={path}"))["ecpe"].metrics["count"] == 2
+    )  # semeval scores them
