@@ -42,7 +42,8 @@ from pathlib import Path
 
 import torch
 import transformers
-from train_step import INTERNVL2, PeakRss, write_random_internvl2  # bench/ is on sys.path when run
+from report import PeakRss  # bench/ is on sys.path when run
+from train_step import INTERNVL2, write_random_internvl2
 
 from m2se.data import internvl
 from m2se.data.dataset import Collator, EncodedDataset

@@ -1,8 +1,7 @@
 """Training-step speed and memory: forward + backward + AdamW on LoRA, a row per model and batch size.
 
-    python bench/train_step.py [--model tiny internvl2_2b internvl2_4b PATH ...] [--batch 1 4]
-                               [--steps 10] [--warmup 3] [--frames 8] [--seq-text 256]
-                               [--checkpointing | --no-checkpointing] [--threads N]
+    python bench/train_step.py [--model tiny internvl2_2b internvl2_4b PATH ...] [--batch 1 4] [--steps 10]
+        [--warmup 3] [--frames 8] [--seq-text 256] [--checkpointing | --no-checkpointing] [--threads N]
 
 Every model goes the way training takes it: a model folder, ``m2se.data.internvl.from_pretrained``,
 ``load_base`` with ``LoadSettings`` (bf16 and flash-attention 2 or sdpa on CUDA, fp32 on CPU) and
@@ -11,10 +10,9 @@ autocast (bf16 on CUDA), forward, backward, gradient clipping at 1.0, AdamW.
 
 - ``tiny``: the tiny random InternVL (56-px tiles, 4 tokens per tile), no gradient checkpointing,
   as ``experiment=demo`` trains it.
-- ``internvl2_2b`` / ``internvl2_4b`` (CUDA only): InternVL2-2B/4B's shapes with random weights,
-  built from the original config.json values by the converter's ``native_config`` and saved to a
-  temporary folder (no weights are downloaded); the tiny model's tokenizer stands in for theirs.
-  Gradient checkpointing on, as training has it.
+- ``internvl2_2b`` / ``internvl2_4b`` (CUDA only): InternVL2-2B/4B's shapes with random weights from
+  the original config.json values (``native_config``) in a temporary folder, nothing downloaded; the
+  tiny model's tokenizer stands in for theirs. Gradient checkpointing on, as training has it.
 - ``PATH``: a native or original InternVL directory (``resolve_model_path``), checkpointing on.
 
 A sample is one video of ``--frames`` frames (448-px random pixels, one tile each) and about
@@ -24,7 +22,8 @@ processor. The batch is encoded once and reused: data loading is not timed (benc
 Model FLOPs per step are counted, not estimated: ``lightning``'s ``measure_flops`` (torch's
 FlopCounterMode) runs forward + backward of the same LoRA model on the meta device, without
 gradient-checkpoint recomputation; frozen weights get no weight gradients, so this is less than the
-6 x params x tokens of full fine-tuning. MFU divides them by the GPU's dense bf16 peak.
+6 x params x tokens of full fine-tuning. MFU divides them by the GPU's dense bf16 peak (Lightning's
+table; the H200's, 989 TFLOP/s, is added in ``report.py``).
 """
 
 from __future__ import annotations
@@ -36,15 +35,14 @@ import gc
 import os
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil  # a dependency of peft
 import torch
-from lightning.fabric.utilities.throughput import get_available_flops, measure_flops
+from lightning.fabric.utilities.throughput import measure_flops
+from report import PeakRss, count, peak_bf16_flops, table  # bench/ is on sys.path when run
 from transformers import AutoConfig, InternVLConfig, InternVLForConditionalGeneration
 
 from m2se.data import internvl
@@ -191,32 +189,6 @@ def model_flops(config: InternVLConfig, lora: LoraSettings, batch: dict) -> tupl
     return flops, total, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class PeakRss:
-    """Peak resident memory of this process above the level at entry, sampled every 5 ms."""
-
-    def __init__(self) -> None:
-        self._process, self._stop = psutil.Process(), threading.Event()
-        self.baseline = self.peak = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def delta(self) -> int:
-        return self.peak - self.baseline
-
-
 @dataclass
 class Result:
     model: str
@@ -301,70 +273,11 @@ def bench(
         trainable=trainable,
         total=total,
         flops=flops,
-        peak_flops=get_available_flops(device, torch.bfloat16) if cuda else None,
+        peak_flops=peak_bf16_flops(device) if cuda else None,
     )
     del model, batch
     gc.collect()
     return result
-
-
-def _si(n: float, units: str = "TGMK") -> str:
-    """1234567 -> '1.23M'; params in B/M/K, FLOPs in T/G/M/K."""
-    for unit in units:
-        size = {"T": 1e12, "B": 1e9, "G": 1e9, "M": 1e6, "K": 1e3}[unit]
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return f"{n:.0f}"
-
-
-def _count(n: float) -> str:
-    return _si(n, "BMK")
-
-
-# (header, width); text columns align left, numbers right.
-COLUMNS = (
-    ("model", -14),
-    ("dtype", -8),
-    ("attention", -17),
-    ("ckpt", -4),
-    ("batch", 5),
-    ("tokens/sample", 15),
-    ("step ms", 14),
-    ("samples/s", 9),
-    ("tokens/s", 9),
-    ("peak mem", 9),
-    ("trainable / total", 17),
-    ("FLOP/step", 9),
-    ("FLOP/s", 8),
-    ("MFU", 6),
-)
-
-
-def table_line(cells) -> str:
-    return " ".join(
-        f"{cell:<{-w}}" if w < 0 else f"{cell:>{w}}" for cell, (_, w) in zip(cells, COLUMNS, strict=True)
-    )
-
-
-def row(r: Result) -> list[str]:
-    spread = statistics.stdev(r.step_s) if len(r.step_s) > 1 else 0.0
-    achieved = r.flops / r.mean_s
-    return [
-        r.model,
-        r.dtype,
-        r.attention,
-        "on" if r.checkpointing else "off",
-        str(r.batch),
-        f"{r.tokens_per_sample:.0f} ({r.visual_per_sample:.0f} vis)",
-        f"{r.mean_s * 1e3:.1f} ± {spread * 1e3:.1f}",
-        f"{r.batch / r.mean_s:.1f}",
-        f"{r.tokens / r.mean_s:.0f}",
-        f"{r.peak_bytes / 2**30:.2f} GiB",
-        f"{_count(r.trainable)} / {_count(r.total)}",
-        _si(r.flops),
-        _si(achieved),
-        f"{achieved / r.peak_flops:.1%}" if r.peak_flops else "-",
-    ]
 
 
 def skipped(name: str, args) -> str:
@@ -377,27 +290,22 @@ def skipped(name: str, args) -> str:
     batch = make_batch(processor, args.batch[0], args.frames, args.seq_text)
     flops, total, trainable = model_flops(config, LoraSettings(), batch)
     return (
-        f"{name}: skipped: no CUDA device ({_count(total)} params, {_count(trainable)} LoRA; "
+        f"{name}: skipped: no CUDA device ({count(total)} params, {count(trainable)} LoRA; "
         f"{flops / 1e12:.1f} TFLOP per step at batch {args.batch[0]})"
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--model", nargs="+", default=["tiny", *INTERNVL2], help="tiny, internvl2_2b, internvl2_4b or a path"
-    )
+    models = "tiny, internvl2_2b, internvl2_4b or a path"
+    parser.add_argument("--model", nargs="+", default=["tiny", *INTERNVL2], help=models)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="micro-batch sizes")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--frames", type=int, default=8, help="video frames per sample (one tile each)")
     parser.add_argument("--seq-text", type=int, default=256, help="non-visual tokens per sample")
-    parser.add_argument(
-        "--checkpointing",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="gradient checkpointing (default: off for tiny, on otherwise)",
-    )
+    checkpointing = "gradient checkpointing (default: off for tiny, on otherwise)"
+    parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, help=checkpointing)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -406,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     where = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"CPU ({torch.get_num_threads()} torch threads)"
+        else f"CPU ({torch.get_num_threads()} threads)"
     )
     print(
         f"train step on {where}; torch {torch.__version__}; {args.warmup} warmup + {args.steps} timed steps"
@@ -434,12 +342,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {name} batch {batch_size}: {results[-1].mean_s * 1e3:.1f} ms/step", flush=True)
     if results:
         memory = "max allocated" if device.type == "cuda" else "RSS above start"
-        print(f"\npeak mem: {memory}, from loading through the last step\n")
-        header = table_line(name for name, _ in COLUMNS)
-        print(header)
-        print("-" * len(header))
-        for result in results:
-            print(table_line(row(result)))
+        print(f"\npeak mem: {memory}, from loading through the last step\n\n{table(results)}")
 
 
 if __name__ == "__main__":
