@@ -134,6 +134,15 @@ class M2SEProcessor:
         """The side of the square tiles media are read as (the vision's)."""
         return self.vision.tile_size
 
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """Token ids that end an answer: the chat template's end of turn (the first token after the
+        answer, which training teaches) and the tokenizer's eos, when they differ (some native
+        releases keep ``</s>`` as eos while their turns end with ``<|im_end|>``)."""
+        tail = self.tokenizer(self._answer_tail, add_special_tokens=False)["input_ids"][:1]
+        eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        return list(dict.fromkeys([*tail, *eos]))
+
     def __call__(
         self,
         query: str,

@@ -200,7 +200,7 @@ class M2SEModule(L.LightningModule):
             max_new_tokens=TASKS[task].max_new_tokens,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=self.processor.stop_token_ids,  # the end of turn training taught, and eos
         )
         # generate() runs the vision tower whenever a pixel_values key is given, even None (text-only).
         pixels = {} if batch["pixel_values"] is None else {"pixel_values": batch["pixel_values"]}

@@ -86,6 +86,19 @@ def test_an_hf_style_chatml_template_gives_the_processor_the_same_ids(tiny3_dir)
     assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
 
 
+def test_answers_stop_at_the_turn_end_training_taught_even_when_eos_differs(tiny3_dir):
+    """An InternLM-based -hf release keeps ``</s>`` as eos while its turns end with ``<|im_end|>``:
+    generation must stop at both (it stopped at eos alone and ran on past the answer)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny3_dir)
+    tokenizer.chat_template = HF_CHATML
+    tokenizer.add_special_tokens({"eos_token": "</s>"})
+    processor = M2SEProcessor(tokenizer, internvl.from_pretrained(tiny3_dir).vision)
+    stops = tokenizer.convert_ids_to_tokens(processor.stop_token_ids)
+    assert stops == ["<|im_end|>", "</s>"]
+    same = internvl.from_pretrained(tiny3_dir)  # eos is the turn end: one stop token
+    assert same.tokenizer.convert_ids_to_tokens(same.stop_token_ids) == ["<|im_end|>"]
+
+
 ENTRY = re.compile(r"internvl(2|2_5|3)_(\d+b)(_hf)?")
 ENTRIES = sorted(p.stem for p in (CONF / "model").glob("internvl*.yaml"))
 
