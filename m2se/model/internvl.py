@@ -26,8 +26,8 @@ PARTS = {
 
 @dataclass(frozen=True)
 class InternVL:
-    """``model.backbone`` for InternVL2 (and any native ``InternVLForConditionalGeneration``): ``path`` a
-    hub id or folder, native or original; an original one is converted once into ``cache_dir``."""
+    """``model.backbone`` for InternVL2, 2.5 and 3 (and any native ``InternVLForConditionalGeneration``):
+    ``path`` a hub id or folder, native or original; an original one is converted once into ``cache_dir``."""
 
     path: str
     cache_dir: str = "~/.cache/m2se/converted"
@@ -49,7 +49,8 @@ def load_base(path: str | Path, settings: LoadSettings | None = None) -> InternV
 
 
 def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
-    """A native model directory for ``path``: itself, or an original InternVL2 converted once into the cache.
+    """A native model directory for ``path``: itself, or an original InternVL2, 2.5 or 3 checkpoint
+    converted once into the cache.
 
     ``path`` is a local directory (native or original) or a hub id found in the local Hugging Face
     cache (downloaded when the hub is reachable). Raises FileNotFoundError saying what to do.
@@ -86,6 +87,6 @@ def _from_hub(repo_id: str) -> Path:
         raise FileNotFoundError(
             f"model {repo_id!r} is neither a local directory nor in the Hugging Face cache ({reason}). "
             f"Download it where the hub is reachable: `huggingface-cli download {repo_id} --local-dir DIR`, "
-            f"then pass model.path=DIR (an original InternVL2 checkpoint is converted on first use, "
+            f"then pass model.path=DIR (an original InternVL2/2.5/3 checkpoint is converted on first use, "
             f"or convert it yourself: `python -m m2se.model.convert DIR NATIVE_DIR`)"
         ) from None
