@@ -3,10 +3,12 @@ data and the module from config the same way, precision."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,9 +116,34 @@ def check_seed(cfg: DictConfig) -> None:
         raise ValueError(f"seed must be an integer, got {seed!r}")
 
 
+def import_user_modules(names: Sequence[str]) -> None:
+    """Import the config's ``imports``: dotted module names or ``.py`` files, the researcher's own code
+    run before the job (for instance ``register_task`` calls). ValueError naming one that is missing."""
+    for name in names:
+        name = str(name)
+        if name.endswith(".py"):
+            path = Path(name).expanduser()
+            if not path.is_file():
+                raise ValueError(f"imports: {name}: no such file")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+            continue
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name and name.startswith(err.name):  # the module itself, not one it imports
+                raise ValueError(
+                    f"imports: no module named {name!r} (a dotted module on sys.path, or a .py file)"
+                ) from None
+            raise
+
+
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
     """Run an entry point's job; user errors exit with ``error: ...`` (``M2SE_TRACEBACK=1`` for the trace)."""
     try:
+        import_user_modules(cfg.get("imports") or [])
         check_paths(cfg)
         check_seed(cfg)
         job(cfg)

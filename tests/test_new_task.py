@@ -6,6 +6,8 @@ baseline, a predictions file with the task inferred from its queries) without an
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from m2se.data.records import load_records
 from m2se.tasks import TASKS, Labels, Task, register_task, unregister_task
 from train import train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 VALENCE = Task(
     "valence",
     Labels(("High", "Low")),
@@ -133,3 +136,25 @@ def test_a_task_cannot_shadow_another_or_take_its_instruction():
     with pytest.raises(ValueError, match="has the instruction of task 'erc'"):
         register_task(Task("erc2", Labels(("A", "B")), TASKS["erc"].instruction, "<x>"))
     assert "erc2" not in TASKS
+
+
+def test_a_task_registered_in_your_own_module_reaches_the_command_line(tmp_path):
+    module = tmp_path / "my_tasks.py"
+    module.write_text(
+        "from m2se.tasks import Labels, Task, register_task\n"
+        "register_task(Task('valence', Labels(('High', 'Low')), "
+        "'Please rate the valence shown in the image: high or low.', '<valence>'))\n"
+    )
+    query = VALENCE.query("I moved the boxes.")
+    rows = [
+        {"query": query, "response": r, "label": g, "images": ["a.png"]}
+        for r, g in (("High.", "High."), ("x", "Low."))
+    ]
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    command = [sys.executable, "evaluate.py", f"predictions={predictions}", f"output_dir={tmp_path / 'out'}"]
+    done = subprocess.run([*command, f"imports=[{module}]"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "out/metrics.json").read_text())["valence"]["accuracy"] == 0.5
+    missing = subprocess.run([*command, "imports=[no_such_tasks]"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 1 and "error: imports: no module named 'no_such_tasks'" in missing.stderr
