@@ -114,3 +114,17 @@ def test_every_internvl_entry_composes_names_its_checkpoint_and_has_a_readme_lin
     assert cfg.model.backbone.path == cfg.model.processor.path == cfg.model.path
     assert (CONF / "model" / f"{stem}.yaml").read_text().startswith(f"# python train.py model={stem}\n")
     assert re.search(rf"^\| `{stem}` \|", (ROOT / "README.md").read_text(), re.MULTILINE), stem
+
+
+def test_model_tiny_internvl3_builds_its_variant_on_first_use(tmp_path):
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["experiment=demo", "model=tiny_internvl3", f"model.path={tmp_path / 't3'}"]
+        )
+    instantiate(cfg.model.build)  # what prepare_demo runs when model.path holds no model yet
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "t3")
+    assert "<|im_start|>" in tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False
+    )
