@@ -95,6 +95,13 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
     ]
     if not tasks:
         raise ValueError(f"baseline={cfg.baseline} applies to none of the tasks with a test file: {cfg.task}")
+    others = [t for t in _tasks(cfg) if t in cfg.data.test_sources and t not in tasks]
+    if others:  # said, not silently dropped from task=all
+        offered = "; ".join(f"{t}: {', '.join(TASKS[t].answer.baselines) or 'none'}" for t in others)
+        print(
+            f"baseline={cfg.baseline} does not apply to {', '.join(others)} (their baselines: {offered})",
+            file=sys.stderr,
+        )
     results = {}
     for task in tasks:
         rows, skipped = _test_rows(cfg, task)

@@ -52,6 +52,12 @@ def read_predictions(
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"unknown duplicates policy {duplicates!r} (expected one of refuse, dedupe)")
     path, out, seen = Path(path), PredictionFile(), set()
+    if path.is_dir():
+        raise RecordError(
+            str(path),
+            "is a folder: give one prediction file (JSON list or JSONL), e.g. predictions/erc.jsonl",
+            "missing file",
+        )
     if not path.is_file():
         raise RecordError(str(path), "no such file", "missing file")
     for number, item in raw_items(path):

@@ -68,6 +68,12 @@ def test_baselines_need_no_model(emoverse_dir, tmp_path, capsys):
     assert "| ecpe |" in capsys.readouterr().out
     with pytest.raises(ValueError, match="baseline=majority applies to none"):
         evaluate(config(tmp_path / "x", "task=ecpe", "baseline=majority", data))
+    results = evaluate(config(tmp_path / "all", "task=all", "baseline=majority", data))
+    assert set(results) == {"erc"}  # ecpe's test file has no majority baseline: said, not dropped silently
+    assert (
+        "baseline=majority does not apply to ecpe (their baselines: ecpe: self_cause)"
+        in capsys.readouterr().err
+    )
 
 
 def test_bad_prediction_files_and_tasks_say_where(tmp_path):
@@ -77,6 +83,8 @@ def test_bad_prediction_files_and_tasks_say_where(tmp_path):
         evaluate(config(tmp_path / "o", f"predictions={path}", "task=erc"))
     with pytest.raises(ValueError, match="unknown task 'emotion'"):
         evaluate(config(tmp_path / "o", "task=emotion", "baseline=majority"))
+    with pytest.raises(RecordError, match="is a folder: give one prediction file"):
+        evaluate(config(tmp_path / "o", f"predictions={tmp_path}"))
 
 
 def test_generation_with_the_tiny_model_on_the_demo(tiny_model_dir, demo_dir, tmp_path):

@@ -84,9 +84,11 @@ def _from_hub(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id))
     except (OSError, HFValidationError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "HF_HUB_OFFLINE" in reason or "offline" in reason.lower():
+            reason = "the hub is not reachable from here"  # not Hugging Face's advice to go online
         raise FileNotFoundError(
             f"model {repo_id!r} is neither a local directory nor in the Hugging Face cache ({reason}). "
-            f"Download it where the hub is reachable: `huggingface-cli download {repo_id} --local-dir DIR`, "
+            f"Download it where the hub is reachable: `hf download {repo_id} --local-dir DIR`, "
             f"then pass model.path=DIR (an original InternVL2/2.5/3 checkpoint is converted on first use, "
             f"or convert it yourself: `python -m m2se.model.convert DIR NATIVE_DIR`)"
         ) from None
