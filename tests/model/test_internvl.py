@@ -92,9 +92,7 @@ def test_gradient_checkpointing_runs(tiny_model_dir):
 
 def test_resolve_native_directory_and_clear_errors(tiny_model_dir, tmp_path):
     assert resolve_model_path(tiny_model_dir, tmp_path) == tiny_model_dir
-    with pytest.raises(
-        FileNotFoundError, match=r"hf download OpenGVLab/InternVL2-4B --local-dir DIR"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"hf download OpenGVLab/InternVL2-4B --local-dir DIR"):
         resolve_model_path("OpenGVLab/InternVL2-4B", tmp_path)
     other = tmp_path / "other"
     other.mkdir()
