@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from evaluate import evaluate
 from m2se.data.inspect import inspect_files
 from m2se.data.records import load_records
-from m2se.tasks import TASKS, Labels, Task, register_task, unregister_task
+from m2se.tasks import TASKS, Labels, Task, infer_task, register_task, unregister_task
 from train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +135,17 @@ def test_a_task_cannot_shadow_another_or_take_its_instruction():
         register_task(Task("msa", Labels(("A", "B")), "Something new.", "<x>"))
     with pytest.raises(ValueError, match="has the instruction of task 'erc'"):
         register_task(Task("erc2", Labels(("A", "B")), TASKS["erc"].instruction, "<x>"))
-    assert "erc2" not in TASKS
+    # An instruction inside mer's and erc's (which share <emotion>) made both unrecognisable.
+    with pytest.raises(ValueError, match="queries of mer, erc would no longer be recognised"):
+        register_task(Task("polite", Labels(("A", "B")), "Please", "<z>"))
+    with pytest.raises(ValueError, match="queries of longer would no longer be recognised"):
+        register_task(
+            Task("longer", Labels(("A", "B")), TASKS["mer"].instruction + " Be brief.", "<emotion>")
+        )
+    with pytest.raises(TypeError, match="register_task takes a Task"):
+        register_task("msa")
+    assert not {"erc2", "polite", "longer"} & set(TASKS)
+    assert infer_task(TASKS["mer"].query("x")) == "mer" and infer_task(TASKS["erc"].query("x")) == "erc"
 
 
 def test_a_task_registered_in_your_own_module_reaches_the_command_line(tmp_path):

@@ -6,6 +6,10 @@ from m2se.tasks import (
     ECPE_EMOTIONS,
     EMOVERSE_TASKS,
     TASKS,
+    Acc2,
+    Labels,
+    Task,
+    TaskMetrics,
     get_task,
     infer_task,
     parse_pairs,
@@ -179,3 +183,54 @@ def test_mer2023_prompt_and_emotion_llama_rule():
     assert task.parse("contempt", mode="emotion_llama") == "neutral"  # outside the six labels
     assert task.parse("contempt") is None and task.parse("") is None
     assert task.parse("", mode="emotion_llama") == "neutral"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Labels(("Joy", "joy")), "'Joy' and 'joy' read the same once normalised"),
+        (lambda: Labels(("A", "A", "B")), "'A' and 'A' read the same"),
+        (lambda: Labels(("?", "Yes")), "'\\?' is empty once normalised"),
+        (lambda: Labels("ABC"), "labels must be a tuple of strings"),
+        (lambda: Labels(("A",)), "at least two labels"),
+        (lambda: Labels(("A", "B"), fallback="C"), "fallback 'C' is not one of the labels"),
+        (lambda: Labels(("A", "B"), {"a1": "C"}), "aliases point to \\['C'\\]"),
+        (lambda: Labels(("A", "B"), reference_modes=("strict",)), "not reference parse modes"),
+        (lambda: Task("../x", Labels(("A", "B")), "I", "<z>"), "task name '../x'"),
+        (lambda: Task("all", Labels(("A", "B")), "I", "<z>"), "task name 'all'"),
+        (lambda: Task("x", "labels", "I", "<z>"), "answer must be an answer format"),
+        (lambda: Task("x", Labels(("A", "B")), "", "<z>"), "instruction must be a non-empty string"),
+        (lambda: Task("x", Labels(("A", "B")), "I", "<z>", max_new_tokens=-1), "max_new_tokens must be in"),
+        (
+            lambda: Task("x", Labels(("A", "B")), "I", "<z>", max_new_tokens="8"),
+            "max_new_tokens must be an int",
+        ),
+        (
+            lambda: Task("x", Labels(("A", "B")), "I", "<z>", template="{foo} {utterance}"),
+            "template may hold only",
+        ),
+        (
+            lambda: Task("x", Labels(("A", "B")), "I", "<z>", metrics=("accuracy",)),
+            "metrics must be a tuple of scorers",
+        ),
+        (
+            lambda: TaskMetrics(Task("x", Labels(("pos", "neg")), "I", "<z>", metrics=(Acc2(),))),
+            "Acc2 reads the labels",
+        ),
+        (lambda: TaskMetrics(None), "TaskMetrics takes a task name or Task"),
+        (lambda: TaskMetrics("msa", parse=["exact"]), "parse must be a parse mode name"),
+    ],
+)
+def test_a_task_that_could_not_work_is_refused_where_it_is_made(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_metrics_refuse_strings_for_lists_and_unscorable_metadata():
+    metrics = TaskMetrics("msa")
+    with pytest.raises(TypeError, match="sequences of strings, not a string"):
+        metrics.update("Positive.", "Positive.")
+    with pytest.raises(TypeError, match="every reference must be a gold answer string"):
+        metrics.update(["Positive."], [None])
+    with pytest.raises(ValueError, match="msa: 'score' must be a finite number"):
+        metrics.update(["Positive."], ["Positive."], [{"score": float("nan")}])

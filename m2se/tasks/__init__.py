@@ -11,7 +11,7 @@ read parses to None ("no answer").
 
 from m2se.parsing import ECPE_EMOTIONS, PARSE_MODES, ParseMode, normalize, parse_pairs
 from m2se.tasks.baselines import majority, self_cause
-from m2se.tasks.catalog import EMOVERSE_TASKS, TASKS, register_task, unregister_task
+from m2se.tasks.catalog import EMOVERSE_TASKS, TASKS
 from m2se.tasks.formats import (
     MAX_OPEN_LABELS,
     AnswerFormat,
@@ -22,6 +22,7 @@ from m2se.tasks.formats import (
     Phrases,
 )
 from m2se.tasks.inference import infer_task
+from m2se.tasks.registry import register_task, unregister_task
 from m2se.tasks.scorers import (
     Acc2,
     DialogueMetrics,

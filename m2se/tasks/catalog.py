@@ -1,5 +1,5 @@
 """The tasks m2se knows, one entry each: adding a task of an existing answer format is one entry here
-(or one ``register_task`` call in your own code) plus its data config.
+(or one ``m2se.tasks.register_task`` call in your own code) plus its data config.
 
 The six EmoVerse tasks (docs: the protocol's task list). Queries of every task but ECPE read
 ``The person says: '<utterance>' <identifier> <instruction>``; ECPE has its own template.
@@ -94,25 +94,3 @@ _CATALOG = (
 
 TASKS: dict[str, Task] = {task.name: task for task in _CATALOG}
 EMOVERSE_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
-
-
-def register_task(task: Task, replace: bool = False) -> Task:
-    """Add ``task`` to ``TASKS`` (every entry point, reader and metric then knows it). ValueError when
-    the name is taken (``replace=True`` replaces it) or its instruction is another task's (queries
-    would no longer tell the tasks apart)."""
-    if task.name in TASKS and not replace:
-        raise ValueError(f"task {task.name!r} exists (pass replace=True to replace it)")
-    twin = next(
-        (t.name for t in TASKS.values() if t.instruction == task.instruction and t.name != task.name), None
-    )
-    if twin is not None:
-        raise ValueError(
-            f"task {task.name!r} has the instruction of task {twin!r}: queries could not tell them apart"
-        )
-    TASKS[task.name] = task
-    return task
-
-
-def unregister_task(name: str) -> None:
-    """Remove a task added by ``register_task`` (tests use it to leave ``TASKS`` as they found it)."""
-    TASKS.pop(name, None)

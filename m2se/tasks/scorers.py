@@ -86,6 +86,10 @@ class Acc2(Scorer):
     ``acc2_negative_vs_positive``); records without a score are left out."""
 
     def metric(self, task: Any, protocol: str | None) -> nn.Module:
+        if not {"Positive", "Negative"} <= set(task.labels):
+            raise ValueError(
+                f"task {task.name}: Acc2 reads the labels Positive and Negative, not {task.labels}"
+            )
         return SentimentAcc2()
 
     def feed(self, metric: nn.Module, batch: ScoredBatch) -> None:

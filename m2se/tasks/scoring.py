@@ -45,6 +45,10 @@ class TaskMetrics(nn.Module):
     def __init__(self, task: str | Task, protocol: str = "semeval", parse: str | None = "exact"):
         super().__init__()
         self.task = get_task(task) if isinstance(task, str) else task
+        if not isinstance(self.task, Task):
+            raise TypeError(f"TaskMetrics takes a task name or Task, got {task!r}"[:200])
+        if parse is not None and not isinstance(parse, str):
+            raise TypeError(f"parse must be a parse mode name or None, got {parse!r}"[:200])
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown ECPE protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
         self.protocol, self.parse = protocol, self.task.parse_mode(parse)
@@ -80,10 +84,20 @@ class TaskMetrics(nn.Module):
             raise ValueError(
                 f"{self.task.name}: {sizes}" + (f", {len(meta)} meta" if meta is not None else "")
             )
+        if isinstance(predictions, str) or isinstance(references, str):
+            raise TypeError(
+                f"{self.task.name}: predictions and references are sequences of strings, not a string"
+            )
+        if not all(isinstance(r, str) for r in references):
+            raise TypeError(f"{self.task.name}: every reference must be a gold answer string")
         if not references:
             return []
         answer = self.task.answer
         answer.check_batch(self.task.name, meta)
+        for m in meta or ():
+            problem = self.task.check_meta(m) if isinstance(m, dict) else f"meta must be a dict, got {m!r}"
+            if problem:
+                raise ValueError(f"{self.task.name}: {problem}")
         meta = list(meta) if meta is not None else [{} for _ in references]
         parsed = [
             self.task.parse(p, answer.record_labels(m), self.parse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ from m2se.parsing import REFERENCE_MODES, check_parse_mode, finite_number, integ
 from m2se.tasks.formats import AnswerFormat
 from m2se.tasks.prediction import Prediction
 from m2se.tasks.scorers import Scorer
+
+_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,31 @@ class Task:
     default_parse: str = "exact"
 
     def __post_init__(self) -> None:
+        """ValueError/TypeError naming the field for a task that could not work (its name becomes file
+        names: ``predictions/<name>.jsonl``, ``confusion_<name>.png``)."""
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or self.name == "all":
+            raise ValueError(f"task name {self.name!r}: letters, digits and _ only (and not 'all')")
+        if not isinstance(self.answer, AnswerFormat):
+            raise TypeError(
+                f"task {self.name}: answer must be an answer format (Labels, ...), got {self.answer!r}"
+            )
+        if not isinstance(self.instruction, str) or not self.instruction.strip():
+            raise ValueError(f"task {self.name}: the instruction must be a non-empty string")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise TypeError(f"task {self.name}: max_new_tokens must be an int, got {self.max_new_tokens!r}")
+        if not 1 <= self.max_new_tokens <= 65536:
+            raise ValueError(
+                f"task {self.name}: max_new_tokens must be in [1, 65536], got {self.max_new_tokens}"
+            )
+        if self.metrics is not None and not all(isinstance(m, Scorer) for m in self.metrics):
+            raise TypeError(f"task {self.name}: metrics must be a tuple of scorers (m2se.tasks.scorers)")
+        if self.template is not None:
+            try:
+                self.template.format(utterance="")
+            except (KeyError, IndexError, ValueError) as err:
+                raise ValueError(
+                    f"task {self.name}: template may hold only {{utterance}} ({err!r})"
+                ) from None
         check_parse_mode(self.default_parse)
 
     # What tests and reports read of the format.

@@ -19,6 +19,36 @@ from m2se.tasks.scorers import DialogueMetrics, LabelMetrics, Scorer
 MAX_OPEN_LABELS = 256
 
 
+def check_label_set(
+    labels: Sequence[str], aliases: dict[str, str], fallback: str | None, reference_modes: Sequence[str]
+) -> None:
+    """ValueError unless ``labels`` is a tuple or list of at least two strings that stay distinct and
+    non-empty once normalised (case, punctuation: the parser compares them so), ``aliases`` map to
+    labels, ``fallback`` is a label and ``reference_modes`` are reference parse modes."""
+    if not isinstance(labels, tuple | list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError(f"labels must be a tuple of strings, got {labels!r}"[:200])
+    if len(labels) < 2:
+        raise ValueError(f"labels: a label set needs at least two labels, got {list(labels)}")
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = normalize(label)
+        if not key:
+            raise ValueError(f"labels: {label!r} is empty once normalised (answers could not name it)")
+        if key in seen:
+            raise ValueError(f"labels: {seen[key]!r} and {label!r} read the same once normalised")
+        seen[key] = label
+    unknown = sorted(v for v in aliases.values() if v not in labels)
+    if unknown:
+        raise ValueError(f"aliases point to {unknown}, which are not labels ({', '.join(labels)})")
+    if fallback is not None and fallback not in labels:
+        raise ValueError(f"fallback {fallback!r} is not one of the labels ({', '.join(labels)})")
+    wrong = sorted(set(reference_modes) - set(REFERENCE_MODES))
+    if wrong:
+        raise ValueError(
+            f"reference_modes {wrong} are not reference parse modes ({', '.join(REFERENCE_MODES)})"
+        )
+
+
 @dataclass(frozen=True)
 class Labels(AnswerFormat):
     """One label of a closed set, written ``Label.``; ``aliases`` map other words to labels.
@@ -34,6 +64,12 @@ class Labels(AnswerFormat):
     reference_modes: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "classification"
+
+    def __post_init__(self) -> None:
+        """ValueError for a label set answers could not be told apart in (see ``check_label_set``)."""
+        if not self.open_labels:
+            check_label_set(self.labels, self.aliases, self.fallback, self.reference_modes)
+
     reads_parse_modes: ClassVar[bool] = True
     bad_response: ClassVar[str] = "unknown label"
     baselines: ClassVar[tuple[str, ...]] = ("majority",)
