@@ -94,7 +94,12 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
         t for t in _tasks(cfg) if cfg.baseline in TASKS[t].answer.baselines and t in cfg.data.test_sources
     ]
     if not tasks:
-        raise ValueError(f"baseline={cfg.baseline} applies to none of the tasks with a test file: {cfg.task}")
+        with_file = [t for t in _tasks(cfg) if t in cfg.data.test_sources]
+        offered = "; ".join(f"{t}: {', '.join(TASKS[t].answer.baselines) or 'none'}" for t in with_file)
+        raise ValueError(
+            f"baseline={cfg.baseline} applies to none of the tasks with a test file"
+            + (f" (their baselines: {offered})" if with_file else f" (no test file for task={cfg.task})")
+        )
     others = [t for t in _tasks(cfg) if t in cfg.data.test_sources and t not in tasks]
     if others:  # said, not silently dropped from task=all
         offered = "; ".join(f"{t}: {', '.join(TASKS[t].answer.baselines) or 'none'}" for t in others)

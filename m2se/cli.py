@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from m2se.audio_settings import AudioSettings
 from m2se.data.media_errors import MediaError
+from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.files import first_line
 from m2se.model.audio import evaluated_settings
@@ -188,7 +189,12 @@ def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, Mul
 
     Evaluating, ``model.audio`` is what the checkpoint ``ckpt`` was trained with (``evaluated_settings``).
     """
-    backbone = instantiate(cfg.model.backbone).resolved()
+    backbone = instantiate(cfg.model.backbone)
+    if not all(callable(getattr(backbone, name, None)) for name in ("resolved", "load")):
+        raise ValueError(
+            f"model.backbone._target_ built a {type(backbone).__name__}, not a backbone (see m2se.model.backbone)"
+        )
+    backbone = backbone.resolved()
     with open_dict(cfg):
         cfg.model.path = backbone.path
     audio = AudioSettings.of(OmegaConf.to_container(cfg.model.audio, resolve=True))
@@ -197,6 +203,8 @@ def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, Mul
     options = OmegaConf.to_container(cfg.data.get("processor") or {}, resolve=True)
     # Partial, then called: Hydra would take the dataclasses (settings, backbone) for configs to merge.
     processor = instantiate(cfg.model.processor, _partial_=True)(**options, audio=audio)
+    if not isinstance(processor, M2SEProcessor):
+        raise ValueError(f"model.processor._target_ built a {type(processor).__name__}, not an M2SEProcessor")
     return backbone, instantiate(cfg.data, processor=processor, _convert_="all")
 
 

@@ -8,6 +8,7 @@ table; for ECPE also ``OUT/ecpe_semeval.json`` in the SemEval-2024 Task 3 subtas
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,7 +155,8 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
             from m2se.metrics.plots import plot_confusion
 
             plot_confusion(*result.confusion, out / f"confusion_{task}.png", title=task)
-        TASKS[task].answer.write_outputs(task, result.rows, out)
+        for note in TASKS[task].answer.write_outputs(task, result.rows, out):
+            print(note, file=sys.stderr)  # a file that leaves rows out says so
     write_json(out / "metrics.json", {task: result.summary() for task, result in results.items()}, indent=2)
     return out
 

@@ -140,12 +140,17 @@ def _row(item: Any, where: str, task: str | None) -> Prediction:
         )
         raise RecordError(where, problem.replace("response", "gold label", 1) + hint, "unknown label")
     # evaluate.py's own predictions files keep the record's fields under "meta", beside "where".
-    nested = item.get("meta") if isinstance(item.get("meta"), dict) else {}
+    nested = item.get("meta", {})
+    if not isinstance(nested, dict):
+        raise RecordError(where, f"'meta' must be an object, got {type(nested).__name__}", "bad metadata")
     meta = {
         k: v
         for k, v in item.items()
         if k not in ("query", "response", "label", "media", "parsed", "where", "meta", *MEDIA_KEYS)
     }
+    clash = sorted(k for k in meta.keys() & nested.keys() if meta[k] != nested[k])
+    if clash:
+        raise RecordError(where, f"{clash[0]!r} differs between the row and its 'meta'", "bad metadata")
     meta = {**nested, **meta}
     problem = spec.check_meta(meta)
     if problem:

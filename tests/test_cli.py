@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from m2se.cli import check_paths
+from m2se.cli import build_data, check_paths
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -45,3 +45,28 @@ def test_a_seed_that_is_no_integer_is_one_line(seed):
     with pytest.raises(ValueError, match="seed must be an integer"):
         check_seed(config("evaluate", f"seed={seed}"))
     check_seed(config("evaluate", "seed=7"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.backbone._target_=builtins.dict", "model.backbone._target_ built a dict, not a backbone"),
+        (
+            "model.processor._target_=builtins.dict",
+            "model.processor._target_ built a dict, not an M2SEProcessor",
+        ),
+    ],
+)
+def test_a_model_config_that_builds_the_wrong_thing_is_one_line(tiny_model_dir, demo_dir, override, message):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "experiment=demo",
+                f"model.path={tiny_model_dir}",
+                f"data.data_dir={demo_dir}",
+                override,
+            ],
+        )
+    with pytest.raises(ValueError, match=message):
+        build_data(cfg)

@@ -66,7 +66,10 @@ def test_baselines_need_no_model(emoverse_dir, tmp_path, capsys):
     ecpe = evaluate(config(tmp_path / "s", "task=ecpe", "baseline=self_cause", data))["ecpe"].metrics
     assert 0.3 < ecpe["pair_f1_weighted"] < ecpe["pair_precision"] < 1  # the target is often its own cause
     assert "| ecpe |" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="baseline=majority applies to none"):
+    with pytest.raises(
+        ValueError,
+        match="applies to none of the tasks with a test file \\(their baselines: ecpe: self_cause\\)",
+    ):
         evaluate(config(tmp_path / "x", "task=ecpe", "baseline=majority", data))
     results = evaluate(config(tmp_path / "all", "task=all", "baseline=majority", data))
     assert set(results) == {"erc"}  # ecpe's test file has no majority baseline: said, not dropped silently

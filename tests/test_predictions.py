@@ -191,3 +191,27 @@ def test_ecpe_whose_every_gold_is_empty_has_no_emoverse_score(tmp_path):
     assert (
         evaluate(config(tmp_path / "b", f"predictions={path}"))["ecpe"].metrics["count"] == 2
     )  # semeval scores them
+
+
+def test_meta_that_is_no_object_or_contradicts_the_row_is_refused(tmp_path):
+    for meta, message in (
+        ("note", "'meta' must be an object, got str"),
+        ({"speaker": "Ross"}, "'speaker' differs"),
+    ):
+        path = jsonl(tmp_path / "p.jsonl", [row(meta=meta, speaker="Joey")])
+        with pytest.raises(RecordError, match=f"p.jsonl:1: {message}"):
+            read_predictions(path, "erc")
+    same = read_predictions(
+        jsonl(tmp_path / "q.jsonl", [row(meta={"speaker": "Joey"}, speaker="Joey")]), "erc"
+    )
+    assert same.rows["erc"][0].meta == {"speaker": "Joey"}
+
+
+def test_a_semeval_export_that_leaves_rows_out_says_so(tmp_path, capsys):
+    query = ecpe_query([Utterance("A", "Hi .", "joy")], 1)
+    rows = [
+        {"query": query, "response": "1_joy,1", "label": "1_joy,1", "videos": [v]}
+        for v in ("dia4utt1.mp4", "x.mp4")
+    ]
+    evaluate(config(tmp_path / "o", f"predictions={jsonl(tmp_path / 'p.jsonl', rows)}"))
+    assert "ecpe_semeval.json: 1 of 2 rows left out (1 conversations written)" in capsys.readouterr().err

@@ -87,7 +87,13 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
             raise ValueError(f"mixture '{name}' has no tasks")
         for task in weights:
             if not self.task_indices.get(task):
-                raise ValueError(f"mixture '{name}': task '{task}' has no records")
+                # Keys read "mixture:task" (m2se.data.datamodule): a task can have records, but none in
+                # the files this mixture may draw from.
+                shown = task.split(":", 1)[-1]
+                raise ValueError(
+                    f"mixture '{name}': task '{shown}' has no records in the files this mixture draws from"
+                    " (data.sources[].mixtures scopes files to mixtures)"
+                )
         given = [w is not None for w in weights.values()]
         if any(given) and not all(given):
             raise ValueError(f"mixture '{name}': give every task a weight, or none (size-based)")

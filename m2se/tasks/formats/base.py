@@ -79,8 +79,10 @@ class AnswerFormat:
         """What ``inspect`` counts for one gold answer."""
         return [str(self.parse(response))]
 
-    def write_outputs(self, task: str, rows: Sequence[Prediction], out_dir: Path) -> None:
-        """Files beside metrics.json that this format's field expects (none by default)."""
+    def write_outputs(self, task: str, rows: Sequence[Prediction], out_dir: Path) -> list[str]:
+        """Write the files beside metrics.json that this format's field expects (none by default);
+        returns what a user should read about them (rows they leave out, ...)."""
+        return []
 
     def metrics(self) -> tuple[Scorer, ...]:
         """The metrics a task of this format reports unless it declares its own."""

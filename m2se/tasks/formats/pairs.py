@@ -45,9 +45,18 @@ class CausePairs(AnswerFormat):
     def metrics(self) -> tuple[Scorer, ...]:
         return (PairMetrics(),)
 
-    def write_outputs(self, task: str, rows: Sequence[Prediction], out_dir: Path) -> None:
-        """``<task>_semeval.json``: the predictions as a SemEval-2024 Task 3 subtask 2 submission."""
-        write_semeval(rows, out_dir / f"{task}_semeval.json")
+    def write_outputs(self, task: str, rows: Sequence[Prediction], out_dir: Path) -> list[str]:
+        """``<task>_semeval.json``: the predictions as a SemEval-2024 Task 3 subtask 2 submission, per
+        conversation (``meta["conversation_ID"]`` or a ``dia<N>utt<M>`` clip name); says how many rows
+        had neither and were left out of it."""
+        path = out_dir / f"{task}_semeval.json"
+        written, left_out = write_semeval(rows, path)
+        if not left_out:
+            return []
+        return [
+            f"{path}: {left_out} of {len(rows)} rows left out ({written} conversations written): "
+            "no conversation_ID and no dia<N>utt<M> clip name to group them by"
+        ]
 
     def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
         """``self_cause``: the target utterance as its own cause, read from the query's target line."""
