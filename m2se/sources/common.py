@@ -148,7 +148,13 @@ class BuildResult:
     seen: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.media_prefix, str):
+            raise TypeError(f"media_prefix must be a string, got {self.media_prefix!r}"[:200])
+        if self.media_root is not None and not isinstance(self.media_root, str | Path):
+            raise TypeError(f"media_root must be a path, got {self.media_root!r}"[:200])
         self.media_root = None if self.media_root is None else Path(self.media_root)
+        if self.media_root is not None and not self.media_root.is_dir():  # else every row: "missing media"
+            raise InputError(f"{self.media_root}: media root is not a folder")
 
     def skip(self, where: str, message: str, reason: str) -> None:
         self.skipped[reason] += 1
@@ -193,7 +199,15 @@ def identity(record: dict) -> str:
 
 def input_paths(inputs: Inputs) -> list[Path]:
     """The input files of a builder: one path, or a sequence of them (a bare string is one path)."""
-    return [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+    if isinstance(inputs, str | Path):
+        return [Path(inputs)]
+    if (
+        not isinstance(inputs, Sequence)
+        or isinstance(inputs, bytes)
+        or not all(isinstance(p, str | Path) for p in inputs)
+    ):
+        raise TypeError(f"inputs must be a path or a sequence of paths, got {inputs!r}"[:200])
+    return [Path(p) for p in inputs]
 
 
 def check_choice(name: str, value: object, choices: Collection[str]) -> None:

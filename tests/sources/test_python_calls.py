@@ -176,3 +176,20 @@ def test_the_package_runs_as_a_command():
         [sys.executable, "-m", "m2se.sources", "meld", "--help"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0 and "usage: python -m m2se.sources meld" in done.stdout, done.stderr
+
+
+def test_wrong_argument_types_from_python_name_the_argument(tmp_path):
+    from m2se.sources import build_meld
+    from m2se.sources.common import InputError
+
+    csv = tmp_path / "m.csv"
+    csv.write_text(MELD_HEADER + "\n")
+    for inputs in (None, 5, b"m.csv"):
+        with pytest.raises(TypeError, match="inputs must be a path or a sequence of paths"):
+            build_meld(inputs)
+    with pytest.raises(TypeError, match="media_prefix must be a string"):
+        build_meld(csv, media_prefix=None)
+    with pytest.raises(TypeError, match="media_root must be a path"):
+        build_meld(csv, media_root=3)
+    with pytest.raises(InputError, match="media root is not a folder"):  # every row read "missing media"
+        build_meld(csv, media_root=tmp_path / "nope")
