@@ -36,6 +36,8 @@ def _tasks(cfg: DictConfig) -> list[str]:
     if cfg.task not in TASKS:
         raise ValueError(f"unknown task {cfg.task!r} (expected one of {', '.join(TASKS)}, or all)")
     spec = TASKS[cfg.task]
+    if cfg.parse not in (None, "exact") and not spec.answer.reads_parse_modes:
+        raise ValueError(f"parse={cfg.parse} reads label answers; {cfg.task}'s answers are {spec.kind}")
     if cfg.parse is not None and spec.answer.reads_parse_modes and spec.parse_mode(cfg.parse) != cfg.parse:
         raise ValueError(
             f"parse={cfg.parse} reproduces a published scorer {cfg.task} never had "

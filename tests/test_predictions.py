@@ -215,3 +215,9 @@ def test_a_semeval_export_that_leaves_rows_out_says_so(tmp_path, capsys):
     ]
     evaluate(config(tmp_path / "o", f"predictions={jsonl(tmp_path / 'p.jsonl', rows)}"))
     assert "ecpe_semeval.json: 1 of 2 rows left out (1 conversations written)" in capsys.readouterr().err
+
+
+def test_a_parse_mode_on_a_task_without_label_answers_is_refused(tmp_path):
+    path = jsonl(tmp_path / "p.jsonl", [row()])
+    with pytest.raises(ValueError, match="parse=emoverse reads label answers; fer's answers are phrases"):
+        evaluate(config(tmp_path / "x", f"predictions={path}", "task=fer", "parse=emoverse"))

@@ -56,6 +56,10 @@ def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
     cache (downloaded when the hub is reachable). Raises FileNotFoundError saying what to do.
     """
     local = Path(path).expanduser()
+    if local.exists() and not local.is_dir():
+        raise FileNotFoundError(f"model.path {path}: is a file, not a model directory")
+    if not local.is_dir() and (local.is_absolute() or str(path).startswith((".", "~"))):
+        raise FileNotFoundError(f"model.path {path}: no such directory")  # a path, not a hub id
     if not local.is_dir():
         local = _from_hub(str(path))
     config = read_json_object(local / "config.json") if (local / "config.json").is_file() else {}

@@ -120,3 +120,11 @@ def test_the_backbone_resolves_loads_and_names_its_parts(tiny_model_dir, tmp_pat
     assert all(
         any(n.startswith(prefix + ".") for n, _ in model.named_parameters()) for prefix in PARTS.values()
     )
+
+
+def test_a_model_path_that_is_a_path_is_not_looked_up_on_the_hub(tmp_path):
+    (tmp_path / "a.csv").write_text("x")
+    with pytest.raises(FileNotFoundError, match="a.csv: is a file, not a model directory"):
+        resolve_model_path(tmp_path / "a.csv", tmp_path / "cache")
+    with pytest.raises(FileNotFoundError, match="nope: no such directory"):
+        resolve_model_path(tmp_path / "nope", tmp_path / "cache")
