@@ -9,6 +9,7 @@ with plain ``PeftModel.from_pretrained(base, folder)``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +55,21 @@ class Adapter:
             raise CheckpointError(
                 f"{where}: invalid LoRA config (needs a positive integer r and target_modules)"
             )
+        # A NaN or infinite scale would merge NaN into the base and train on silently.
+        alpha, dropout = config.lora_alpha, config.lora_dropout
+        if not _finite(alpha) or alpha <= 0 or not _finite(dropout) or not 0 <= dropout < 1:
+            raise CheckpointError(
+                f"{where}: invalid LoRA config (lora_alpha {alpha!r} must be a finite number > 0, "
+                f"lora_dropout {dropout!r} in [0, 1))"
+            )
         return config
 
     def state(self) -> dict:
         return {"config": self.config, "tensors": self.tensors}  # no source: checkpoints move
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def config_of(model: PeftModel) -> dict:

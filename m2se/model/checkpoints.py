@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import re
+import struct
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,9 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
-        loaded = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol N": said below if it cannot load
+            warnings.simplefilter("ignore", UserWarning)
+            loaded = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's message names what it refused: "... unsupported GLOBAL posix.system whose module ..."
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
@@ -53,8 +57,19 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
             f"{path}: refused: it holds a Python object ({found.group(1)}) that could execute code when "
             "loaded; m2se checkpoints hold only tensors and plain data"
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(err)[:160]})") from None
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        KeyError,
+        IndexError,
+        TypeError,
+        struct.error,
+    ) as err:
+        # Bytes that are no pickle reach the unpickler's own lookups (KeyError, IndexError, ...).
+        detail = first_line(err)[:160] or type(err).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({detail})") from None
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path}: not a checkpoint (holds a {type(loaded).__name__}, not a dict)")
     return loaded

@@ -97,6 +97,18 @@ def test_read_adapters_errors(tmp_path):
         read_adapters(tmp_path / "other.ckpt")
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("lora_alpha", float("nan")), ("lora_alpha", float("inf")), ("lora_alpha", 0), ("lora_dropout", 1.5)],
+)
+def test_a_lora_config_with_a_scale_that_would_poison_the_base_is_refused(key, value):
+    config = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj"], key: value}
+    with pytest.raises(
+        ValueError, match=r"x.ckpt: invalid LoRA config \(lora_alpha"
+    ):  # NaN merged into the base
+        Adapter(config, {}, "x.ckpt").lora_config()
+
+
 def test_stack_refuses_what_it_cannot_sum():
     dora = Adapter({"r": 8, "lora_alpha": 8, "use_dora": True, "target_modules": "x"}, {})
     with pytest.raises(ValueError, match="only plain LoRA"):

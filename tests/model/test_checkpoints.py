@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m2se.model import checkpoints
 from m2se.model.adapters import read_adapters
@@ -196,3 +198,13 @@ def test_malformed_adapter_folders_are_named(real, tmp_path, name, damage, messa
     damage(folder)
     with pytest.raises(CheckpointError, match=f"{name}.*{message}"):
         read_adapters(folder)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(data=st.one_of(st.binary(max_size=200), st.binary(max_size=60).map(lambda b: b"\x80" + b)))
+def test_any_bytes_as_a_checkpoint_are_one_checkpoint_error(tmp_path_factory, data):
+    # Bytes that are no pickle reached the unpickler's lookups: KeyError/IndexError tracebacks from ckpt=.
+    path = tmp_path_factory.mktemp("bytes") / "x.ckpt"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match="x.ckpt: "):
+        load_checkpoint(path)
