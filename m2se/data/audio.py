@@ -79,8 +79,10 @@ def read_features(path: str | os.PathLike, dim: int | None = None) -> np.ndarray
     """A ``.npy`` feature file as float32 (T, D); a vector becomes (1, D). Bad files raise MediaError."""
     check_file(path)
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+        # Memory-mapped: a header claiming more data than the file holds fails here, not as a
+        # MemoryError allocating it.
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, MemoryError) as error:
         raise MediaError(f"{path}: unreadable feature file ({str(error).splitlines()[0][:200]})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
         shape = getattr(array, "shape", "an archive")

@@ -283,3 +283,15 @@ def test_loader_leaves_tasks_that_do_not_opt_in_alone(media, tmp_path):
     assert AudioLoader(settings, 16_000).load(records[1]).dropped == ("audio",)
     with pytest.raises(NoAudioError, match="silent.mp4: no audio stream"):
         AudioLoader(AudioSettings(encoder="unused", missing="skip"), 16_000).load(records[1])
+
+
+def test_a_feature_header_claiming_more_than_the_file_holds_is_a_media_error(tmp_path):
+    import io
+
+    header = io.BytesIO()  # (10^6, 10^6) float32: 4 TB claimed, 16 bytes present (a MemoryError before)
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)}
+    )
+    (tmp_path / "huge.npy").write_bytes(header.getvalue() + b"\0" * 16)
+    with pytest.raises(MediaError, match="huge.npy: unreadable feature file"):
+        read_features(tmp_path / "huge.npy")
