@@ -83,10 +83,15 @@ class FrameCache:
 
     def _load(self, kind: Kind, path: str | os.PathLike) -> np.ndarray:
         try:
-            cached = np.load(entry_path(self.folder, kind, path), mmap_mode="r")
-        except (OSError, ValueError):
+            cached = np.load(entry_path(self.folder, kind, path), mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, MemoryError):
             # Not cached (or the source is missing: decoding then names it as a MediaError).
             cached = None
+        size = self.loader.tile_size
+        if cached is not None and (
+            cached.dtype != np.uint8 or cached.shape[1:] != (size, size, 3) or not len(cached)
+        ):
+            cached = None  # an entry of another layout (damaged, or foreign): decoded, never served
         self.counts["hits" if cached is not None else "misses"] += 1
         return cached if cached is not None else self.loader.decode(kind, path)
 

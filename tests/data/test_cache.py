@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from m2se.data import internvl
-from m2se.data.cache import FrameCache, build_cache, main, settings_dir, tile_size_of
+from m2se.data.cache import FrameCache, build_cache, entry_path, main, settings_dir, tile_size_of
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_clip
 from m2se.data.records import load_records
@@ -236,3 +236,26 @@ def test_the_tile_size_comes_from_the_flag_or_the_model_directory(tiny_model_dir
     with pytest.raises(SystemExit):  # neither: the tile size is the model's, never guessed
         main([str(demo_dir / "test/msa.json"), "--out", str(tmp_path / "cache")])
     assert "--tile-size PIXELS or --model DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda a: a.astype(np.float32),  # another dtype
+        lambda a: a[:, :-1],  # another tile size
+        lambda a: a[:0],  # nothing
+        lambda a: np.zeros((2, 3)),  # not tiles at all
+    ],
+)
+def test_a_damaged_cache_entry_is_decoded_not_served(demo_cache, demo_media, tmp_path, damage):
+    import shutil
+
+    folder = tmp_path / "cache"
+    shutil.copytree(demo_cache[0], folder)
+    images, _ = demo_media
+    entry = entry_path(settings_dir(loader(), folder), "image", images[0])
+    np.save(entry, damage(np.load(entry)))
+    damaged = loader(folder)
+    served = damaged.load(images[:1], [])[0]
+    assert damaged.misses == 1 and damaged.hits == 0
+    assert_same(served, loader().load(images[:1], [])[0])
