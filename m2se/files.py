@@ -148,16 +148,25 @@ def _unpaired_surrogate(text: str) -> bool:
     return False
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"duplicate key {twice!r} in one object (JSON readers would keep either value)")
+    return dict(pairs)
+
+
 def loads(text: str):
-    """``json.loads``, with nesting too deep for Python's parser, or an integer too long for it, raised
-    as a JSONDecodeError too."""
+    """``json.loads``, with nesting too deep for Python's parser, an integer too long for it, or a key
+    given twice in one object (Python keeps the last value, other tools the first), raised as a
+    JSONDecodeError too."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply to parse", text, 0) from None
-    except ValueError as err:  # an integer of more digits than Python converts (sys.int_info)
+    except ValueError as err:  # a duplicate key, or an integer of more digits than Python converts
         raise json.JSONDecodeError(first_line(err), text, 0) from None
 
 
@@ -177,7 +186,7 @@ def read_json_object(path: str | Path) -> dict:
     """A JSON file holding an object (a model's config.json, an adapter's config); ValueError naming
     the file when it cannot be read, is not JSON or holds something else."""
     try:
-        value = loads(Path(path).read_text(encoding="utf-8"))
+        value = loads(Path(path).read_text(encoding="utf-8-sig"))  # a byte-order mark is no content
     except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(f"{path}: not readable JSON ({first_line(err)})") from None
     if not isinstance(value, dict):

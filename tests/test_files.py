@@ -116,3 +116,11 @@ def test_loads_reports_integers_too_long_for_python_as_decode_errors():
     with pytest.raises(json.JSONDecodeError, match="digits"):
         loads("[" + "1" * 5000 + "]")
     assert not finite_number(10**400) and finite_number(10**300) and not finite_number(True)
+
+
+def test_loads_refuses_a_key_given_twice():
+    from m2se.files import loads
+
+    assert loads('{"a": 1, "b": {"a": 2}}') == {"a": 1, "b": {"a": 2}}  # the same key in two objects is fine
+    with pytest.raises(ValueError, match="duplicate key 'a'"):
+        loads('{"a": 1, "a": 2}')

@@ -81,7 +81,7 @@ class LoadResult:
 def raw_items(path: Path) -> Iterator[tuple[int, Any]]:
     """(record number, parsed item or RecordError) for a JSON list or a JSONL file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no content
     except (OSError, UnicodeDecodeError) as err:
         raise RecordError(str(path), f"cannot read file ({err})", "unreadable file") from None
     if text.lstrip().startswith("["):

@@ -177,3 +177,22 @@ def test_a_score_beyond_float_range_names_the_record(tmp_path):
     path.write_text("[" + json.dumps(erc())[:-1] + ', "score": 1' + "0" * 400 + "}]")
     with pytest.raises(RecordError, match="d.json:0: 'score' must be a finite number"):
         load_records(path)
+
+
+def test_a_key_given_twice_is_refused_and_a_byte_order_mark_is_no_content(tmp_path):
+    query = TASKS["erc"].query("Hi .")
+    twice = (
+        f'[{{"query": {json.dumps(query)}, "response": "Joy.", "response": "Anger.", "videos": ["a.mp4"]}}]'
+    )
+    (tmp_path / "twice.json").write_text(twice)
+    with pytest.raises(RecordError, match="duplicate key 'response'"):  # Python kept Anger., other tools Joy.
+        load_records(tmp_path / "twice.json", require_media=False)
+    record = {"query": query, "response": "Joy.", "videos": ["a.mp4"]}
+    (tmp_path / "bom.json").write_text("\ufeff" + json.dumps([record]), encoding="utf-8")
+    assert [r.response for r in load_records(tmp_path / "bom.json", require_media=False).records] == ["Joy."]
+
+
+def test_open_labels_that_read_the_same_are_refused(tmp_path):
+    meta = {"dataset": "custom", "labels": ["Happy", "happy", "sad"], "native": "sad"}
+    assert "not distinct" in TASKS["erc_dialog"].check_meta(meta)
+    assert TASKS["erc_dialog"].check_meta({**meta, "labels": ["Happy", "Sad"], "native": "Sad"}) is None

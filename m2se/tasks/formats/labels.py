@@ -161,6 +161,11 @@ class OpenLabels(Labels):
             return f"'labels' must be the prompt's non-empty list of label strings, got {labels!r}"[:300]
         if len(labels) > MAX_OPEN_LABELS:  # scores keep a labels × labels confusion matrix per corpus
             return f"'labels' lists {len(labels)} labels (at most {MAX_OPEN_LABELS})"
+        keys = [normalize(label) for label in labels]
+        if not all(keys) or len(set(keys)) != len(keys):  # answers could not name each one apart
+            return f"'labels' {labels!r} are not distinct (or empty) once case and punctuation are ignored"[
+                :300
+            ]
         expected = NATIVE.get(dataset, tuple(labels))
         if native not in expected:
             return f"'native' gold label {native!r} is not one of {dataset}'s labels ({', '.join(expected)})"
