@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -38,9 +39,14 @@ def one_line(text: str) -> str:
     return " ".join(text.encode("utf-8", "backslashreplace").decode("utf-8").splitlines())
 
 
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def finite(text: str) -> float:
     """``float(text)``, with NaN and infinities refused (ValueError) like any other non-number:
     ``float`` reads ``nan``, ``inf`` and ``1e400``, which are no score and no JSON."""
+    if not _DECIMAL.fullmatch(text.strip()):  # float() also reads "1_0" and non-ASCII digits ("١")
+        raise ValueError(f"{text!r} is not a decimal number")
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is not a finite number")

@@ -117,6 +117,9 @@ def build_mosei(
             except ValueError:
                 result.skip(where, f"sentiment score {row['label']!r} is not a finite number", "broken row")
                 continue
+            if not -3 <= score <= 3:  # CMU-MOSEI's sentiment scale; outside it the column is something else
+                result.skip(where, f"sentiment score {score} is outside CMU-MOSEI's [-3, 3]", "broken row")
+                continue
             result.add(
                 where, query, task.format("Positive" if score >= 0 else "Negative"), key, name, score=score
             )

@@ -76,3 +76,12 @@ def test_non_finite_scores_and_intensities_are_counted_skips(tmp_path, capsys):
     code, out, err = build(capsys, *argv)
     assert code == 2 and "emo.csv:2: emotion intensities are not finite numbers" in out
     assert "no records (7 skipped), nothing written" in err and not (tmp_path / "m.json").exists()
+
+
+def test_scores_off_the_scale_or_not_plain_decimals_are_counted_skips(tmp_path, capsys):
+    rows = "v1,0,a,7.5,0,0,0,x,test\nv1,1,b,1_0,0,0,0,x,test\nv1,2,c,\u0661,0,0,0,x,test\nv1,3,d,-0.5,0,0,0,x,test\n"
+    (tmp_path / "label.csv").write_text(HEADER + rows, encoding="utf-8")
+    code, out, _ = build(capsys, "mosei", tmp_path / "label.csv", "--out", tmp_path / "o.json")
+    assert code == 0 and "sentiment score 7.5 is outside CMU-MOSEI's [-3, 3]" in out
+    assert "sentiment score '1_0'" in out and "sentiment score '\u0661'" in out  # float() read 10.0 and 1.0
+    assert [r["score"] for r in built(tmp_path / "o.json", "msa")] == [-0.5]
