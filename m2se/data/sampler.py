@@ -268,6 +268,17 @@ class TaskWeightedBatchSampler(Sampler[list[int]]):
             self._check_mixture(name)
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.epoch_start = int(state["epoch_start"])
+        counts = [
+            self.epoch,
+            self.position,
+            self.epoch_start,
+            *(g for g, _ in timeline),
+            *(e for e, _ in at_epochs),
+        ]
+        if min(counts, default=0) < 0 or any(n < 0 for n in Counter(state["batches_per_task"]).values()):
+            raise ValueError(
+                "resume: the sampler state holds negative positions (not a state this run wrote)"
+            )
         self._timeline, self._at_epochs = timeline, at_epochs
         self._next_draw, self._tasks = self.epoch_start + self.position, []
         self.batches_per_task = Counter(state["batches_per_task"])

@@ -237,3 +237,11 @@ def test_feeds_a_dataloader():
     batches = [batch.tolist() for (batch,) in loader]
     assert len(batches) == len(loader) == 40
     assert all(len(batch) == 4 and task_of(batch) for batch in batches)
+
+
+@pytest.mark.parametrize("key", ["position", "epoch", "epoch_start"])
+def test_a_state_with_negative_positions_is_refused(key):
+    sampler = make()
+    state = {**sampler.state_dict(), key: -3}  # a forged checkpoint: iteration would start before the epoch
+    with pytest.raises(ValueError, match="resume: the sampler state holds negative positions"):
+        make().load_state_dict(state)
