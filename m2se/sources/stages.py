@@ -167,6 +167,10 @@ def build_stages(config_path: str | Path, out_dir: str | Path) -> dict:
             count = _take(entry, len(items), where)
             rng = random.Random(f"{seed}/{stage}/{entry['file']}")
             chosen += [items[j] for j in sorted(rng.sample(range(len(items)), count))]
+        if not chosen:  # training would refuse the empty file; refused here, before anything is written
+            raise StageConfigError(
+                f"{config_path.name}: stages.{stage}: no records (no entries, or counts of 0)"
+            )
         random.Random(f"{seed}/{stage}").shuffle(chosen)
         chosen_by_stage[stage] = chosen
     targets = [out / f"{stage}.json" for stage in chosen_by_stage] + [out / MANIFEST]

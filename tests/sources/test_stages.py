@@ -162,7 +162,9 @@ def test_nothing_is_written_unless_every_stage_can_be(task_files, tmp_path, caps
     assert err.startswith("error: b_stage.json:") and "duplicate record" in err and ".tmp" not in err
     assert not list((tmp_path / "o").iterdir())
 
-    config = write_config(tmp_path / "s.yaml", a_stage=[{"file": MSA, "count": 3}], b_stage=[])
+    config = write_config(
+        tmp_path / "s.yaml", a_stage=[{"file": MSA, "count": 3}], b_stage=[{"file": MSA, "count": 1}]
+    )
     (tmp_path / "o" / "b_stage.json").mkdir()
     assert main(["stages", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'o' / 'b_stage.json'}: is a folder, not a file\n"
@@ -171,3 +173,15 @@ def test_nothing_is_written_unless_every_stage_can_be(task_files, tmp_path, caps
     (tmp_path / "file").write_text("")
     assert main(["stages", "--config", str(config), "--out", str(tmp_path / "file" / "o")]) == 2
     assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'file' / 'o'}: ")
+
+
+@pytest.mark.parametrize("entries", [[], [{"file": "built/first_stage_msa.json", "count": 0}]])
+def test_a_stage_left_without_records_is_refused_and_nothing_written(task_files, tmp_path, entries):
+    config = write_config(
+        tmp_path / "s.yaml",
+        first_stage=[{"file": "built/first_stage_msa.json", "count": 3}],
+        second_stage=entries,
+    )
+    with pytest.raises(StageConfigError, match="s.yaml: stages.second_stage: no records"):
+        build_stages(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
