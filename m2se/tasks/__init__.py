@@ -11,7 +11,7 @@ read parses to None ("no answer").
 
 from m2se.parsing import ECPE_EMOTIONS, PARSE_MODES, ParseMode, normalize, parse_pairs
 from m2se.tasks.baselines import majority, self_cause
-from m2se.tasks.catalog import EMOVERSE_TASKS, TASKS
+from m2se.tasks.catalog import EMOVERSE_TASKS, TASKS, get_task
 from m2se.tasks.formats import (
     MAX_OPEN_LABELS,
     AnswerFormat,
@@ -32,7 +32,7 @@ from m2se.tasks.scorers import (
     Scorer,
     TextMetrics,
 )
-from m2se.tasks.scoring import TaskMetrics, get_task
+from m2se.tasks.scoring import TaskMetrics
 from m2se.tasks.task import Task
 
 __all__ = [

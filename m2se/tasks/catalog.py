@@ -94,3 +94,11 @@ _CATALOG = (
 
 TASKS: dict[str, Task] = {task.name: task for task in _CATALOG}
 EMOVERSE_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``; ValueError naming the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(TASKS)})") from None

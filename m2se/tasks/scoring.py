@@ -14,18 +14,10 @@ from torchmetrics import Metric, SumMetric
 
 from m2se.metrics.pairs import PROTOCOLS
 from m2se.parsing import REFERENCE_MODES
-from m2se.tasks.catalog import TASKS
+from m2se.tasks.catalog import get_task
 from m2se.tasks.prediction import Prediction
 from m2se.tasks.scorers import ScoredBatch
 from m2se.tasks.task import Task
-
-
-def get_task(name: str) -> Task:
-    """The task called ``name``; ValueError naming the known ones."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r} (known: {', '.join(TASKS)})") from None
 
 
 class TaskMetrics(nn.Module):
