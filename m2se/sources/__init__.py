@@ -12,23 +12,18 @@ same function. ``build_stages`` (``stages.py``) mixes built files into stage fil
 
 from importlib import import_module
 
-# build_<source> of each module, importable from the package (``from m2se.sources import build_meld``);
-# loaded on first use, so that importing one builder does not import them all.
-BUILDERS = {
-    "build_meld": "meld",
-    "build_ecf": "ecf",
-    "build_mosei": "mosei",
-    "build_fer": "fer",
-    "build_eri": "eri",
-    "build_dialogue": "dialogue",
-    "build_mer2023": "mer2023",
-    "build_merr": "merr",
-    "build_stages": "stages",
-}
-__all__ = list(BUILDERS)
-
 
 def __getattr__(name: str):
-    if name in BUILDERS:
-        return getattr(import_module(f"m2se.sources.{BUILDERS[name]}"), name)
+    """``build_<source>`` of module ``<source>``, importable from the package (``from m2se.sources import
+    build_meld``); loaded on first use, so that importing one builder does not import them all."""
+    source = name.removeprefix("build_")
+    if name.startswith("build_") and source.isidentifier():
+        try:
+            module = import_module(f"m2se.sources.{source}")
+        except ModuleNotFoundError as err:
+            if err.name != f"m2se.sources.{source}":  # the builder's own import failed: say that
+                raise
+        else:
+            if hasattr(module, name):
+                return getattr(module, name)
     raise AttributeError(f"module 'm2se.sources' has no attribute {name!r}")
