@@ -140,8 +140,9 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
     trainer.test(module, datamodule=datamodule, verbose=False)
     results = {}
     for task in datamodule.test_records:  # a task whose every sample was skipped keeps an entry
-        empty = score(task, [], [], cfg.protocol, cfg.parse, datamodule.test_sources[task].path)
-        results[task] = module.test_results.get(task, empty)
+        results[task] = module.test_results.get(task) or score(
+            task, [], [], cfg.protocol, cfg.parse, datamodule.test_sources[task].path
+        )
     for task, result in results.items():  # skipped at load, then media that could not be read
         result.skipped = datamodule.test_skipped.get(task, Counter()) + datamodule.skips_by_task.get(
             task, Counter()

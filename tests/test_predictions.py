@@ -215,6 +215,10 @@ def test_a_semeval_export_that_leaves_rows_out_says_so(tmp_path, capsys):
     ]
     evaluate(config(tmp_path / "o", f"predictions={jsonl(tmp_path / 'p.jsonl', rows)}"))
     assert "ecpe_semeval.json: 1 of 2 rows left out (1 conversations written)" in capsys.readouterr().err
+    none = [{**rows[1], "videos": [f"clip{i}.mp4"]} for i in (1, 2)]
+    evaluate(config(tmp_path / "n", f"predictions={jsonl(tmp_path / 'n.jsonl', none)}"))
+    assert "no ecpe_semeval.json: none of the 2 rows has a conversation_ID" in capsys.readouterr().err
+    assert not (tmp_path / "n/ecpe_semeval.json").exists()  # not an empty submission
 
 
 def test_a_parse_mode_on_a_task_without_label_answers_is_refused(tmp_path):

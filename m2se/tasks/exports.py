@@ -17,7 +17,8 @@ def write_semeval(rows: Sequence[Prediction], path: str | Path) -> tuple[int, in
     ``[{"conversation_ID": 1375, "emotion-cause_pairs": [["5_surprise", "2"], ...]}, ...]``.
 
     The conversation comes from ``meta["conversation_ID"]`` or the clip name (``dia1375utt5.mp4``);
-    rows with neither are left out and counted. Returns (conversations written, rows left out).
+    rows with neither are left out and counted; with no conversation at all no file is written. Returns
+    (conversations written, rows left out).
     """
     conversations: dict[int, list] = {}
     left_out = 0
@@ -35,6 +36,8 @@ def write_semeval(rows: Sequence[Prediction], path: str | Path) -> tuple[int, in
             if pair not in pairs:
                 pairs.append(pair)
     export = [{"conversation_ID": c, "emotion-cause_pairs": p} for c, p in sorted(conversations.items())]
+    if not export:  # nothing to group by: no file rather than an empty submission
+        return 0, left_out
     with atomic_file(path) as tmp:  # a conversation a line
         tmp.write_text("[\n" + ",\n".join(dumps(c) for c in export) + "\n]\n")
     return len(export), left_out

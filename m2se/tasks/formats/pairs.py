@@ -53,6 +53,11 @@ class CausePairs(AnswerFormat):
         written, left_out = write_semeval(rows, path)
         if not left_out:
             return []
+        if not written:
+            return [
+                f"no {path.name}: none of the {len(rows)} rows has a conversation_ID or a dia<N>utt<M> "
+                "clip name to group them by"
+            ]
         return [
             f"{path}: {left_out} of {len(rows)} rows left out ({written} conversations written): "
             "no conversation_ID and no dia<N>utt<M> clip name to group them by"
