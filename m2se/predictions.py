@@ -1,7 +1,8 @@
 """Prediction files: rows of ``response`` (the model's answer) and ``label`` (gold), read and checked.
 
-A JSON list or JSONL, as ``swift infer`` writes them or as ``evaluate.py`` writes
-``predictions/<task>.jsonl``: ``{"query", "response", "label", "images" | "videos" | "media", ...}``; other keys
+A JSON list or JSONL, as ``swift infer`` (ms-swift 2.x and 3.x), LLaMA-Factory or ``evaluate.py`` write
+them (layouts: ``m2se.prediction_layouts``), read as ``{"query", "response", "label", "images" |
+"videos" | "media", ...}``; other keys
 are kept as metadata (``score``, ``conversation_ID``, a dialogue record's ``dataset``/``labels``/
 ``native``). Every problem reads ``file:record: reason`` (the record number as in ``m2se.data.records``).
 """
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from m2se.data.records import MEDIA_KEYS, RecordError, raw_items
 from m2se.files import json_problem
+from m2se.prediction_layouts import LayoutError, as_swift2
 from m2se.tasks import TASKS, infer_task
 from m2se.tasks.prediction import Prediction
 
@@ -62,6 +64,11 @@ def read_predictions(
         raise RecordError(str(path), "no such file", "missing file")
     for number, item in raw_items(path):
         where = f"{path.name}:{number}"
+        if isinstance(item, dict):  # other tools' layouts read as ms-swift 2.x rows
+            try:
+                item = as_swift2(item)
+            except LayoutError as err:
+                item = RecordError(where, str(err), "unknown layout")
         name = task or _task_of(item)
         try:
             if isinstance(item, RecordError):
