@@ -25,6 +25,8 @@ class AnswerFormat:
     reads_parse_modes: ClassVar[bool] = False
     # Whether the run's ECPE protocol (``protocol=``) decides how answers are scored.
     uses_protocol: ClassVar[bool] = False
+    # The baselines evaluate.py's baseline=NAME scores this format's tasks with.
+    baselines: ClassVar[tuple[str, ...]] = ()
     labels: tuple[str, ...] = ()
     fallback: str | None = None
     reference_modes: tuple[str, ...] = ()
@@ -96,6 +98,3 @@ class AnswerFormat:
             references = [r.label for r in rows]
             return [Counter(references).most_common(1)[0][0]] * len(references) if references else []
         raise ValueError(f"{self.kind} answers have no {name} baseline")
-
-    # The baselines evaluate.py's baseline=NAME scores this format's tasks with.
-    baselines: ClassVar[tuple[str, ...]] = ()
