@@ -19,9 +19,17 @@ from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO
 from m2se.versions import write_versions
 
 
-def build_trainer(cfg: DictConfig, has_validation: bool) -> L.Trainer:
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The configured callbacks; built before data and model, so that a wrong setting stops the run
+    before minutes of loading."""
+    return [instantiate(c, _convert_="all") for c in cfg.callbacks.values() if c]
+
+
+def build_trainer(
+    cfg: DictConfig, has_validation: bool, callbacks: list[L.Callback] | None = None
+) -> L.Trainer:
     logger = instantiate(cfg.logger) if cfg.logger else False
-    callbacks = [instantiate(c, _convert_="all") for c in cfg.callbacks.values() if c]
+    callbacks = build_callbacks(cfg) if callbacks is None else callbacks
     if not logger:  # these log through a logger and refuse to run without one
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor | ThroughputMonitor)]
     for callback in callbacks:
@@ -46,12 +54,13 @@ def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDat
         raise ValueError(
             "stage=second needs ckpt=PATH: stage one's checkpoints/last.ckpt or its adapter folder"
         )
+    callbacks = build_callbacks(cfg)
     if cfg.prepare_demo:
         prepare_demo(cfg)
     backbone, datamodule = build_data(cfg)
     datamodule.setup("fit")
     module = build_module(cfg, backbone, datamodule)
-    trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records))
+    trainer = build_trainer(cfg, has_validation=bool(datamodule.val_records), callbacks=callbacks)
     started = FirstBatch()
     trainer.callbacks.append(started)
     try:

@@ -220,3 +220,28 @@ def test_runs_without_a_logger(tiny_model_dir, demo_dir, tmp_path):
     trainer, _, _ = run(tmp_path, tiny_model_dir, demo_dir, "logger=none", "trainer.limit_train_batches=2")
     assert trainer.logger is None and (tmp_path / "adapter/adapter_config.json").is_file()
     assert not (tmp_path / "csv").exists()
+
+
+def test_a_curriculum_switch_step_replaces_the_default_epoch_and_bad_values_stop_before_loading(tmp_path):
+    from train import build_callbacks
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["stage=curriculum", "callbacks.curriculum.switch_step=3", f"output_dir={tmp_path}"],
+        )
+        curriculum = next(c for c in build_callbacks(cfg) if type(c).__name__ == "CurriculumCallback")
+        assert (curriculum.switch_step, curriculum.switch_epoch) == (3, None)  # was "needs exactly one of"
+        bad = compose(
+            "train",
+            overrides=[
+                "stage=curriculum",
+                "callbacks.curriculum.switch_step=-1",
+                "model.path=/no/such/model",
+                f"output_dir={tmp_path}",
+            ],
+        )
+    from hydra.errors import InstantiationException
+
+    with pytest.raises(InstantiationException, match="switch_step must be a positive integer, got -1"):
+        train(bad)  # refused before the (missing) model is looked for; the entry point prints one line

@@ -123,8 +123,8 @@ def test_periodic_checkpoints_do_not_wait_for_validation(tiny_model_dir, demo_di
             path = tmp_path / "checkpoints/last.ckpt"
             seen.append(load_checkpoint(path)["global_step"] if path.is_file() else None)
 
-    def with_probe(cfg, has_validation):
-        trainer = build_trainer(cfg, has_validation)
+    def with_probe(cfg, has_validation, **kwargs):
+        trainer = build_trainer(cfg, has_validation, **kwargs)
         trainer.callbacks.insert(0, LastCheckpoint())
         return trainer
 

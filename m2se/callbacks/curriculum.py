@@ -14,7 +14,8 @@ from m2se.model.module import M2SEModule
 
 
 class CurriculumCallback(L.Callback):
-    """Switches the DataModule from ``first`` to ``second`` at ``switch_epoch`` or ``switch_step``.
+    """Switches the DataModule from ``first`` to ``second`` at ``switch_epoch`` or, when given (it then
+    replaces the epoch), at optimizer step ``switch_step``.
 
     With ``restart_lora`` (EmoVerse's recipe, the default) the stage-one LoRA is merged into the base,
     a fresh LoRA and a fresh optimizer start, each stage with its own warmup + cosine schedule, and
@@ -32,8 +33,13 @@ class CurriculumCallback(L.Callback):
         restart_lora: bool = True,
         adapter_dir: str | None = None,
     ) -> None:
-        if (switch_epoch is None) == (switch_step is None):
-            raise ValueError("CurriculumCallback needs exactly one of switch_epoch and switch_step")
+        if switch_step is not None:  # a step, when given, replaces the epoch (conf's default 2)
+            switch_epoch = None
+        if switch_epoch is None and switch_step is None:
+            raise ValueError("the curriculum needs callbacks.curriculum.switch_epoch or switch_step")
+        for name, value in (("switch_epoch", switch_epoch), ("switch_step", switch_step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"callbacks.curriculum.{name} must be a positive integer, got {value!r}")
         self.first, self.second, self.restart_lora = first, second, restart_lora
         self.switch_epoch, self.switch_step, self.adapter_dir = switch_epoch, switch_step, adapter_dir
         self.switched = False
