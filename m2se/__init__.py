@@ -1,0 +1,12 @@
+"""m2se: multimodal sentiment and emotion analysis with multimodal LLMs (InternVL + LoRA, two stages)."""
+
+import logging
+
+
+def _quiet_optional_kernels(record: logging.LogRecord) -> bool:
+    # bitsandbytes (imported by peft even when nothing is quantized) warns on every CPU start that an
+    # optional 4-bit CPU kernel package is missing; m2se never runs 4-bit on the CPU.
+    return "gemm_4bit_forward" not in record.getMessage()
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_quiet_optional_kernels)

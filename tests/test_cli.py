@@ -70,3 +70,13 @@ def test_a_model_config_that_builds_the_wrong_thing_is_one_line(tiny_model_dir, 
         )
     with pytest.raises(ValueError, match=message):
         build_data(cfg)
+
+
+def test_importing_the_package_silences_bitsandbytes_missing_cpu_kernel_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import m2se, bitsandbytes, peft"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "gemm_4bit_forward" not in done.stderr
