@@ -17,7 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from m2se.cli import build_data, build_module, precision, prepare_demo, run
 from m2se.data.records import RecordError, load_records
-from m2se.evaluation import TaskResult, markdown_table, score, write_results
+from m2se.evaluation import TaskResult, markdown_table, scorable, score, write_results
 from m2se.parsing import check_parse_mode
 from m2se.predictions import read_predictions
 from m2se.tasks import TASKS
@@ -151,19 +151,11 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
 
 
 def _scorable(cfg: DictConfig, task: str, records: list, skipped: Counter) -> list:
-    """The records whose gold answer the run's parse mode can score (others: RecordError naming the
-    first, or with data.on_bad_record=skip left out, counted in ``skipped`` and reported)."""
-    spec, kept, errors = TASKS[task], [], []
-    mode = spec.parse_mode(cfg.parse)
-    for record in records:
-        problem = spec.answer.gold_problem(task, record.response, mode)
-        if problem is None:
-            kept.append(record)
-            continue
-        if cfg.data.get("on_bad_record") != "skip":
-            raise RecordError(record.where, problem, "unknown label")
-        skipped["unknown label"] += 1
-        errors.append(f"{record.where}: {problem}")
+    """The records whose gold answer the run's parse mode can score (``m2se.evaluation.scorable``)."""
+    mode = TASKS[task].parse_mode(cfg.parse)
+    skip = cfg.data.get("on_bad_record") == "skip"
+    kept, left_out, errors = scorable(task, mode, records, skip, gold=lambda r: r.response)
+    skipped.update(left_out)
     _report_skips(errors)
     return kept
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from m2se.data.records import RecordError
 from m2se.files import atomic_file, dumps, write_json
@@ -110,9 +111,22 @@ def score(
         raise RecordError(problem[0], problem[1], "bad metadata")
     for row, prediction in zip(rows, predictions, strict=True):
         row.response = prediction
-    kept, skipped, errors = [], Counter(), []
+    kept, skipped, errors = scorable(task, metrics.parse, rows, skip_errors)
+    metrics.add(kept)
+    result = result_of(metrics, kept)
+    result.source, result.skipped, result.errors = str(source), skipped, errors
+    return result
+
+
+def scorable(
+    task: str, mode: str, rows: Sequence, skip_errors: bool, gold: Callable[[Any], str] = lambda r: r.label
+) -> tuple[list, Counter, list[str]]:
+    """The rows (predictions, or records with ``gold=lambda r: r.response``) whose gold answer the parse
+    mode's scorer can read, with the count and ``file:record: reason`` lines of the others. Without
+    ``skip_errors`` the first other raises RecordError naming its ``where``."""
+    answer, kept, skipped, errors = TASKS[task].answer, [], Counter(), []
     for row in rows:
-        problem = answer.gold_problem(task, row.label, metrics.parse)
+        problem = answer.gold_problem(task, gold(row), mode)
         if problem is None:
             kept.append(row)
             continue
@@ -121,10 +135,7 @@ def score(
             raise error
         skipped[error.reason] += 1
         errors.append(str(error))
-    metrics.add(kept)
-    result = result_of(metrics, kept)
-    result.source, result.skipped, result.errors = str(source), skipped, errors
-    return result
+    return kept, skipped, errors
 
 
 def result_of(metrics: TaskMetrics, rows: list[Prediction]) -> TaskResult:
