@@ -5,7 +5,8 @@ Hypothesis draws the files (deterministically, ``derandomize``): arbitrary bytes
 JSON lists / JSONL whose items are arbitrary JSON values or valid demo records with one field replaced
 by an arbitrary value (NaN, Infinity, lone surrogates, ``²``, ``../`` paths, nested containers).
 Inputs per entry point (``max_examples``): inspect 60, cache 40, evaluate predictions= 60 and
-baseline= 40 (test files), evaluate with the tiny model 8, train 8 (the builders: tests/sources).
+baseline= 40 (test files), evaluate with the tiny model 8, predict inputs= 8, train 8 (the builders:
+tests/sources).
 """
 
 import json
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from evaluate import evaluate
 from m2se.cli import run
 from m2se.data import cache, inspect
+from predict import predict
 from train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -198,6 +200,33 @@ def test_evaluate_with_the_tiny_model(demo, tiny_model_dir, tmp_path):
             f"data.on_bad_record={'skip' if skip else 'raise'}",
         )
         one_line_or_nothing(lambda: run(evaluate, cfg))
+
+    check()
+
+
+def test_predict(demo, tiny_model_dir, tmp_path):
+    """Any record file as predict.py's inputs: one line per record (answer or error), or one error line."""
+    demo_dir, base = demo
+
+    @settings(max_examples=8, **SETTINGS)
+    @given(content=files(base), jsonl=st.booleans())
+    def check(content, jsonl):
+        path = demo_dir / ("questions.jsonl" if jsonl else "questions.json")  # beside the records' media
+        path.write_bytes(content)
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose(
+                "predict",
+                overrides=["experiment=demo", f"model.path={tiny_model_dir}", f"inputs={path}",
+                           f"output_dir={tmp_path / 'out'}", "data.num_workers=0", "scores=false"],
+            )  # fmt: skip
+        one_line_or_nothing(lambda: run(predict, cfg))
+        out = tmp_path / "out/predictions.jsonl"
+        for line in out.read_text().split("\n")[:-1] if out.is_file() else ():  # JSON may hold U+2028
+            row = json.loads(line)
+            assert row["input"].startswith(path.name) and (
+                row.get("error") or isinstance(row["response"], str)
+            )
+        out.unlink(missing_ok=True)
 
     check()
 

@@ -304,6 +304,10 @@ class MultiTaskDataModule(L.LightningDataModule):
             for records in self.test_records.values()
         ]
 
+    def question_loader(self, records: list[Record]) -> DataLoader:
+        """predict.py's generation batches over ``records`` (one task per batch, left-padded prompts)."""
+        return self._loader(records, grouped(records, None, self.batch_size, None), generation=True)
+
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         self.truncated += batch.get("truncated", 0)
         for skip in batch.get("skipped", ()):

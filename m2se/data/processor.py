@@ -143,6 +143,12 @@ class M2SEProcessor:
         eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
         return list(dict.fromkeys([*tail, *eos]))
 
+    def answer_ids(self, response: str) -> list[int]:
+        """The token ids training teaches for ``response``: the answer, wrapped and ended as the chat
+        template writes an assistant turn (what follows the generation prompt)."""
+        answer = self._answer_head + response + self._answer_tail
+        return self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+
     def __call__(
         self,
         query: str,
@@ -286,10 +292,7 @@ class M2SEProcessor:
         for ids, (kind, _, count) in zip(extra_ids, extras, strict=True):
             spans[kind] = (len(media_ids) + len(ids), count)
             media_ids += ids + [self.audio_token_id] * count + newline
-        answer_ids = []
-        if response is not None:
-            answer = self._answer_head + response + self._answer_tail
-            answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        answer_ids = [] if response is None else self.answer_ids(response)
         return (head, media_ids, query_ids, tail, answer_ids), spans
 
     def _fit(self, query_ids: list[int], fixed: int) -> tuple[list[int], bool]:

@@ -162,13 +162,20 @@ def parse_record(
     task: str | None,
     require_media: bool,
     outside_ok: bool = False,
+    questions: bool = False,
 ) -> Record:
-    """One raw JSON item → Record, or RecordError naming ``where`` and the reason."""
+    """One raw JSON item → Record, or RecordError naming ``where`` and the reason.
+
+    ``questions``: the record may lack a ``response`` (predict.py's inputs); its Record's response is "".
+    """
     if not isinstance(item, dict):
         raise RecordError(where, f"expected an object, got {type(item).__name__}", "not an object")
     problem = json_problem(item)
     if problem:
         raise RecordError(where, problem, "bad value")
+    unanswered = questions and item.get("response") is None
+    if unanswered:
+        item = {**item, "response": ""}
     for key in ("query", "response"):
         if not isinstance(item.get(key), str):
             got = "missing" if key not in item else f"not a string ({type(item[key]).__name__})"
@@ -181,7 +188,7 @@ def parse_record(
         raise RecordError(where, f"unknown task {name!r} (known: {', '.join(TASKS)})", "unknown task")
     if require_media and TASKS[name].needs_media and not media and not extra:  # sound or features will do
         raise RecordError(where, "no media (expected an 'images' or 'videos' list)", "no media")
-    problem = TASKS[name].check_response(item["response"])
+    problem = None if unanswered else TASKS[name].check_response(item["response"])
     if problem:
         raise RecordError(where, problem, TASKS[name].answer.bad_response)
     meta = {k: v for k, v in item.items() if k not in ("query", "response", *MEDIA_KEYS, *AUDIO_KEYS)}

@@ -18,6 +18,7 @@ from m2se.data.processor import M2SEProcessor
 from m2se.evaluation import TaskResult, result_of
 from m2se.files import staged_dir
 from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
+from m2se.model.answer_lines import answer_lines
 from m2se.model.audio import extra_tokens_for
 from m2se.model.backbone import Backbone, LoadSettings
 from m2se.model.checkpoints import (
@@ -109,6 +110,7 @@ class M2SEModule(L.LightningModule):
         self._val_generated: dict[str, int] = {}
         self._test_rows: dict[str, list[Prediction]] = {}
         self.test_results: dict[str, TaskResult] = {}
+        self.predict_scores = True  # predict.py's scores=: label probabilities beside each answer
 
     def placed(self, batch: dict):
         """Context in which the model's input embedding carries the batch's audio and feature tokens."""
@@ -242,6 +244,10 @@ class M2SEModule(L.LightningModule):
                     self.test_results[task] = result_of(metrics, rows)
             metrics.reset()
         self._test_rows = {}
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        """predict.py's output lines for the batch (``m2se.model.answer_lines``)."""
+        return answer_lines(self, batch, self.predict_scores)
 
     # -- optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
