@@ -139,3 +139,33 @@ def test_a_control_token_in_the_text_is_a_line_not_a_crash(tiny_model_dir, demo_
     (line,) = lines(tmp_path / "run/predictions.jsonl")
     assert line["input"] == str(clip) and "control token" in line["error"]
     assert "1 error" in capsys.readouterr().out
+
+
+def test_an_adapter_that_hears_gets_the_clip_sound(tiny_model_dir, demo_dir, tmp_path):
+    """Two mer2023 clips with the same frames and different sound: told apart only with the audio adapter."""
+    from m2se.data import internvl
+    from m2se.model.internvl import InternVL
+    from m2se.model.module import M2SEModule
+    from m2se.model.tiny import build_tiny_audio_encoder
+
+    encoder = build_tiny_audio_encoder(tmp_path / "hubert")
+    audio = {"encoder": str(encoder), "tokens": 8, "tasks": ["mer2023"], "max_seconds": 2.0}
+    module = M2SEModule(InternVL(str(tiny_model_dir)), internvl.from_pretrained(tiny_model_dir, audio=audio))
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.2)
+    adapter = module.save_adapter(tmp_path / "adapter")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("mer2023_happy_test0.mp4", "mer2023_sad_test0.mp4"):
+        shutil.copy(demo_dir / "media/clips" / name, clips)
+    common = ["experiment=demo_audio", f"model.path={tiny_model_dir}", "task=mer2023", f"inputs={clips}"]
+    heard = lines(
+        predict(config(tmp_path / "a", *common, f"ckpt={adapter}", f"model.audio.encoder={encoder}")).path
+    )
+    deaf = lines(predict(config(tmp_path / "b", *common, "model/audio=none")).path)
+    assert len(heard) == len(deaf) == 2 and all("error" not in line for line in heard + deaf)
+    gap = [max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) for a, b in (heard, deaf)]
+    assert gap[0] > 1e-4 and gap[1] < 1e-6, gap
