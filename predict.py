@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -24,8 +25,9 @@ from m2se.versions import write_versions
 warnings.filterwarnings("ignore", message="You are using a custom batch sampler")
 
 
-def predict(cfg: DictConfig) -> AnswerWriter:
+def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWriter:
     """Answer every input of ``inputs``; one JSONL line each in ``out`` (see README, "Prediction").
+    ``callbacks`` join the trainer's (bench/predict.py times the run with one).
 
     Returns the writer (its ``path``, ``counts`` and ``answers``). Inputs that cannot be asked, and
     media that cannot be read, get a line with ``error``; the others go on.
@@ -64,7 +66,10 @@ def predict(cfg: DictConfig) -> AnswerWriter:
         module = build_module(cfg, backbone, datamodule)
         module.predict_scores = bool(cfg.scores)
         trainer = instantiate(
-            cfg.trainer, precision=precision(cfg.trainer.precision), callbacks=[writer], _convert_="all"
+            cfg.trainer,
+            precision=precision(cfg.trainer.precision),
+            callbacks=[writer, *callbacks],
+            _convert_="all",
         )
         if trainer.world_size > 1:
             raise ValueError("predict.py runs on one device (trainer.devices=1): its answers go to one file")
