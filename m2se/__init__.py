@@ -10,3 +10,11 @@ def _quiet_optional_kernels(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_quiet_optional_kernels)
+
+
+def _no_cloud_tips(record: logging.LogRecord) -> bool:
+    # Lightning advertises its cloud logger and model registry ("💡 Tip: ...") at every run.
+    return not record.getMessage().startswith("💡 Tip")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_cloud_tips)

@@ -222,6 +222,19 @@ def test_runs_without_a_logger(tiny_model_dir, demo_dir, tmp_path):
     assert not (tmp_path / "csv").exists()
 
 
+def test_a_run_shorter_than_an_epoch_says_what_trains_and_nothing_else(
+    tiny_model_dir, demo_dir, tmp_path, caplog, recwarn
+):
+    """No warning about a monitor that no validation has set yet, no cloud tips, no FLOPs table."""
+    with caplog.at_level("INFO"):
+        run(tmp_path, tiny_model_dir, demo_dir, "logger=none", "trainer.max_steps=1")
+    assert (tmp_path / "checkpoints/last.ckpt").is_file()
+    assert not [w for w in recwarn if "could not find the monitored key" in str(w.message)]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("trainable 18.9 K of 193 K parameters") for m in messages), messages
+    assert not [m for m in messages if "Tip" in m or "FLOPs" in m]
+
+
 def test_a_curriculum_switch_step_replaces_the_default_epoch_and_bad_values_stop_before_loading(tmp_path):
     from train import build_callbacks
 

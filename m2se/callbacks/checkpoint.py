@@ -37,6 +37,14 @@ class PeriodicCheckpoint(ModelCheckpoint):
             trainer.save_checkpoint(last, weights_only=False)  # the full training state, for resume=
             self._period_saved_at = step
 
+    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        # Before the first validation there is nothing to rank (a short run, max_steps before the epoch
+        # ends): Lightning would warn that the monitored key is missing; last.ckpt is written anyway.
+        validated = trainer.fit_loop.epoch_loop.val_loop._has_run
+        if self.monitor is not None and self.monitor not in monitor_candidates and not validated:
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
     def forget_best(self) -> None:
         """Start ranking afresh (a curriculum's next stage validates other tasks: its val/loss is not
         comparable); checkpoints already written stay on disk."""
