@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
 from m2se.cli import build_data, build_module, precision, prepare_demo, run
+from m2se.config_checks import check_before_work
 from m2se.data.records import RecordError, load_records
 from m2se.evaluation import TaskResult, markdown_table, scorable, score, write_results
 from m2se.parsing import check_parse_mode
@@ -162,6 +163,7 @@ def _scorable(cfg: DictConfig, task: str, records: list, skipped: Counter) -> li
 
 def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
     """Score a model, a predictions file or a baseline; write the results under ``output_dir``."""
+    check_before_work(cfg)  # a wrong path or mixture stops the run before anything loads
     L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
         write_versions(cfg.output_dir)

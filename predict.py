@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from m2se.callbacks.answer_writer import AnswerWriter
 from m2se.cli import build_data, build_module, precision, prepare_demo, run
+from m2se.config_checks import check_before_work
 from m2se.data.questions import read_questions
 from m2se.parsing import check_parse_mode
 from m2se.versions import write_versions
@@ -32,6 +33,7 @@ def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWrit
     Returns the writer (its ``path``, ``counts`` and ``answers``). Inputs that cannot be asked, and
     media that cannot be read, get a line with ``error``; the others go on.
     """
+    check_before_work(cfg)  # a wrong path or mixture stops the run before anything loads
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     write_versions(cfg.output_dir)
     if cfg.prepare_demo:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from m2se.callbacks.adapter import AdapterExport
 from m2se.cli import build_data, build_module, precision, prepare_demo, run
+from m2se.config_checks import check_before_work
 from m2se.files import first_line
 from m2se.model.checkpoints import CheckpointError, SafeCheckpointIO
 from m2se.versions import write_versions
@@ -47,6 +48,7 @@ def build_trainer(
 
 def train(cfg: DictConfig) -> tuple[L.Trainer, L.LightningModule, L.LightningDataModule]:
     """Set up data, model and trainer from the config and fit; returns them for inspection."""
+    check_before_work(cfg)  # a wrong path or mixture stops the run before anything loads
     L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
         write_versions(cfg.output_dir)

@@ -1,0 +1,31 @@
+"""Settings that would otherwise fail after minutes of loading data and model, checked first.
+
+Entry scripts call ``check_before_work(cfg)`` right after Hydra composes the config; each problem is
+one ValueError or FileNotFoundError line (``m2se.cli.run`` prints it as ``error: ...``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from m2se.data.mixtures import mixture_weights
+
+
+def check_before_work(cfg: DictConfig) -> None:
+    """``ckpt``/``resume`` exist; every mixture names known tasks with valid weights; ``data.mixture``
+    is one of them. Raises on the first problem."""
+    for key in ("ckpt", "resume"):
+        value = cfg.get(key)
+        if value is not None and not Path(str(value)).expanduser().exists():
+            raise FileNotFoundError(f"{key}={value}: no such checkpoint or adapter folder")
+    data = cfg.get("data") or {}
+    mixtures = data.get("mixtures")
+    if not mixtures:
+        return
+    mixtures = OmegaConf.to_container(mixtures, resolve=True)
+    for name, entries in mixtures.items():
+        mixture_weights(name, entries)
+    if data.get("mixture") is not None and data.mixture not in mixtures:
+        raise ValueError(f"unknown mixture {data.mixture!r} (configured: {', '.join(mixtures)})")

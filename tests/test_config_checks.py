@@ -1,0 +1,38 @@
+"""A wrong checkpoint path or mixture stops train.py, evaluate.py and predict.py before anything loads."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import evaluate
+import predict
+import train
+from m2se.cli import run
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+ENTRIES = {"train": train.train, "evaluate": evaluate.evaluate, "predict": predict.predict}
+
+
+@pytest.mark.parametrize(
+    ("entry", "override", "message"),
+    [
+        ("train", "ckpt=/nowhere/last.ckpt", "ckpt=/nowhere/last.ckpt: no such checkpoint or adapter folder"),
+        ("train", "resume=/nowhere.ckpt", "resume=/nowhere.ckpt: no such checkpoint"),
+        ("train", "+data.mixtures.first.nope=1", "mixture 'first': unknown task 'nope'"),
+        ("train", "data.mixtures.second.erc=-1", "mixture 'second'"),
+        ("train", "data.mixture=third", "unknown mixture 'third' (configured: first, second)"),
+        ("evaluate", "ckpt=/nowhere/adapter", "ckpt=/nowhere/adapter: no such checkpoint"),
+        ("predict", "ckpt=/nowhere/adapter", "ckpt=/nowhere/adapter: no such checkpoint"),
+    ],
+)
+def test_caught_before_data_or_model_load(entry, override, message, tmp_path, monkeypatch, capsys):
+    module = {"train": train, "evaluate": evaluate, "predict": predict}[entry]
+    monkeypatch.setattr(module, "build_data", lambda *a, **k: pytest.fail("data loaded before the check"))
+    monkeypatch.setattr(module, "prepare_demo", lambda *a, **k: pytest.fail("demo built before the check"))
+    extra = ["inputs=x.mp4", "task=erc"] if entry == "predict" else []
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(entry, overrides=["experiment=demo", f"output_dir={tmp_path}", *extra, override])
+    with pytest.raises(SystemExit) as stop:
+        run(ENTRIES[entry], cfg)
+    assert str(stop.value.code).startswith("error: ") and message in str(stop.value.code)
