@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+from typing import Any, Protocol
 
+from torch import nn
+
+from m2se.data.processor import M2SEProcessor
 from m2se.model.label_scores import label_probabilities
 from m2se.tasks import TASKS
 
-if TYPE_CHECKING:
-    from m2se.model.module import M2SEModule
+
+class Answering(Protocol):
+    """What ``answer_lines`` uses of ``M2SEModule``."""
+
+    model: nn.Module
+    processor: M2SEProcessor
+    parse: str | None
+
+    def generate_answers(self, batch: dict, task: str) -> list[str]: ...
+
+    def placed(self, batch: dict) -> contextlib.AbstractContextManager: ...
 
 
 def plain(value: Any) -> Any:
@@ -30,7 +43,7 @@ def scored(task: str) -> bool:
     return bool(TASKS[task].labels) and not TASKS[task].open_labels
 
 
-def answer_lines(module: M2SEModule, batch: dict, scores: bool = True) -> list[dict]:
+def answer_lines(module: Answering, batch: dict, scores: bool = True) -> list[dict]:
     """One line per input of a left-padded generation batch (``EncodedDataset(generation=True)``).
 
     A sample that could not be read (``batch["skipped"]``) gets ``error``; the others get ``response``
