@@ -68,13 +68,13 @@ def test_baselines_need_no_model(emoverse_dir, tmp_path, capsys):
     assert "| ecpe |" in capsys.readouterr().out
     with pytest.raises(
         ValueError,
-        match="applies to none of the tasks with a test file \\(their baselines: ecpe: self_cause\\)",
+        match="applies to none of the tasks with a test file \\(their baselines: ecpe: self_cause, self_previous\\)",
     ):
         evaluate(config(tmp_path / "x", "task=ecpe", "baseline=majority", data))
     results = evaluate(config(tmp_path / "all", "task=all", "baseline=majority", data))
     assert set(results) == {"erc"}  # ecpe's test file has no majority baseline: said, not dropped silently
     assert (
-        "baseline=majority does not apply to ecpe (their baselines: ecpe: self_cause)"
+        "baseline=majority does not apply to ecpe (their baselines: ecpe: self_cause, self_previous)"
         in capsys.readouterr().err
     )
 

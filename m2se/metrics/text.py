@@ -18,6 +18,14 @@ from torchmetrics.text import BLEUScore
 from m2se.parsing import normalize
 
 
+def rouge_l(predicted: Sequence[str], gold: Sequence[str]) -> list[float]:
+    """ROUGE-L F-measure of each (predicted, gold) pair, normalised as ``TextOverlap`` scores it."""
+    return [
+        float(rouge_score(p, g, rouge_keys="rougeL")["rougeL_fmeasure"])
+        for p, g in zip(predicted, gold, strict=True)
+    ]
+
+
 class TextOverlap(nn.Module):
     def __init__(self):
         super().__init__()

@@ -22,16 +22,55 @@ def majority(
     return [next(r for r in references if parse(r) == label)] * len(references)
 
 
-def self_cause(queries: Sequence[str], wheres: Sequence[str] | None = None) -> list[str]:
-    """For ECPE queries: the target utterance as its own cause, ``{t}_{emotion},{t}``, read from the
-    template's ``Target utterance:{t}_{emotion}.`` line. ValueError naming ``wheres[i]`` (``file:record``;
-    default ``query i``) for a query without that line."""
-    answers = []
+def _targets(queries: Sequence[str], wheres: Sequence[str] | None) -> list[tuple[int, str]]:
+    """(target, emotion) of each ECPE query's ``Target utterance:{t}_{emotion}.`` line."""
+    targets = []
     for i, query in enumerate(queries):
         found = _TARGET.findall(query)
         if not found:
             where = wheres[i] if wheres is not None else f"query {i}"
             raise ValueError(f"{where}: no 'Target utterance:{{t}}_{{emotion}}.' line (not an ECPE query?)")
         target, emotion = found[-1]
-        answers.append(f"{target}_{emotion.lower()},{target}")
-    return answers
+        targets.append((int(target), emotion.lower()))
+    return targets
+
+
+def self_cause(queries: Sequence[str], wheres: Sequence[str] | None = None) -> list[str]:
+    """For ECPE queries: the target utterance as its own cause, ``{t}_{emotion},{t}``, read from the
+    template's ``Target utterance:{t}_{emotion}.`` line. ValueError naming ``wheres[i]`` (``file:record``;
+    default ``query i``) for a query without that line."""
+    return [f"{t}_{emotion},{t}" for t, emotion in _targets(queries, wheres)]
+
+
+def self_and_previous(queries: Sequence[str], wheres: Sequence[str] | None = None) -> list[str]:
+    """For ECPE queries: the target utterance and the one before it as its causes
+    (``{t}_{emotion},{t};{t}_{emotion},{t-1}``; the first utterance has only itself). Errors as ``self_cause``."""
+    return [
+        f"{t}_{emotion},{t}" + (f";{t}_{emotion},{t - 1}" if t > 1 else "")
+        for t, emotion in _targets(queries, wheres)
+    ]
+
+
+def most_frequent_set(references: Sequence[str], parse: Callable[[str], Sequence[str] | None]) -> list[str]:
+    """The most frequent gold answer read as a set (FER's phrases: order and case do not matter; ties:
+    the first seen), answered for every record with its first gold string."""
+    if not references:
+        return []
+    keys = [frozenset(parse(r) or ()) for r in references]
+    key = Counter(keys).most_common(1)[0][0]
+    return [references[keys.index(key)]] * len(references)
+
+
+def constant_text(
+    references: Sequence[str], overlap: Callable[[list[str], list[str]], list[float]], candidates: int = 30,
+    against: int = 100,
+) -> list[str]:  # fmt: skip
+    """One answer for every record: the gold text of the first ``candidates`` with the highest mean
+    ``overlap`` (ROUGE-L F per pair) to the first ``against`` gold texts — the best constant a writer of
+    typical answers could give, without looking at the input. Costs candidates × against pairs."""
+    if not references:
+        return []
+    pool, targets = list(references[:candidates]), list(references[:against])
+    scores = overlap([c for c in pool for _ in targets], targets * len(pool))
+    means = [sum(scores[i * len(targets) : (i + 1) * len(targets)]) / len(targets) for i in range(len(pool))]
+    return [pool[max(range(len(pool)), key=lambda i: means[i])]] * len(references)

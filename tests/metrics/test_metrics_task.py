@@ -70,3 +70,36 @@ def test_self_cause_baseline_reads_the_target_line():
         self_cause_baseline(["The person says: 'hi' <emotion> ..."])
     with pytest.raises(ValueError, match="ecpe.json:7: no 'Target utterance"):
         self_cause_baseline(["The person says: 'hi' <emotion> ..."], ["ecpe.json:7"])
+
+
+def rows(task, references, queries=None):
+    queries = queries or [""] * len(references)
+    return [Prediction(task, f"r{i}", q, r) for i, (q, r) in enumerate(zip(queries, references, strict=True))]
+
+
+def test_ecpe_self_and_previous_baseline_adds_the_utterance_before():
+    conversation = [Utterance("Ross", "Hi.", "joy"), Utterance("Rachel", "You came!", "joy")]
+    queries = [ecpe_query(conversation, 1), ecpe_query(conversation, 2)]
+    assert TASKS["ecpe"].baseline("self_previous", rows("ecpe", ["", ""], queries)) == [
+        "1_joy,1",
+        "2_joy,2;2_joy,1",
+    ]
+    assert TASKS["ecpe"].answer.baselines == ("self_cause", "self_previous")
+
+
+def test_fer_majority_is_the_most_frequent_phrase_set_in_any_order():
+    references = ["Smiling; eyes widening", "Jaw dropping", "eyes widening; smiling", "Jaw dropping; smiling"]
+    assert TASKS["fer"].baseline("majority", rows("fer", references)) == ["Smiling; eyes widening"] * 4
+
+
+def test_eri_constant_is_the_gold_text_closest_to_the_others():
+    references = [
+        "the sky is blue today",
+        "a red car drove by",
+        "the sky is grey today",
+        "the sea is blue today",
+    ]
+    assert TASKS["eri"].baseline("constant", rows("eri", references)) == ["the sky is blue today"] * 4
+    assert TASKS["eri"].baseline("constant", []) == []
+    with pytest.raises(ValueError, match="no nope baseline"):
+        TASKS["eri"].baseline("nope", rows("eri", references))

@@ -27,6 +27,8 @@ class AnswerFormat:
     uses_protocol: ClassVar[bool] = False
     # The baselines evaluate.py's baseline=NAME scores this format's tasks with.
     baselines: ClassVar[tuple[str, ...]] = ()
+    # The metric a model is compared with its baselines on (results.md, the table's baseline column).
+    headline: ClassVar[str] = ""
     labels: tuple[str, ...] = ()
     fallback: str | None = None
     reference_modes: tuple[str, ...] = ()

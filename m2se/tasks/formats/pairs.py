@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from m2se.parsing import parse_pairs
-from m2se.tasks.baselines import self_cause
+from m2se.tasks.baselines import self_and_previous, self_cause
 from m2se.tasks.exports import write_semeval
 from m2se.tasks.formats.base import AnswerFormat
 from m2se.tasks.prediction import Prediction
@@ -22,7 +22,8 @@ class CausePairs(AnswerFormat):
     kind: ClassVar[str] = "pairs"
     uses_protocol: ClassVar[bool] = True
     own_queries: ClassVar[str | None] = "ecpe_query(conversation, target)"
-    baselines: ClassVar[tuple[str, ...]] = ("self_cause",)
+    baselines: ClassVar[tuple[str, ...]] = ("self_cause", "self_previous")
+    headline: ClassVar[str] = "pair_f1"
 
     def parse(self, text: str, labels: Sequence[str] | None = None, mode: str = "exact") -> Any:
         return parse_pairs(text)
@@ -64,7 +65,9 @@ class CausePairs(AnswerFormat):
         ]
 
     def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
-        """``self_cause``: the target utterance as its own cause, read from the query's target line."""
-        if name != "self_cause":
+        """``self_cause``: the target utterance as its own cause, read from the query's target line;
+        ``self_previous``: it and the utterance before it."""
+        if name not in self.baselines:
             return super().baseline(name, rows)
-        return self_cause([r.query for r in rows], [r.where for r in rows])
+        answer = self_cause if name == "self_cause" else self_and_previous
+        return answer([r.query for r in rows], [r.where for r in rows])

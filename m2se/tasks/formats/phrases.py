@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from m2se.parsing import normalize
+from m2se.tasks.baselines import most_frequent_set
 from m2se.tasks.formats.base import AnswerFormat
+from m2se.tasks.prediction import Prediction
 from m2se.tasks.scorers import PhraseMetrics, Scorer
 
 
@@ -16,6 +18,8 @@ class Phrases(AnswerFormat):
     """Phrases joined by ``;`` (FER's action-unit descriptions), compared normalised, as a set."""
 
     kind: ClassVar[str] = "phrases"
+    baselines: ClassVar[tuple[str, ...]] = ("majority",)
+    headline: ClassVar[str] = "phrase_f1"
 
     def parse(
         self, text: str, labels: Sequence[str] | None = None, mode: str = "exact"
@@ -28,6 +32,12 @@ class Phrases(AnswerFormat):
 
     def answer_counts(self, response: str) -> list[str]:
         return list(self.parse(response) or ())
+
+    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
+        """``majority``: the most frequent gold phrase set (order and case aside) for every record."""
+        if name != "majority":
+            return super().baseline(name, rows)
+        return most_frequent_set([r.label for r in rows], self.parse)
 
     def metrics(self) -> tuple[Scorer, ...]:
         return (PhraseMetrics(),)
