@@ -1,5 +1,5 @@
 """Prompt texts, verbatim: EmoVerse's ECPE template (and ``ecpe_query``), InstructERC's prompts
-(PROTOCOL.md §5; ``m2se.dialogue.prompts`` assembles them) and Emotion-LLaMA's MER2023 instruction.
+(docs/PROTOCOL.md §3; ``m2se.dialogue.prompts`` assembles them) and Emotion-LLaMA's MER2023 instruction.
 ``m2se.tasks`` recognises queries by them."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ECPE_TAIL = (
     "The emotion-cause indices of the target utterance are:"
 )
 
-# InstructERC's prompts (PROTOCOL.md §5), verbatim; m2se.dialogue.prompts assembles them.
+# InstructERC's prompts (docs/PROTOCOL.md §3), verbatim; m2se.dialogue.prompts assembles them.
 IERC_HEAD = "Now you are expert of sentiment and emotional analysis. "
 IERC_CONTEXT = "The following conversation noted between '### ###' involves several speakers. ### "
 IERC_SELECT = "Please select the emotional label of <{target}> from <{labels}>:"

@@ -10,7 +10,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+# The variable naming a folder with EmoVerse's two released test files (docs/DATA.md §1).
+EMOVERSE_TESTS = "M2SE_EMOVERSE_TESTS"
+EMOVERSE_TEST_FILES = ("meld_test_data.json", "ecf2_caption_test.json")
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +31,12 @@ def demo_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def emoverse_dir() -> Path:
-    """The two released EmoVerse test files; tests using them skip when ../shared is absent."""
-    path = SHARED_REFERENCE / "emoverse"
-    if not (path / "meld_test_data.json").exists():
-        pytest.skip("../shared/reference/emoverse is not beside this checkout")
-    return path
+    """The folder ``$M2SE_EMOVERSE_TESTS`` with EmoVerse's two released test files; tests using it skip
+    when the variable is unset or the folder lacks them."""
+    folder = os.environ.get(EMOVERSE_TESTS)
+    if not folder:
+        pytest.skip(f"{EMOVERSE_TESTS} is not set (the folder of EmoVerse's test files: see docs/DATA.md)")
+    missing = [name for name in EMOVERSE_TEST_FILES if not (Path(folder) / name).is_file()]
+    if missing:
+        pytest.skip(f"{EMOVERSE_TESTS}={folder} has no {', '.join(missing)} (see docs/DATA.md)")
+    return Path(folder).resolve()  # tests may change the working directory

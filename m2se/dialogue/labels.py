@@ -1,4 +1,4 @@
-"""Emotion label sets of the ERC corpora and InstructERC's unified nine labels (PROTOCOL.md §5).
+"""Emotion label sets of the ERC corpora and InstructERC's unified nine labels (docs/PROTOCOL.md §3).
 
 ``NATIVE`` lists each corpus's labels in InstructERC's order and spelling: the order of the label list in
 its prompts. ``UNIFIED`` maps each native label to one of the nine Feeling Wheel labels; per corpus the

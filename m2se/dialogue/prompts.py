@@ -1,4 +1,4 @@
-"""The prompts of the conversation-level tasks, assembled from a dialogue (PROTOCOL.md §5).
+"""The prompts of the conversation-level tasks, assembled from a dialogue (docs/PROTOCOL.md §3).
 
 InstructERC's three prompts (``erc_query``, ``speaker_query``, ``predict_query``) and m2se's EmoVerse-style
 variant of the main one (``emoverse_query``). A dialogue is a list of ``Turn`` in spoken order; the

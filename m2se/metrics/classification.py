@@ -2,7 +2,7 @@
 
 An unparseable answer goes to class K, after the K real labels. Gold is never K, so such an answer
 is a false negative for its gold class and a false positive for no real class, the way scikit-learn
-scores a prediction outside ``labels=`` (PROTOCOL.md §4): weighted F1 over K+1 classes gives class K
+scores a prediction outside ``labels=`` (docs/PROTOCOL.md §6): weighted F1 over K+1 classes gives class K
 no weight (it has no support).
 
 A class that is neither in the gold labels nor predicted has no F1 (a class without gold, no recall):

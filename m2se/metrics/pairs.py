@@ -1,4 +1,4 @@
-"""PairF1: emotion-cause pair F1 for ECPE under two protocols (PROTOCOL.md §4).
+"""PairF1: emotion-cause pair F1 for ECPE under two protocols (docs/PROTOCOL.md §8).
 
 A pair is (target utterance, emotion, cause utterance), written ``t_emotion,c``; answers join pairs
 with ``;``.

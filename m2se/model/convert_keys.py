@@ -40,7 +40,7 @@ def _rope_parameters(llm: dict) -> dict:
     """Original `rope_theta` + `rope_scaling` → native `rope_parameters`.
 
     Phi-3's `su` is LongRoPE: it needs `original_max_position_embeddings` (the pretraining length that
-    switches short/long factors, PROTOCOL §6), which Phi-3 keeps outside rope_scaling. Its cos/sin
+    switches short/long factors, docs/PROTOCOL.md §10), which Phi-3 keeps outside rope_scaling. Its cos/sin
     scale is sqrt(1 + ln(s) / ln(original)) with s = max / original max, written out as `factor`.
     """
     scaling = dict(llm.get("rope_scaling") or {})

@@ -16,7 +16,7 @@ from transformers import InternVLForConditionalGeneration
 from m2se.files import read_json_object
 from m2se.model.backbone import LoadSettings, load_frozen
 
-# Where each part lives in the native model (PROTOCOL.md §6).
+# Where each part lives in the native model (docs/PROTOCOL.md §10).
 PARTS = {
     "vision_tower": "model.vision_tower",
     "projector": "model.multi_modal_projector",
@@ -43,7 +43,7 @@ class InternVL:
 
 def load_base(path: str | Path, settings: LoadSettings | None = None) -> InternVLForConditionalGeneration:
     """The frozen base model. 4-bit quantizes the language model only (QLoRA); vision and projector stay full."""
-    # Full names: a bare "vision_tower" does not match (PROTOCOL §6).
+    # Full names: a bare "vision_tower" does not match (docs/PROTOCOL.md §10).
     full = [PARTS["vision_tower"], PARTS["projector"], "lm_head"]
     return load_frozen(InternVLForConditionalGeneration, path, settings or LoadSettings(), full)
 

@@ -1,6 +1,6 @@
 """LoRA on named parts of a backbone, whatever its family: the family says where each part lives.
 
-EmoVerse's recipe is the default (PROTOCOL.md §3): LoRA r=8, alpha=32, dropout 0.05 on every Linear
+EmoVerse's recipe is the default (docs/PROTOCOL.md §5): LoRA r=8, alpha=32, dropout 0.05 on every Linear
 of the language model and the projector; vision tower frozen; embeddings and lm_head untouched.
 """
 
@@ -72,7 +72,8 @@ class LoraSettings:
             leaves = sorted(targets)
         if not leaves:
             raise ValueError(f"no Linear layer to adapt in {list(self.parts)}")
-        # A regex, not a list of leaf names: plain names would also hit the vision tower (PROTOCOL §6).
+        # A regex, not a list of leaf names: plain names would also hit the vision tower
+        # (docs/PROTOCOL.md §10).
         names = "|".join(re.escape(parts[p]) for p in self.parts)
         pattern = rf"(?:{names})\.(?:.*\.)?(?:{'|'.join(map(re.escape, leaves))})"
         return LoraConfig(

@@ -38,7 +38,7 @@ CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
 QWEN_PAD_TOKEN = "<|endoftext|>"
 VARIANTS = ("internvl2", "internvl3")
 
-# InternVL2-4B's phi3-chat conversation, as EmoVerse trained it (PROTOCOL §3). No BOS, no newline
+# InternVL2-4B's phi3-chat conversation, as EmoVerse trained it (docs/PROTOCOL.md §4). No BOS, no newline
 # after <|end|>; the generation prompt is exactly the text before an answer.
 PHI3_CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -137,7 +137,7 @@ def tiny_config(
         intermediate_size=128,
         max_position_embeddings=4096,
         # With std 0.02 the tied embeddings give near-uniform logits and the demo's loss sits at
-        # ≈ ln(vocab) while accuracy already rises (PROTOCOL §6); 0.2 lets the loss move visibly.
+        # ≈ ln(vocab) while accuracy already rises (docs/PROTOCOL.md §11); 0.2 lets the loss move visibly.
         initializer_range=0.2,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,

@@ -1,7 +1,7 @@
 """The tasks m2se knows, one entry each: adding a task of an existing answer format is one entry here
 (or one ``m2se.tasks.register_task`` call in your own code) plus its data config.
 
-The six EmoVerse tasks (docs: the protocol's task list). Queries of every task but ECPE read
+The six EmoVerse tasks (docs/PROTOCOL.md §3). Queries of every task but ECPE read
 ``The person says: '<utterance>' <identifier> <instruction>``; ECPE has its own template.
 Conversation-level tasks after InstructERC (``erc_dialog``, ``speaker_id``, ``emotion_predict``; their
 prompts are built by ``m2se.dialogue.prompts``) and Emotion-LLaMA's ``mer2023``.

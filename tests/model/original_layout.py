@@ -1,6 +1,6 @@
 """Tiny random InternVL checkpoints in the ORIGINAL (remote-code) layout, for conversion tests.
 
-A native model is built first, with every norm gain, bias and layer scale randomised (PROTOCOL §6: a
+A native model is built first, with every norm gain, bias and layer scale randomised (docs/PROTOCOL.md §10: a
 forgotten mapping must show), then written out the way an OpenGVLab InternVL2, InternVL2.5 or InternVL3
 checkpoint is laid out: config.json with `llm_config`/`vision_config`/`template` and the leftovers the
 releases carry, original weight names, and the tokenizer files of that LLM (original_tokenizers).
