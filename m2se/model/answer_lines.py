@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol
+from typing import Protocol
 
 from torch import nn
 
 from m2se.data.processor import M2SEProcessor
 from m2se.model.label_scores import label_probabilities
 from m2se.tasks import TASKS
+from m2se.tasks.prediction import jsonable
 
 
 class Answering(Protocol):
@@ -22,19 +23,6 @@ class Answering(Protocol):
     def generate_answers(self, batch: dict, task: str) -> list[str]: ...
 
     def placed(self, batch: dict) -> contextlib.AbstractContextManager: ...
-
-
-def plain(value: Any) -> Any:
-    """A parsed answer as JSON data: sets become sorted lists, tuples lists (ECPE's pairs, FER's phrases)."""
-    if isinstance(value, set | frozenset):
-        try:
-            ordered = sorted(value)
-        except TypeError:  # mixed kinds
-            ordered = sorted(value, key=repr)
-        return [plain(v) for v in ordered]
-    if isinstance(value, tuple | list):
-        return [plain(v) for v in value]
-    return value
 
 
 def scored(task: str) -> bool:
@@ -66,7 +54,7 @@ def answer_lines(module: Answering, batch: dict, scores: bool = True) -> list[di
         probabilities, method = label_probabilities(module.model, batch, answers, module.placed(batch))
     for i, (record, response) in enumerate(zip(batch["records"], responses, strict=True)):
         answer = task.parse(response, record.meta.get("labels"), module.parse)
-        line = {"input": record.where, "task": task.name, "response": response, "answer": plain(answer)}
+        line = {"input": record.where, "task": task.name, "response": response, "answer": jsonable(answer)}
         if probabilities is not None:
             line["scores"] = dict(zip(task.labels, probabilities[i].tolist(), strict=True))
             line["score_method"] = method
