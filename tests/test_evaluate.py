@@ -79,6 +79,14 @@ def test_baselines_need_no_model(emoverse_dir, tmp_path, capsys):
     )
 
 
+def test_a_missing_test_file_says_where_to_get_it(tmp_path):
+    # A fresh clone: data/emoverse holds none of EmoVerse's released test files yet.
+    data = f"data.data_dir={tmp_path / 'emoverse'}"
+    missing = r"emoverse/meld_test_data.json: no such file \(see docs/DATA.md\)$"
+    with pytest.raises(RecordError, match=missing):
+        evaluate(config(tmp_path / "m", "task=erc", "baseline=majority", data))
+
+
 def test_bad_prediction_files_and_tasks_say_where(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"response": "Joy.", "label": "Joy.", "query": "x <emotion>"}\n{"response": "Joy."}\n')

@@ -18,6 +18,8 @@ from m2se.tasks import TASKS, infer_task
 
 MEDIA_KEYS = ("images", "videos")
 AUDIO_KEYS = ("audio", "features")  # a sound file, and {view: .npy feature file} (m2se.data.audio)
+# Appended to "not there" errors: where the corpora and EmoVerse's released files come from.
+WHERE_DATA = "(see docs/DATA.md)"
 
 
 class RecordError(ValueError):
@@ -221,7 +223,7 @@ def load_records(
     seen = set() if seen is None else seen
     result = LoadResult()
     if not path.is_file():
-        raise RecordError(str(path), "no such file", "missing file")
+        raise RecordError(str(path), f"no such file {WHERE_DATA}", "missing file")
     for number, item in raw_items(path):
         where = f"{path.name}:{number}"
         try:

@@ -11,7 +11,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from m2se.data.processor import M2SEProcessor
-from m2se.data.records import LoadResult, Record
+from m2se.data.records import WHERE_DATA, LoadResult, Record
 from m2se.data.tiles import count_tiles
 from m2se.data.video import IMAGE_ERRORS, MediaLoader
 
@@ -101,7 +101,8 @@ class DataReport:
             verb = {"truncate": "truncated", "skip": "skipped"}.get(self.over_budget, self.over_budget)
             lines.append(f"budget: {self.max_length} tokens per sample; over-budget samples are {verb}")
         if self.missing_tests:
-            lines.append("test files not found (needed only to test): " + ", ".join(self.missing_tests))
+            missing = ", ".join(self.missing_tests)
+            lines.append(f"test files not found (needed only to test): {missing} {WHERE_DATA}")
         if self.skipped:
             lines.append("skipped at load: " + ", ".join(f"{k} {v}" for k, v in self.skipped.most_common()))
         return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from m2se.data.records import WHERE_DATA
 from m2se.files import dumps, first_line, json_problem, loads, write_json
 
 MAX_PROBLEMS_SHOWN = 10
@@ -82,6 +83,8 @@ def decode(data: bytes) -> str:
 def read_text(path: Path) -> str:
     try:
         return decode(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file {WHERE_DATA}") from None
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
 
@@ -160,7 +163,7 @@ class BuildResult:
             raise TypeError(f"media_root must be a path, got {self.media_root!r}"[:200])
         self.media_root = None if self.media_root is None else Path(self.media_root)
         if self.media_root is not None and not self.media_root.is_dir():  # else every row: "missing media"
-            raise InputError(f"{self.media_root}: media root is not a folder")
+            raise InputError(f"{self.media_root}: media root is not a folder {WHERE_DATA}")
 
     def skip(self, where: str, message: str, reason: str) -> None:
         self.skipped[reason] += 1

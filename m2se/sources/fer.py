@@ -10,6 +10,7 @@ import argparse
 import math
 from pathlib import Path
 
+from m2se.data.records import WHERE_DATA
 from m2se.sources.au_phrases import AU_PHRASES
 from m2se.sources.common import BuildResult, InputError, Inputs, finite, input_paths, table_rows
 from m2se.tasks import TASKS
@@ -98,7 +99,7 @@ def build_fer(
     files = []
     for path in input_paths(inputs):
         if not path.exists():
-            raise InputError(f"{path}: no such file or folder")
+            raise InputError(f"{path}: no such file or folder {WHERE_DATA}")
         files += sorted(path.glob("*.csv")) if path.is_dir() else [path]
     for path in files:
         found = peak(path, result)

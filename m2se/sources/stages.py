@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from m2se.data.records import RecordError, load_records
+from m2se.data.records import WHERE_DATA, RecordError, load_records
 from m2se.files import atomic_file, dumps, first_line, json_problem
 from m2se.sources.common import parse_json
 
@@ -109,7 +109,7 @@ def _source(config_path: Path, entry: object, where: str) -> tuple[str, list]:
     except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
         found = False
     if not found:
-        raise StageConfigError(f"{where}: no such file {file}")
+        raise StageConfigError(f"{where}: no such file {file} {WHERE_DATA}")
     try:
         data = path.read_bytes()
         items = parse_json(data.decode("utf-8"))

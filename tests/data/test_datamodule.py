@@ -204,8 +204,8 @@ def test_test_files_are_needed_only_to_test(demo_dir, processor):
     dm = make(demo_dir, processor, test_sources=tests)
     dm.setup("fit")
     assert list(dm.test_records) == ["erc"]
-    assert "test files not found (needed only to test): mer" in dm.report.render()
-    with pytest.raises(RecordError, match="absent.json: no such file"):
+    assert "test files not found (needed only to test): mer (see docs/DATA.md)" in dm.report.render()
+    with pytest.raises(RecordError, match=r"absent.json: no such file \(see docs/DATA.md\)"):
         dm.setup("test")
 
 

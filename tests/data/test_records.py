@@ -72,7 +72,7 @@ def test_explicit_task_and_text_only(tmp_path):
 
 
 def test_file_level_errors(tmp_path):
-    with pytest.raises(RecordError, match="no such file"):
+    with pytest.raises(RecordError, match=r"absent.json: no such file \(see docs/DATA.md\)$"):
         load_records(tmp_path / "absent.json")
     broken = tmp_path / "b.json"
     broken.write_text('[{"query": "x",}]')

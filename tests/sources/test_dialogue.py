@@ -224,7 +224,7 @@ def test_jsonl_orders_turns_and_learns_labels_of_an_unknown_dataset(tmp_path, ca
         'Please select the emotional label of < Speaker_1:"Third"> from <calm, tense>:'
     )
     code, _, err = dialog(capsys, tmp_path / "nope.jsonl", tmp_path / "o.json", "--format jsonl --dataset x")
-    assert code == 2 and err.startswith(f"error: {tmp_path / 'nope.jsonl'}: cannot read")
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'nope.jsonl'}: no such file (see docs/DATA.md)")
 
 
 def test_speaker_slots_beyond_the_offered_skip_only_the_speaker_record(tmp_path, capsys):

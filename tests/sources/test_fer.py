@@ -60,3 +60,9 @@ def test_a_threshold_that_is_no_finite_number_is_a_usage_error(tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_info:
         main(["fer", str(tmp_path), "--out", str(tmp_path / "o.json"), "--threshold", "nan"])
     assert exit_info.value.code == 2 and "expected a finite number, got 'nan'" in capsys.readouterr().err
+
+
+def test_a_missing_openface_folder_says_where_to_get_it(tmp_path, capsys):
+    code, _, err = build(capsys, "fer", tmp_path / "openface", "--out", tmp_path / "o.json")
+    assert code == 2
+    assert err.strip() == f"error: {tmp_path / 'openface'}: no such file or folder (see docs/DATA.md)"

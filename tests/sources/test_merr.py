@@ -125,7 +125,7 @@ def test_missing_test_list_is_a_one_line_error(merr, tmp_path, capsys):
     code, _, err = build(
         capsys, "merr", merr, "--out", tmp_path / "o.json", "--test-list", tmp_path / "no.txt"
     )
-    assert code == 2 and "no.txt: cannot read" in err
+    assert code == 2 and "no.txt: no such file (see docs/DATA.md)" in err
 
 
 def test_help_describes_the_source(capsys):

@@ -193,3 +193,5 @@ def test_wrong_argument_types_from_python_name_the_argument(tmp_path):
         build_meld(csv, media_root=3)
     with pytest.raises(InputError, match="media root is not a folder"):  # every row read "missing media"
         build_meld(csv, media_root=tmp_path / "nope")
+    with pytest.raises(InputError, match=r"absent.csv: no such file \(see docs/DATA.md\)$"):
+        build_meld(tmp_path / "absent.csv")

@@ -62,7 +62,7 @@ def test_stages_follow_the_config_and_rebuild_bit_for_bit(task_files, tmp_path):
             "give exactly one of count and fraction",
         ),
         ({"file": "built/first_stage_msa.json", "count": 10_000}, "count 10000 but the file has 200 records"),
-        ({"file": "built/absent.json", "count": 1}, "no such file built/absent.json"),
+        ({"file": "built/absent.json", "count": 1}, r"no such file built/absent.json \(see docs/DATA.md\)"),
     ],
 )
 def test_config_errors_name_the_entry(task_files, tmp_path, entry, message):
