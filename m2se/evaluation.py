@@ -172,14 +172,18 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
     return out
 
 
-def markdown_table(results: dict[str, TaskResult]) -> str:
-    columns = [c for c in TABLE if any(c in r.metrics for r in results.values())]
+def summary_table(summaries: Mapping[str, Mapping]) -> str:
+    """metrics.json's ``{task: {metric: value}}`` as a markdown table of the ``TABLE`` columns some task has."""
+    columns = [c for c in TABLE if any(c in shown for shown in summaries.values())]
     lines = ["| task | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for task, result in results.items():
-        shown = result.summary()  # a task with nothing scored shows its count only
-        cells = [_cell(shown.get(c)) for c in columns]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    lines.append("")
+    for task, shown in summaries.items():
+        lines.append(f"| {task} | " + " | ".join(_cell(shown.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def markdown_table(results: dict[str, TaskResult]) -> str:
+    # A task with nothing scored shows its count only (its summary holds no score).
+    lines = [summary_table({task: result.summary() for task, result in results.items()}), ""]
     for task, result in results.items():  # how each row was scored, and what it was scored over
         how = f"parse={result.parse}" + (f", protocol={result.protocol}" if result.protocol else "")
         left = ", ".join(f"{reason} {n}" for reason, n in result.skipped.most_common())
