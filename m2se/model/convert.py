@@ -8,6 +8,8 @@ with one line; checkpoints published natively (the `-hf` repos) need no conversi
 offline with `InternVLForConditionalGeneration.from_pretrained(dst)` and `AutoTokenizer.from_pretrained(dst)`,
 needs neither remote code nor timm, and its tokenizer's chat template writes the checkpoint's own
 conversation format (config.json's `template`). Weights stream shard by shard, dtype unchanged.
+`m2se_converted.json` in the result records the source folder, its template and system message, so
+that `python -m m2se.export format=original` can hand the LLM's own tokenizer files back.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from m2se.model.convert_keys import (
 from m2se.model.convert_tokenizer import IMAGE_TOKENS, ConversionError, _read_json, convert_tokenizer
 
 __all__ = ["ConversionError", "ConversionReport", "convert_checkpoint", "convert_tokenizer", "main"]
+
+# Written beside the converted model: where it came from (m2se.model.export_original reads it).
+SOURCE_RECORD = "m2se_converted.json"
 
 
 @dataclass
@@ -179,7 +184,7 @@ def _read_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         yield from torch.load(path, map_location="cpu", mmap=True, weights_only=True).items()
 
 
-class _ShardWriter:
+class ShardWriter:
     """Writes tensors into safetensors shards of at most max_bytes, named as save_pretrained names them."""
 
     def __init__(self, dst: Path, max_bytes: int) -> None:
@@ -234,7 +239,7 @@ def _convert_weights(
     files: list[Path],
     mapper: KeyMapper,
     config: InternVLConfig,
-    writer: _ShardWriter,
+    writer: ShardWriter,
     report: ConversionReport,
 ) -> None:
     """Stream the original tensors through the key rules into the writer; fills the report's key lists."""
@@ -294,7 +299,7 @@ def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 2 * 2**30) -
     created = not dst.exists()
     dst.mkdir(parents=True, exist_ok=True)
     try:
-        mapper, writer = KeyMapper(original["llm_config"]), _ShardWriter(dst, max_shard_bytes)
+        mapper, writer = KeyMapper(original["llm_config"]), ShardWriter(dst, max_shard_bytes)
         _convert_weights(files, mapper, config, writer, report)
     except BaseException:
         # Leave no half-written model behind (a rerun would refuse the non-empty directory).
@@ -309,6 +314,12 @@ def convert_checkpoint(src: Path, dst: Path, max_shard_bytes: int = 2 * 2**30) -
     generation = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     generation.save_pretrained(dst)
     tokenizer.save_pretrained(dst)
+    source = {
+        "source": str(src.resolve()),
+        "template": original["template"],
+        "system_message": original.get("system_message"),
+    }
+    (dst / SOURCE_RECORD).write_text(dumps(source, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 
 

@@ -4,7 +4,8 @@ A native model is built first, with every norm gain, bias and layer scale random
 forgotten mapping must show), then written out the way an OpenGVLab InternVL2, InternVL2.5 or InternVL3
 checkpoint is laid out: config.json with `llm_config`/`vision_config`/`template` and the leftovers the
 releases carry, original weight names, and the tokenizer files of that LLM (original_tokenizers).
-Fused weights are packed as the original forward code unpacks them.
+Fused weights are packed as the original forward code unpacks them, by the package's own mapping
+(``m2se.model.export_original.original_state_dict``, what ``format=original`` exports write).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from transformers import (
     Qwen2Config,
 )
 
+from m2se.model.export_original import original_state_dict
 from tests.model.original_tokenizers import TOKENIZER_WRITERS
 
 
@@ -177,79 +179,6 @@ def tiny_native(
     return model
 
 
-def original_state_dict(model: InternVLForConditionalGeneration, llm: str) -> dict[str, torch.Tensor]:
-    """The native weights under the original names, fused the way the original modules split them."""
-    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    out: dict[str, torch.Tensor] = {
-        "vision_model.embeddings.class_embedding": sd.pop("model.vision_tower.embeddings.cls_token"),
-        "vision_model.embeddings.position_embedding": sd.pop(
-            "model.vision_tower.embeddings.position_embeddings"
-        ),
-    }
-    for p in ("weight", "bias"):
-        out[f"vision_model.embeddings.patch_embedding.{p}"] = sd.pop(
-            f"model.vision_tower.embeddings.patch_embeddings.projection.{p}"
-        )
-    vision = model.config.vision_config
-    for i in range(vision.num_hidden_layers):
-        n, o = f"model.vision_tower.encoder.layer.{i}.", f"vision_model.encoder.layers.{i}."
-        # InternAttention: qkv(x).reshape(B, N, 3, heads, head_dim), so the rows are [q; k; v].
-        for p in ("weight", "bias") if vision.attention_bias else ("weight",):
-            out[o + f"attn.qkv.{p}"] = torch.cat([sd.pop(n + f"attention.{x}_proj.{p}") for x in "qkv"])
-        renames = {"attention.projection_layer": "attn.proj", "layernorm_before": "norm1"}
-        renames |= {"layernorm_after": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
-        renames |= {"attention.q_norm": "attn.q_norm", "attention.k_norm": "attn.k_norm"}
-        for new, old in renames.items():
-            for p in ("weight", "bias"):
-                if n + f"{new}.{p}" in sd:
-                    out[o + f"{old}.{p}"] = sd.pop(n + f"{new}.{p}")
-        out[o + "ls1"], out[o + "ls2"] = sd.pop(n + "lambda_1"), sd.pop(n + "lambda_2")
-    for index, name in (("0", "layer_norm"), ("1", "linear_1"), ("3", "linear_2")):
-        for p in ("weight", "bias"):
-            out[f"mlp1.{index}.{p}"] = sd.pop(f"model.multi_modal_projector.{name}.{p}")
-    if model.config.tie_word_embeddings:
-        sd.pop("lm_head.weight")
-    if llm != "internlm2":  # Qwen2, Qwen2.5 and Phi-3 keep their names under language_model.model
-        for key in list(sd):
-            out[
-                key.replace("model.language_model.", "language_model.model.").replace(
-                    "lm_head", "language_model.lm_head"
-                )
-            ] = sd.pop(key)
-        return out
-    text = model.config.text_config
-    heads, kv_heads, head_dim = text.num_attention_heads, text.num_key_value_heads, text.head_dim
-    groups = heads // kv_heads
-    out["language_model.model.tok_embeddings.weight"] = sd.pop("model.language_model.embed_tokens.weight")
-    out["language_model.model.norm.weight"] = sd.pop("model.language_model.norm.weight")
-    out["language_model.output.weight"] = sd.pop("lm_head.weight")
-    for i in range(text.num_hidden_layers):
-        n, o = f"model.language_model.layers.{i}.", f"language_model.model.layers.{i}.attention."
-        q, k, v = (sd.pop(n + f"self_attn.{x}_proj.weight") for x in "qkv")
-        # InternLM2 unpacks wqkv(x) as 'b q (h gs d) -> b q h gs d' with gs = groups + 2: per kv head,
-        # its query heads, its key, its value.
-        packed = torch.cat(
-            [
-                q.view(kv_heads, groups, head_dim, -1),
-                k.view(kv_heads, 1, head_dim, -1),
-                v.view(kv_heads, 1, head_dim, -1),
-            ],
-            dim=1,
-        )
-        out[o + "wqkv.weight"] = packed.reshape(-1, q.shape[1])
-        out[o + "wo.weight"] = sd.pop(n + "self_attn.o_proj.weight")
-        f = f"language_model.model.layers.{i}.feed_forward."
-        out[f + "w1.weight"] = sd.pop(n + "mlp.gate_proj.weight")
-        out[f + "w3.weight"] = sd.pop(n + "mlp.up_proj.weight")
-        out[f + "w2.weight"] = sd.pop(n + "mlp.down_proj.weight")
-        out[f"language_model.model.layers.{i}.attention_norm.weight"] = sd.pop(n + "input_layernorm.weight")
-        out[f"language_model.model.layers.{i}.ffn_norm.weight"] = sd.pop(
-            n + "post_attention_layernorm.weight"
-        )
-    assert not sd, f"native weights left unpacked: {sorted(sd)}"
-    return out
-
-
 def original_config(layout: Layout, vocab_size: int) -> dict:
     text, vision = _text_config(layout.llm, vocab_size), _vision_config(layout.six_b_vision)
     model_type = layout.llm.removesuffix("_5")
@@ -299,7 +228,7 @@ def write_original_checkpoint(
     vocab_size = max(ids.values()) + 1
     model = tiny_native(layout, vocab_size, ids["<IMG_CONTEXT>"], seed).to(dtype)
     (out / "config.json").write_text(json.dumps(original_config(layout, vocab_size), indent=2))
-    weights = original_state_dict(model, layout.llm)
+    weights = original_state_dict(model.state_dict(), model.config)  # the package's own mapping
     names = sorted(weights)
     if shards == 1:
         save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
