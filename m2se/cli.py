@@ -24,6 +24,7 @@ from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.files import first_line
 from m2se.model.audio import evaluated_settings
+from m2se.model.exported import read_export
 from m2se.model.guard import NonFiniteError
 
 if TYPE_CHECKING:
@@ -182,13 +183,47 @@ def prepare_demo(cfg: DictConfig) -> None:
     write_demo_dataset(folder)
 
 
+def command_line_keys() -> list[str]:
+    """The config keys the command line set (``data.num_frames=2``, not group choices such as ``data=demo``);
+    none outside a running Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    hydra = HydraConfig.get()
+    keys = [override.split("=", 1)[0].lstrip("+~") for override in hydra.overrides.task]
+    return [key for key in keys if key not in hydra.runtime.choices]
+
+
+def use_export(cfg: DictConfig, given: Sequence[str] = ()) -> list[str]:
+    """When ``ckpt`` is an export folder (``python -m m2se.export``): it becomes the model (``model.path``)
+    and the prompt and media settings it records replace the config's, except the keys in ``given`` (set
+    on the command line). Returns the keys replaced."""
+    record = read_export(cfg.get("ckpt"))
+    if record is None:
+        return []
+    with open_dict(cfg):
+        cfg.model.path = str(cfg.ckpt)
+        replaced = []
+        for key, value in record.config_values().items():
+            if not any(key == g or key.startswith(g + ".") for g in given):
+                OmegaConf.update(cfg, key, value)
+                replaced.append(key)
+    print(
+        f"ckpt {cfg.ckpt} is an m2se export: it is the model, with its {', '.join(replaced)}", file=sys.stderr
+    )
+    return replaced
+
+
 def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, MultiTaskDataModule]:
     """The backbone (``model.backbone``, resolved to a local native directory: ``model.path`` follows
     it) and the DataModule (``data``) with the processor ``model.processor`` builds from that directory,
-    the data config's prompt options (``data.processor``) and ``model.audio``.
+    the data config's prompt options (``data.processor``) and ``model.audio``. An export folder as
+    ``ckpt`` is the model itself, with the settings it records (``use_export``).
 
     Evaluating, ``model.audio`` is what the checkpoint ``ckpt`` was trained with (``evaluated_settings``).
     """
+    use_export(cfg, command_line_keys())
     backbone = instantiate(cfg.model.backbone)
     if not all(callable(getattr(backbone, name, None)) for name in ("resolved", "load")):
         raise ValueError(

@@ -40,3 +40,12 @@ def emoverse_dir() -> Path:
     if missing:
         pytest.skip(f"{EMOVERSE_TESTS}={folder} has no {', '.join(missing)} (see docs/DATA.md)")
     return Path(folder).resolve()  # tests may change the working directory
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tiny_model_dir, tmp_path_factory) -> Path:
+    """Two stages' run folders on the tiny model, as train.py leaves them (tests/model/trained_runs.py):
+    ``runs/second/adapter`` holds both stages' LoRA; ``eval`` evaluated it."""
+    from tests.model.trained_runs import write_trained_runs
+
+    return write_trained_runs(tmp_path_factory.mktemp("trained"), tiny_model_dir)

@@ -1,4 +1,4 @@
-"""LoRA adapters as data: read them from a checkpoint or a PEFT folder, merge them, export one folder.
+"""LoRA adapters as data: read them from a checkpoint or a PEFT folder, merge them, write one folder.
 
 EmoVerse's stage two merges the stage-one LoRA into the base and trains a fresh one. The sum of
 two LoRAs is itself one LoRA of rank r1 + r2 (A stacked, B side by side, each B scaled by its
@@ -28,6 +28,7 @@ from m2se.model.checkpoints import (
     read_m2se_checkpoint,
     read_safetensors,
 )
+from m2se.model.exported import MARK as EXPORT_MARK
 
 
 @dataclass
@@ -118,11 +119,14 @@ def _lightning_to_peft_key(key: str) -> str | None:
 
 def read_adapters(path: str | Path) -> list[Adapter]:
     """Every adapter a stage produced, oldest first: a PEFT folder, or an ``M2SEModule`` checkpoint.
+    An export folder (``python -m m2se.export``) has none: its adapters are merged into its weights.
 
     Raises FileNotFoundError for a missing path and CheckpointError (one line naming the file) for
     anything unreadable, unsafe, malformed or holding NaN/inf.
     """
     path = Path(path).expanduser()
+    if path.is_dir() and (path / EXPORT_MARK).is_file():
+        return []
     if path.is_dir():
         config_file, weights = path / "adapter_config.json", path / "adapter_model.safetensors"
         if not config_file.is_file():

@@ -1,0 +1,180 @@
+"""Merge every LoRA a checkpoint holds into its base and write one standalone model folder.
+
+``python -m m2se.export`` (``m2se/export.py``) is the command. The folder holds the weights (safetensors,
+sharded above ``max_shard_size``), config, generation config, the tokenizer whose chat template writes
+the trained system prompt when a conversation has none, ``m2se_export.json`` (the prompt and media
+settings training used; ``m2se.model.exported``), the audio parts when the checkpoint has them, and a
+``README.md`` model card. ``format=native``: transformers' ``InternVLForConditionalGeneration``;
+``format=original``: InternVL2's ``InternVLChatModel`` layout (``m2se.model.export_original``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoTokenizer
+from transformers.utils.hub import convert_file_size_to_int
+
+from m2se.files import dumps, first_line, staged_dir
+from m2se.model.adapters import Adapter, merge, read_adapters
+from m2se.model.audio import CONFIG as AUDIO_CONFIG
+from m2se.model.audio import WEIGHTS as AUDIO_WEIGHTS
+from m2se.model.audio import read_saved
+from m2se.model.backbone import LoadSettings
+from m2se.model.checkpoints import CheckpointError, read_json_object, read_m2se_checkpoint
+from m2se.model.export_original import write_original
+from m2se.model.exported import ExportRecord, read_export
+from m2se.model.internvl import load_base, resolve_model_path
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+FORMATS = ("native", "original")
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    record: ExportRecord
+    adapters: list[Adapter]
+    bytes: int  # every file in the folder
+
+
+def base_of(ckpt: Path) -> str:
+    """The base model ``ckpt`` was trained on, as training named it (the adapter config's
+    ``base_model_name_or_path``, the checkpoint's ``m2se.base``). ValueError when it names none."""
+    if ckpt.is_dir():
+        base = read_json_object(ckpt / "adapter_config.json").get("base_model_name_or_path")
+    else:
+        base = read_m2se_checkpoint(ckpt)["m2se"].get("base")
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{ckpt}: names no base model; give it with model=PATH")
+    return base
+
+
+def with_default_system(template: str, system: str | None) -> str:
+    """``template`` (a Jinja chat template) writing ``system`` as the system message of a conversation
+    that has none; unchanged when ``system`` is empty."""
+    if not system:
+        return template
+    message = "{'role': 'system', 'content': " + dumps(system, ensure_ascii=False) + "}"
+    return (
+        "{%- if not messages or messages[0]['role'] != 'system' -%}"
+        "{%- set messages = [" + message + "] + messages -%}{%- endif -%}" + template
+    )
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse (FileExistsError) an ``out`` that is a file, or a folder with files unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out {out}: is a file")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"out {out}: exists and is not empty (overwrite=true replaces it)")
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def export_model(
+    ckpt: str | Path,
+    out: str | Path,
+    processor: dict,
+    settings_from: str,
+    card: Callable[[ExportRecord, Path, list[Adapter]], str],
+    base: str | None = None,
+    dtype: str = "bf16",
+    format: str = "native",
+    overwrite: bool = False,
+    max_shard_size: str = "4GB",
+    cache_dir: str | Path = "~/.cache/m2se/converted",
+    say: Callable[[str], None] = print,
+) -> Exported:
+    """Merge ``ckpt``'s adapters (a PEFT adapter folder or an ``M2SEModule`` checkpoint) into ``base``
+    (default: the one ``ckpt`` names; a hub id, native or original folder as ``model.path`` takes) in
+    float32, cast to ``dtype`` (bf16, fp16, fp32) and write the ``format`` folder at ``out``: staged
+    beside it and renamed into place whole. ``processor``: the ``m2se.model.exported.CONFIG_KEYS``
+    settings training used (``settings_from`` says where they came from); ``card`` writes README.md.
+
+    Raises ValueError for an unknown dtype or format, a ckpt that is already an export or whose LoRA
+    does not fit the base (CheckpointError), or a model the original layout cannot hold;
+    FileNotFoundError for a missing ckpt or base; FileExistsError for an ``out`` with files in it.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r} (expected one of {', '.join(FORMATS)})")
+    ckpt, out = Path(ckpt).expanduser(), Path(out).expanduser()
+    if not ckpt.exists():
+        raise FileNotFoundError(f"ckpt {ckpt}: no such adapter folder or checkpoint")
+    if read_export(ckpt) is not None:
+        raise ValueError(
+            f"ckpt {ckpt}: is an export already (give the adapter folder or checkpoint it came from)"
+        )
+    check_out(out, overwrite)
+    max_shard_bytes = _shard_bytes(max_shard_size)
+    adapters, audio = read_adapters(ckpt), read_saved(ckpt)
+    named = base or base_of(ckpt)
+    try:
+        base_dir = resolve_model_path(named, cache_dir)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"base model of {ckpt}: {first_line(err)}; give its current place with model=PATH"
+        ) from None
+    say(f"merging {len(adapters)} LoRA adapter(s) of {ckpt} into {base_dir} (float32)")
+    model = load_base(base_dir, LoadSettings(dtype="float32"))
+    try:
+        with warnings.catch_warnings():  # model= on purpose: PEFT's "base_model_name_or_path was renamed"
+            warnings.filterwarnings("ignore", message="The PEFT config's `base_model_name_or_path`")
+            model = merge(model, adapters).to(DTYPES[dtype])
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; base {base_dir} (model=PATH gives another)") from None
+    for sub in (model.config.text_config, model.config.vision_config):
+        sub.dtype = None  # loading stamped float32 on them; config.dtype alone says what was saved
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    system = processor.get("system_prompt")
+    vision = model.config.vision_config
+    settings = {
+        **processor,
+        "tile_size": vision.image_size[0],
+        "tokens_per_tile": model.config.image_seq_length,
+    }
+    record = ExportRecord(
+        format,
+        str(model.dtype).removeprefix("torch."),
+        named,
+        str(ckpt),
+        settings,
+        settings_from,
+        audio is not None,
+    )
+    with staged_dir(out) as staged:
+        if format == "native":
+            model.save_pretrained(staged, max_shard_size=max_shard_bytes)
+            tokenizer.chat_template = with_default_system(tokenizer.chat_template, system)
+            tokenizer.save_pretrained(staged)
+        else:
+            write_original(model, tokenizer, staged, system, processor, base_dir, max_shard_bytes)
+        if audio is not None:
+            save_file(
+                {k: v.contiguous() for k, v in audio[1].items()},
+                staged / AUDIO_WEIGHTS,
+                metadata={"format": "pt"},
+            )
+            (staged / AUDIO_CONFIG).write_text(dumps(audio[0], indent=2) + "\n", encoding="utf-8")
+        record.write(staged)
+        (staged / "README.md").write_text(card(record, staged, adapters), encoding="utf-8")
+    return Exported(out, record, adapters, folder_bytes(out))
+
+
+def _shard_bytes(size: str | int) -> int:
+    try:
+        value = convert_file_size_to_int(size if isinstance(size, int) else str(size).replace(" ", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"max_shard_size {size!r}: expected a size such as 4GB, 500MB or 2GiB")
+    return value
