@@ -10,7 +10,7 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from m2se.callbacks.adapter import AdapterExport
 from m2se.cli import build_data, build_module, precision, prepare_demo, run
@@ -30,6 +30,8 @@ def build_trainer(
     cfg: DictConfig, has_validation: bool, callbacks: list[L.Callback] | None = None
 ) -> L.Trainer:
     logger = instantiate(cfg.logger) if cfg.logger else False
+    if logger:  # the whole run, not only the module's arguments Lightning logs by itself
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     callbacks = build_callbacks(cfg) if callbacks is None else callbacks
     if not logger:  # these log through a logger and refuse to run without one
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor | ThroughputMonitor)]

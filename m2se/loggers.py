@@ -1,15 +1,18 @@
-"""CSVLogger that a resumed run continues instead of overwriting."""
+"""CSVLogger that a resumed run continues instead of overwriting; validation generations and confusion
+matrices for loggers that take tables and images (wandb)."""
 
 from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from m2se.files import atomic_file
+from m2se.tasks import TASKS
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -60,3 +63,43 @@ class _ContinuedWriter(ExperimentWriter):
             writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
             writer.writeheader()
             writer.writerows(rows)
+
+
+GENERATION_COLUMNS = ["where", "query", "answer", "gold", "parsed", "correct"]
+
+
+def log_generations(loggers, task: str, rows: list, step: int, parse: str | None = None) -> None:
+    """Validation's generated answers of ``task`` (``Prediction`` rows, parsed) as a table, for the
+    loggers that take tables (wandb): the query's first 200 characters, answer, gold, parsed answer
+    and, for label tasks, whether it is right."""
+    tables = [logger for logger in loggers if callable(getattr(logger, "log_table", None))]
+    if not tables or not rows:
+        return
+    spec = TASKS[task]
+    labelled = bool(spec.labels) or spec.open_labels
+    data = [
+        [
+            row.where,
+            row.query[:200],
+            row.response,
+            row.label,
+            None if row.parsed is None else str(row.parsed),
+            (row.parsed == spec.gold(row.label, parse)) if labelled else None,
+        ]
+        for row in rows
+    ]
+    for logger in tables:
+        logger.log_table(key=f"val/{task}/generations", columns=GENERATION_COLUMNS, data=data, step=step)
+
+
+def log_confusion(loggers, task: str, labels, matrix, folder: str | Path, step: int) -> None:
+    """The confusion matrix as an image (``confusion_<task>_step<N>.png`` in ``folder``), for the
+    loggers that take images (wandb)."""
+    images = [logger for logger in loggers if callable(getattr(logger, "log_image", None))]
+    if not images:
+        return
+    from m2se.metrics.plots import plot_confusion
+
+    path = plot_confusion(labels, matrix, Path(folder) / f"confusion_{task}_step{step}.png", title=task)
+    for logger in images:
+        logger.log_image(key=f"val/{task}/confusion", images=[str(path)], step=step)

@@ -17,6 +17,7 @@ from m2se.data.dataset import prompts_of
 from m2se.data.processor import M2SEProcessor
 from m2se.evaluation import TaskResult, result_of
 from m2se.files import staged_dir
+from m2se.loggers import log_confusion, log_generations
 from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
 from m2se.model.answer_lines import answer_lines
 from m2se.model.audio import extra_tokens_for
@@ -108,6 +109,7 @@ class M2SEModule(L.LightningModule):
         self.val_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
         self.test_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
         self._val_generated: dict[str, int] = {}
+        self._val_rows: dict[str, list[Prediction]] = {}  # this validation's generations, for loggers' tables
         self._test_rows: dict[str, list[Prediction]] = {}
         self.test_results: dict[str, TaskResult] = {}
         self.predict_scores = True  # predict.py's scores=: label probabilities beside each answer
@@ -164,9 +166,9 @@ class M2SEModule(L.LightningModule):
         if done < self.val_generate:
             answers = self.generate_answers(prompts_of(batch, self.tokenizer.pad_token_id), task)
             records = batch["records"][: self.val_generate - done]
-            self.val_metrics[task].add(
-                [Prediction.of_record(r, a) for r, a in zip(records, answers, strict=False)]
-            )
+            rows = [Prediction.of_record(r, a) for r, a in zip(records, answers, strict=False)]
+            self.val_metrics[task].add(rows)
+            self._val_rows.setdefault(task, []).extend(rows)
             self._val_generated[task] = done + len(records)
 
     def on_validation_epoch_end(self) -> None:
@@ -180,13 +182,24 @@ class M2SEModule(L.LightningModule):
             with warnings.catch_warnings():  # a task no rank reached computes empty states, on purpose
                 warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
                 values = self.val_metrics[task].compute()
-            self.val_metrics[task].reset()
             if values["count"]:
                 scalars = {
                     f"val/{task}/{k}": float(v) for k, v in values.items() if isinstance(v, int | float)
                 }
                 self.log_dict(scalars, rank_zero_only=True)  # already reduced across ranks
-        self._val_generated = {}
+                if self.trainer.is_global_zero:  # tables and images: rank zero's own samples
+                    self._log_examples(task)
+            self.val_metrics[task].reset()
+        self._val_generated, self._val_rows = {}, {}
+
+    def _log_examples(self, task: str) -> None:
+        log_generations(self.loggers, task, self._val_rows.get(task, []), self.global_step, self.parse)
+        try:
+            labels, matrix = self.val_metrics[task].confusion()
+        except ValueError:  # not a label task, or several corpora
+            return
+        folder = Path(self.trainer.default_root_dir) / "confusion"
+        log_confusion(self.loggers, task, labels, matrix.int().tolist(), folder, self.global_step)
 
     # -- generation -------------------------------------------------------------------------------
     @torch.no_grad()
