@@ -270,12 +270,25 @@ def write_original(
     for name, tensor in original_state_dict(model.state_dict(), config).items():
         writer.add(name, tensor)
     writer.finish()
-    source = Path(record.get("source") or "/nonexistent")
-    if (source / "tokenizer_config.json").is_file():
-        _copy_tokenizer(source, dst, repo)
+    source = record.get("source")
+    if isinstance(source, str) and (Path(source) / "tokenizer_config.json").is_file():
+        _copy_tokenizer(Path(source), dst, repo)
     else:
         tokenizer.save_pretrained(dst)
+        _portable_tokenizer_config(dst / "tokenizer_config.json")
     return repo
+
+
+def _portable_tokenizer_config(path: Path) -> None:
+    """tokenizer_config.json as the transformers 4.x that ms-swift 2.x, lmdeploy and InternVL's scripts
+    run on reads it too: the fast tokenizer's class by its old name, extra specials as a list."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for noise in ("backend", "is_local", "local_files_only"):  # transformers 5 bookkeeping
+        config.pop(noise, None)
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    if isinstance(config.get("extra_special_tokens"), list):
+        config["additional_special_tokens"] = config.pop("extra_special_tokens")
+    path.write_text(dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _comparable(config: InternVLConfig) -> dict:

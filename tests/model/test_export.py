@@ -116,6 +116,8 @@ def test_the_original_layout_converts_back_to_the_native_export_bit_for_bit(expo
     )
     assert config["system_message"] == SYSTEM and config["max_dynamic_patch"] == 4  # the demo's max_tiles
     assert not list(original.glob("*.py"))  # the model code is named, never copied
+    tokenizer_config = json.loads((original / "tokenizer_config.json").read_text())
+    assert tokenizer_config["tokenizer_class"] == "PreTrainedTokenizerFast"  # a name transformers 4.x knows
     assert {"vision_model.encoder.layers.0.attn.qkv.weight", "mlp1.1.weight"} <= load_file(
         original / "model.safetensors"
     ).keys()
