@@ -21,6 +21,7 @@ from m2se.data.records import RecordError, load_records
 from m2se.evaluation import TaskResult, markdown_table, scorable, score, write_results
 from m2se.parsing import check_parse_mode
 from m2se.predictions import read_predictions
+from m2se.results import baseline_column, score_baselines, write_results_md
 from m2se.tasks import TASKS
 from m2se.tasks.prediction import Prediction
 from m2se.versions import write_versions
@@ -145,6 +146,7 @@ def generate(cfg: DictConfig) -> dict[str, TaskResult]:
             task, [], [], cfg.protocol, cfg.parse, datamodule.test_sources[task].path
         )
     for task, result in results.items():  # skipped at load, then media that could not be read
+        result.source = result.source or str(datamodule.test_sources[task].path)
         result.skipped = datamodule.test_skipped.get(task, Counter()) + datamodule.skips_by_task.get(
             task, Counter()
         )
@@ -174,10 +176,15 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
     if cfg.parse is not None:
         check_parse_mode(cfg.parse)
     results = score_file(cfg) if cfg.predictions else run_baseline(cfg) if cfg.baseline else generate(cfg)
+    # Beside a model's (or a file's) scores, its tasks' trivial baselines on the same rows.
+    baselines, notes = ({}, []) if cfg.baseline else score_baselines(results, cfg.protocol, cfg.parse)
+    for note in notes:
+        print(note, file=sys.stderr)
     if rank_zero_only.rank == 0:
-        out = write_results(results, Path(cfg.output_dir))
-        print(markdown_table(results))
-        print(f"predictions, metrics.json and figures: {out}")
+        out = write_results(results, Path(cfg.output_dir), baselines)
+        write_results_md(out, results, baselines, _scored(cfg), notes)
+        print(markdown_table(results, baseline_column(results, baselines)))
+        print(f"results.md, predictions, metrics.json and figures: {out}")
     empty = [(task, result) for task, result in results.items() if not result.metrics.get("count")]
     if empty:  # written above with its skip counts; still an error: there is no score to report
         task, result = empty[0]
@@ -191,6 +198,17 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
                 "excluded by protocol",
             )
     return results
+
+
+def _scored(cfg: DictConfig) -> str:
+    """What the results are of, for results.md."""
+    if cfg.predictions:
+        return f"the predictions file {cfg.predictions}"
+    if cfg.baseline:
+        return f"the {cfg.baseline} baseline"
+    return (
+        f"ckpt={cfg.ckpt} on model.path={cfg.model.path}" if cfg.ckpt else f"the base model {cfg.model.path}"
+    )
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")

@@ -153,8 +153,14 @@ def confusion_of(metrics: TaskMetrics):
     return labels, matrix.int().tolist()
 
 
-def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
-    """Write predictions, metrics.json, confusion matrices and (for ECPE) the SemEval export."""
+def write_results(
+    results: dict[str, TaskResult],
+    out_dir: str | Path,
+    baselines: Mapping[str, Mapping[str, TaskResult]] | None = None,
+) -> Path:
+    """Write predictions, metrics.json, confusion matrices and (for ECPE) the SemEval export.
+    ``baselines`` (task → name → result on the same rows, ``m2se.results``) go to metrics.json under
+    each task's ``baselines``."""
     out = Path(out_dir)
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     for task, result in results.items():
@@ -168,22 +174,37 @@ def write_results(results: dict[str, TaskResult], out_dir: str | Path) -> Path:
             plot_confusion(*result.confusion, out / f"confusion_{task}.png", title=task)
         for note in TASKS[task].answer.write_outputs(task, result.rows, out):
             print(note, file=sys.stderr)  # a file that leaves rows out says so
-    write_json(out / "metrics.json", {task: result.summary() for task, result in results.items()}, indent=2)
+    summaries = {task: result.summary() for task, result in results.items()}
+    for task, scored in (baselines or {}).items():
+        summaries[task]["baselines"] = {name: result.summary() for name, result in scored.items()}
+    write_json(out / "metrics.json", summaries, indent=2)
     return out
 
 
-def summary_table(summaries: Mapping[str, Mapping]) -> str:
-    """metrics.json's ``{task: {metric: value}}`` as a markdown table of the ``TABLE`` columns some task has."""
+def summary_table(
+    summaries: Mapping[str, Mapping], extra: Mapping[str, Mapping[str, str]] | None = None
+) -> str:
+    """metrics.json's ``{task: {metric: value}}`` as a markdown table of the ``TABLE`` columns some task
+    has, then the ``extra`` columns (column → task → cell text; "–" where a task has none)."""
+    extra = extra or {}
     columns = [c for c in TABLE if any(c in shown for shown in summaries.values())]
-    lines = ["| task | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines = [
+        "| task | " + " | ".join([*columns, *extra]) + " |",
+        "|---" * (len(columns) + len(extra) + 1) + "|",
+    ]
     for task, shown in summaries.items():
-        lines.append(f"| {task} | " + " | ".join(_cell(shown.get(c)) for c in columns) + " |")
+        cells = [_cell(shown.get(c)) for c in columns] + [column.get(task, "–") for column in extra.values()]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def markdown_table(results: dict[str, TaskResult]) -> str:
+def markdown_table(
+    results: dict[str, TaskResult], extra: Mapping[str, Mapping[str, str]] | None = None
+) -> str:
+    """The summary table (plus ``extra`` columns, as ``summary_table``) and a line per task saying
+    how it was scored and what was left out."""
     # A task with nothing scored shows its count only (its summary holds no score).
-    lines = [summary_table({task: result.summary() for task, result in results.items()}), ""]
+    lines = [summary_table({task: result.summary() for task, result in results.items()}, extra), ""]
     for task, result in results.items():  # how each row was scored, and what it was scored over
         how = f"parse={result.parse}" + (f", protocol={result.protocol}" if result.protocol else "")
         left = ", ".join(f"{reason} {n}" for reason, n in result.skipped.most_common())

@@ -27,8 +27,9 @@ class AnswerFormat:
     uses_protocol: ClassVar[bool] = False
     # The baselines evaluate.py's baseline=NAME scores this format's tasks with.
     baselines: ClassVar[tuple[str, ...]] = ()
-    # The metric a model is compared with its baselines on (results.md, the table's baseline column).
-    headline: ClassVar[str] = ""
+    # The metrics a model is compared with its baselines on (results.md, the table's baseline column):
+    # it is above them only when above the best baseline on every one.
+    headline: ClassVar[tuple[str, ...]] = ()
     labels: tuple[str, ...] = ()
     fallback: str | None = None
     reference_modes: tuple[str, ...] = ()

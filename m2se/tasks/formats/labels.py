@@ -72,7 +72,7 @@ class Labels(AnswerFormat):
 
     reads_parse_modes: ClassVar[bool] = True
     bad_response: ClassVar[str] = "unknown label"
-    headline: ClassVar[str] = "f1_weighted"
+    headline: ClassVar[tuple[str, ...]] = ("accuracy", "f1_weighted")
     baselines: ClassVar[tuple[str, ...]] = ("majority",)
 
     def parse(self, text: str, labels: Sequence[str] | None = None, mode: str = "exact") -> str | None:

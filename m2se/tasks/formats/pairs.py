@@ -23,7 +23,7 @@ class CausePairs(AnswerFormat):
     uses_protocol: ClassVar[bool] = True
     own_queries: ClassVar[str | None] = "ecpe_query(conversation, target)"
     baselines: ClassVar[tuple[str, ...]] = ("self_cause", "self_previous")
-    headline: ClassVar[str] = "pair_f1"
+    headline: ClassVar[tuple[str, ...]] = ("pair_f1",)
 
     def parse(self, text: str, labels: Sequence[str] | None = None, mode: str = "exact") -> Any:
         return parse_pairs(text)

@@ -19,7 +19,7 @@ class Phrases(AnswerFormat):
 
     kind: ClassVar[str] = "phrases"
     baselines: ClassVar[tuple[str, ...]] = ("majority",)
-    headline: ClassVar[str] = "phrase_f1"
+    headline: ClassVar[tuple[str, ...]] = ("phrase_f1",)
 
     def parse(
         self, text: str, labels: Sequence[str] | None = None, mode: str = "exact"

@@ -19,7 +19,7 @@ class FreeText(AnswerFormat):
 
     kind: ClassVar[str] = "text"
     baselines: ClassVar[tuple[str, ...]] = ("constant",)
-    headline: ClassVar[str] = "rougeL"
+    headline: ClassVar[tuple[str, ...]] = ("rougeL",)
 
     def parse(self, text: str, labels: Sequence[str] | None = None, mode: str = "exact") -> str | None:
         return " ".join(text.split()) or None
