@@ -5,7 +5,7 @@ Thin entry point: Hydra composes conf/evaluate.yaml and hands the config to ``ev
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from m2se.results import baseline_column, score_baselines, write_results_md
 from m2se.tasks import TASKS
 from m2se.tasks.prediction import Prediction
 from m2se.versions import write_versions
+
+log = logging.getLogger("m2se.evaluate")  # under m2se: printed to the console, kept in the run log
 
 
 def baselines() -> list[str]:
@@ -67,9 +69,9 @@ def _test_rows(cfg: DictConfig, task: str) -> tuple[list[Prediction], Counter]:
 def _report_skips(errors: list[str], shown: int = 5) -> None:
     """The first skipped records' ``file:record: reason`` lines (data.on_bad_record=skip); counts go to metrics.json."""
     for line in errors[:shown]:
-        print(f"skipped {line}", file=sys.stderr)
+        log.warning(f"skipped {line}")
     if len(errors) > shown:
-        print(f"... and {len(errors) - shown} more skipped (counted in metrics.json)", file=sys.stderr)
+        log.warning(f"... and {len(errors) - shown} more skipped (counted in metrics.json)")
 
 
 def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
@@ -79,7 +81,7 @@ def score_file(cfg: DictConfig) -> dict[str, TaskResult]:
     _report_skips(read.errors)
     if read.unassigned:
         counts = ", ".join(f"{reason} {n}" for reason, n in read.unassigned.most_common())
-        print(f"{cfg.predictions}: rows skipped before their task was known: {counts}", file=sys.stderr)
+        log.warning(f"{cfg.predictions}: rows skipped before their task was known: {counts}")
     results = {}
     for name in [*read.rows, *(t for t in read.skipped if t not in read.rows)]:
         rows = read.rows.get(name, [])  # none: every row of the task was skipped
@@ -107,9 +109,8 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
     others = [t for t in _tasks(cfg) if t in cfg.data.test_sources and t not in tasks]
     if others:  # said, not silently dropped from task=all
         offered = "; ".join(f"{t}: {', '.join(TASKS[t].answer.baselines) or 'none'}" for t in others)
-        print(
-            f"baseline={cfg.baseline} does not apply to {', '.join(others)} (their baselines: {offered})",
-            file=sys.stderr,
+        log.warning(
+            f"baseline={cfg.baseline} does not apply to {', '.join(others)} (their baselines: {offered})"
         )
     results = {}
     for task in tasks:
@@ -179,12 +180,12 @@ def evaluate(cfg: DictConfig) -> dict[str, TaskResult]:
     # Beside a model's (or a file's) scores, its tasks' trivial baselines on the same rows.
     baselines, notes = ({}, []) if cfg.baseline else score_baselines(results, cfg.protocol, cfg.parse)
     for note in notes:
-        print(note, file=sys.stderr)
+        log.warning(note)
     if rank_zero_only.rank == 0:
         out = write_results(results, Path(cfg.output_dir), baselines)
         write_results_md(out, results, baselines, _scored(cfg), notes)
-        print(markdown_table(results, baseline_column(results, baselines)))
-        print(f"results.md, predictions, metrics.json and figures: {out}")
+        log.info(markdown_table(results, baseline_column(results, baselines)))
+        log.info(f"results.md, predictions, metrics.json and figures: {out}")
     empty = [(task, result) for task, result in results.items() if not result.metrics.get("count")]
     if empty:  # written above with its skip counts; still an error: there is no score to report
         task, result = empty[0]

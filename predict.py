@@ -5,7 +5,7 @@ Thin entry point: Hydra composes conf/predict.yaml and hands the config to ``pre
 
 from __future__ import annotations
 
-import sys
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +21,8 @@ from m2se.config_checks import check_before_work
 from m2se.data.questions import read_questions
 from m2se.parsing import check_parse_mode
 from m2se.versions import write_versions
+
+log = logging.getLogger("m2se.predict")  # under m2se: printed to the console, kept in the run log
 
 # ShardedBatches (m2se.data.loaders) yields every index; Lightning cannot know that of a custom sampler.
 warnings.filterwarnings("ignore", message="You are using a custom batch sampler")
@@ -82,16 +84,13 @@ def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWrit
 
 def _report(writer: AnswerWriter, ignored: list[Path]) -> None:
     counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(writer.counts.items()))
-    print(f"{sum(writer.counts.values())} inputs: {counts or 'none'}")
+    log.info(f"{sum(writer.counts.values())} inputs: {counts or 'none'}")
     if writer.answers:
-        print("answers: " + ", ".join(f"{label} {n}" for label, n in writer.answers.most_common()))
+        log.info("answers: " + ", ".join(f"{label} {n}" for label, n in writer.answers.most_common()))
     if ignored:
         shown = ", ".join(p.name for p in ignored[:3]) + (", ..." if len(ignored) > 3 else "")
-        print(
-            f"{len(ignored)} files are neither video nor image and were not asked about: {shown}",
-            file=sys.stderr,
-        )
-    print(f"written to {writer.path}")
+        log.warning(f"{len(ignored)} files are neither video nor image and were not asked about: {shown}")
+    log.info(f"written to {writer.path}")
 
 
 @hydra.main(config_path="conf", config_name="predict", version_base="1.3")

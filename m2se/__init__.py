@@ -18,3 +18,9 @@ def _no_cloud_tips(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_cloud_tips)
+
+
+# m2se's messages print themselves (stdout / stderr) and propagate to Hydra's run log (m2se.logs).
+from m2se.logs import install_console  # noqa: E402
+
+install_console(logging.getLogger("m2se"))

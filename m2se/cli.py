@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 import warnings
@@ -23,9 +24,12 @@ from m2se.data.media_errors import MediaError
 from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.files import first_line
+from m2se.logs import route_to_run_log
 from m2se.model.audio import evaluated_settings
 from m2se.model.exported import read_export
 from m2se.model.guard import NonFiniteError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from m2se.data.datamodule import MultiTaskDataModule
@@ -145,6 +149,7 @@ def import_user_modules(names: Sequence[str]) -> None:
 def run(job: Callable[[DictConfig], object], cfg: DictConfig) -> None:
     """Run an entry point's job; user errors exit with ``error: ...`` (``M2SE_TRACEBACK=1`` for the trace)."""
     try:
+        route_to_run_log()
         import_user_modules(cfg.get("imports") or [])
         check_paths(cfg)
         check_seed(cfg)
@@ -209,9 +214,7 @@ def use_export(cfg: DictConfig, given: Sequence[str] = ()) -> list[str]:
             if not any(key == g or key.startswith(g + ".") for g in given):
                 OmegaConf.update(cfg, key, value)
                 replaced.append(key)
-    print(
-        f"ckpt {cfg.ckpt} is an m2se export: it is the model, with its {', '.join(replaced)}", file=sys.stderr
-    )
+    log.warning(f"ckpt {cfg.ckpt} is an m2se export: it is the model, with its {', '.join(replaced)}")
     return replaced
 
 

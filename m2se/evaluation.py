@@ -7,8 +7,8 @@ table; for ECPE also ``OUT/ecpe_semeval.json`` in the SemEval-2024 Task 3 subtas
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +19,8 @@ from m2se.data.records import RecordError
 from m2se.files import atomic_file, dumps, write_json
 from m2se.tasks import TASKS, TaskMetrics
 from m2se.tasks.prediction import Prediction
+
+log = logging.getLogger(__name__)
 
 # Columns of the summary table, in order; a task shows the ones it has.
 TABLE = (
@@ -173,7 +175,7 @@ def write_results(
 
             plot_confusion(*result.confusion, out / f"confusion_{task}.png", title=task)
         for note in TASKS[task].answer.write_outputs(task, result.rows, out):
-            print(note, file=sys.stderr)  # a file that leaves rows out says so
+            log.warning(note)  # a file that leaves rows out says so
     summaries = {task: result.summary() for task, result in results.items()}
     for task, scored in (baselines or {}).items():
         summaries[task]["baselines"] = {name: result.summary() for name, result in scored.items()}

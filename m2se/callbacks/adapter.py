@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from m2se.model.module import M2SEModule
+
+log = logging.getLogger(__name__)
 
 
 class AdapterExport(L.Callback):
@@ -33,5 +36,5 @@ class AdapterExport(L.Callback):
     def export(self, trainer: L.Trainer, pl_module: M2SEModule) -> None:
         if trainer.is_global_zero:
             path = pl_module.save_adapter(self.dirpath)
-            print(f"adapter (stage {pl_module.stage}, PEFT format, base {pl_module.model_path}): {path}")
+            log.info(f"adapter (stage {pl_module.stage}, PEFT format, base {pl_module.model_path}): {path}")
         self.exported = True

@@ -7,6 +7,7 @@ The processor half is ``m2se.data.internvl``; ``conf/model/internvl*.yaml`` and 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
@@ -15,6 +16,8 @@ from transformers import InternVLForConditionalGeneration
 
 from m2se.files import read_json_object
 from m2se.model.backbone import LoadSettings, load_frozen
+
+log = logging.getLogger(__name__)
 
 # Where each part lives in the native model (docs/PROTOCOL.md §10).
 PARTS = {
@@ -72,7 +75,7 @@ def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
         if not (target / "config.json").is_file():
             from m2se.model.convert import convert_checkpoint
 
-            print(f"converting {local} to the native InternVL format in {target} (once)")
+            log.info(f"converting {local} to the native InternVL format in {target} (once)")
             convert_checkpoint(local, target)
         return target
     raise FileNotFoundError(
