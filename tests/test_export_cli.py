@@ -53,6 +53,24 @@ def test_a_folder_with_files_is_replaced_only_with_overwrite(trained_runs, tmp_p
     assert "is an export already" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", ["the adapter", "its run", "inside the adapter", "the base"])
+def test_out_never_replaces_what_the_export_reads_even_with_overwrite(trained_runs, tmp_path, capsys, where):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_runs / "runs", runs)
+    adapter = runs / "second/adapter"
+    base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    out = {"the adapter": adapter, "its run": runs / "second", "inside the adapter": adapter / "export",
+           "the base": Path(base)}[where]  # fmt: skip
+    before = sorted(p.name for p in out.parent.iterdir())
+    assert main([f"ckpt={adapter}", f"out={out}", "overwrite=true"]) == 1
+    assert "choose another folder" in capsys.readouterr().err
+    assert (
+        sorted(p.name for p in out.parent.iterdir()) == before and (adapter / "adapter_config.json").is_file()
+    )
+
+
 def config(out: Path, *overrides: str):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("evaluate", overrides=[f"output_dir={out}", *overrides])

@@ -67,10 +67,19 @@ def with_default_system(template: str, system: str | None) -> str:
     )
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse (FileExistsError) an ``out`` that is a file, or a folder with files unless ``overwrite``."""
+def check_out(out: Path, overwrite: bool, keep: dict[str, Path] | None = None) -> None:
+    """Refuse (FileExistsError) an ``out`` that is a file, a folder with files unless ``overwrite``, or,
+    whatever ``overwrite`` says, one that is, holds or lies inside a path of ``keep`` (what → path: the
+    checkpoint read, the base model): replacing ``out`` would delete it."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"out {out}: is a file")
+    target = out.resolve()
+    for what, path in (keep or {}).items():
+        path = path.resolve()
+        if target == path or target in path.parents or path in target.parents:
+            raise FileExistsError(
+                f"out {out}: holds, is or lies inside the {what} {path}; choose another folder"
+            )
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"out {out}: exists and is not empty (overwrite=true replaces it)")
 
@@ -114,7 +123,7 @@ def export_model(
         raise ValueError(
             f"ckpt {ckpt}: is an export already (give the adapter folder or checkpoint it came from)"
         )
-    check_out(out, overwrite)
+    check_out(out, overwrite, {"checkpoint": ckpt})
     max_shard_bytes = _shard_bytes(max_shard_size)
     adapters, audio = read_adapters(ckpt), read_saved(ckpt)
     named = base or base_of(ckpt)
@@ -124,6 +133,7 @@ def export_model(
         raise FileNotFoundError(
             f"base model of {ckpt}: {first_line(err)}; give its current place with model=PATH"
         ) from None
+    check_out(out, overwrite, {"checkpoint": ckpt, "base model": base_dir})
     say(f"merging {len(adapters)} LoRA adapter(s) of {ckpt} into {base_dir} (float32)")
     model = load_base(base_dir, LoadSettings(dtype="float32"))
     try:
