@@ -10,18 +10,27 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from m2se.data.datamodule import COUNTS, check_counts
 from m2se.data.mixtures import mixture_weights
 
 
 def check_before_work(cfg: DictConfig) -> None:
-    """``ckpt``/``resume`` exist; every mixture names known tasks with valid weights; ``data.mixture``
-    is one of them. Raises on the first problem."""
+    """``ckpt``/``resume`` are null or exist; the data config's counts are integers in range
+    (``check_counts``); every mixture names known tasks with valid weights; ``data.mixture`` is one of
+    them. Raises on the first problem."""
     for key in ("ckpt", "resume"):
         value = cfg.get(key)
+        if value is not None and not str(value).strip():  # an unset shell variable: ckpt=$CKPT
+            raise ValueError(f"{key}= is empty (null for none)")
         if value is not None and not Path(str(value)).expanduser().exists():
             raise FileNotFoundError(f"{key}={value}: no such checkpoint or adapter folder")
     data = cfg.get("data") or {}
+    check_counts(**{key: data.get(key) for key in COUNTS if key in data})
     mixtures = data.get("mixtures")
+    if "mixtures" in data and not isinstance(mixtures, DictConfig):
+        raise ValueError(
+            f"data.mixtures must be a mapping of mixture name to {{task: weight}}, got {mixtures!r}"
+        )
     if not mixtures:
         return
     mixtures = OmegaConf.to_container(mixtures, resolve=True)

@@ -24,6 +24,16 @@ ENTRIES = {"train": train.train, "evaluate": evaluate.evaluate, "predict": predi
         ("train", "data.mixture=third", "unknown mixture 'third' (configured: first, second)"),
         ("evaluate", "ckpt=/nowhere/adapter", "ckpt=/nowhere/adapter: no such checkpoint"),
         ("predict", "ckpt=/nowhere/adapter", "ckpt=/nowhere/adapter: no such checkpoint"),
+        ("evaluate", "ckpt=", "ckpt= is empty"),
+        ("predict", "ckpt=''", "ckpt= is empty"),
+        ("train", "ckpt=' '", "ckpt= is empty"),
+        ("predict", "data.batch_size=-1", "data.batch_size must be an integer >= 1, got -1"),
+        ("evaluate", "data.batch_size=0", "data.batch_size must be an integer >= 1, got 0"),
+        ("predict", "data.batch_size=abc", "data.batch_size must be an integer >= 1, got 'abc'"),
+        ("train", "data.batch_size=1.5", "data.batch_size must be an integer >= 1, got 1.5"),
+        ("train", "data.num_workers=-1", "data.num_workers must be an integer >= 0"),
+        ("train", "data.num_batches=0", "data.num_batches must be an integer >= 1 (or null)"),
+        ("train", "data.mixtures=null", "data.mixtures must be a mapping"),
     ],
 )
 def test_caught_before_data_or_model_load(entry, override, message, tmp_path, monkeypatch, capsys):

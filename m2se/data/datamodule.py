@@ -40,6 +40,27 @@ def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
     return [s if isinstance(s, Source) else Source(**s) for s in items or ()]
 
 
+# Counts of the data config: (minimum, may be null).
+COUNTS = {
+    "batch_size": (1, False),
+    "num_batches": (1, True),
+    "num_workers": (0, False),
+    "val_max_per_task": (1, True),
+}
+
+
+def check_counts(**values: Any) -> None:
+    """ValueError naming ``data.<key>`` unless each of ``COUNTS`` given is an integer at or above its
+    minimum (or null where it may be): ``batch_size=-1`` would otherwise make no batches, silently."""
+    for key, value in values.items():
+        minimum, optional = COUNTS[key]
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            null = " (or null)" if optional else ""
+            raise ValueError(f"data.{key} must be an integer >= {minimum}{null}, got {value!r}")
+
+
 class MultiTaskDataModule(L.LightningDataModule):
     """Training batches come from ``TaskWeightedBatchSampler`` over the active mixture.
 
@@ -77,6 +98,12 @@ class MultiTaskDataModule(L.LightningDataModule):
         allow_media_outside_root: bool = False,
     ) -> None:
         super().__init__()
+        check_counts(
+            batch_size=batch_size,
+            num_batches=num_batches,
+            num_workers=num_workers,
+            val_max_per_task=val_max_per_task,
+        )
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if mixture not in mixtures:
