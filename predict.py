@@ -42,28 +42,32 @@ def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWrit
         prepare_demo(cfg)
     if cfg.parse is not None:
         check_parse_mode(cfg.parse)
+    if not isinstance(cfg.scores, bool):
+        raise ValueError(f"scores must be true or false, got {cfg.scores!r}")
+    if cfg.text is not None and not isinstance(cfg.text, str):
+        raise ValueError(f"text must be a string (quote it: text='...'), got {cfg.text!r}")
     questions = read_questions(
         str(cfg.inputs), cfg.task, cfg.text, cfg.media_root, bool(cfg.data.get("allow_media_outside_root"))
     )
     backbone, datamodule = build_data(cfg, evaluating=True)
-    refused = [(where, message) for where, message in questions.errors]
+    refused = [(where, cfg.task, message) for where, message in questions.errors]
     records = []
     for record in questions.records:  # read as a control token, it would misalign the media or end the turn
         token = datamodule.processor.control_token_in(record.query)
         if token is None:
             records.append(record)
         else:
-            refused.append(
-                (record.where, f"the query contains {token!r}, which the tokenizer reads as a control token")
-            )
+            message = f"the query contains {token!r}, which the tokenizer reads as a control token"
+            refused.append((record.where, record.task, message))
     out = Path(cfg.out) if cfg.out else Path(cfg.output_dir) / "predictions.jsonl"
+    _check_out(out, cfg.inputs, questions)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("", encoding="utf-8")  # a rerun replaces the file; lines are appended batch by batch
     writer = AnswerWriter(out, questions.names)
     writer.write(
         [
-            {"input": where, "task": cfg.task, "response": None, "answer": None, "error": message}
-            for where, message in refused
+            {"input": where, "task": task, "response": None, "answer": None, "error": message}
+            for where, task, message in refused
         ]
     )
     if records:
@@ -82,9 +86,21 @@ def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWrit
     return writer
 
 
+def _check_out(out: Path, inputs: str, questions) -> None:
+    """Refuse an ``out`` that is one of the inputs (the record file, a clip, a sidecar): it is rewritten."""
+    read = {Path(str(inputs)).expanduser()} | {m for r in questions.records for m in r.media}
+    read |= {m.with_suffix(".txt") for r in questions.records for m in r.media}
+    if out.exists() and any(out.resolve() == p.resolve() for p in read if p.exists()):
+        raise ValueError(f"out={out} is one of the inputs; it would be overwritten (give another file)")
+
+
 def _report(writer: AnswerWriter, ignored: list[Path]) -> None:
     counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(writer.counts.items()))
     log.info(f"{sum(writer.counts.values())} inputs: {counts or 'none'}")
+    if writer.truncated:
+        log.warning(
+            f"{writer.truncated} queries were cut to data.processor.max_length tokens (their lines say truncated)"
+        )
     if writer.answers:
         log.info("answers: " + ", ".join(f"{label} {n}" for label, n in writer.answers.most_common()))
     if ignored:

@@ -8,7 +8,6 @@ import importlib.util
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
 
 from m2se.audio_settings import AudioSettings
 from m2se.data.media_errors import MediaError
@@ -36,13 +36,13 @@ if TYPE_CHECKING:
     from m2se.model.backbone import Backbone
     from m2se.model.module import M2SEModule
 
-# Third-party deprecation chatter that a user can do nothing about.
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")
 
 # What bad input or a wrong path raises; these end the run with one line, not a traceback.
 # A diverged run (NonFiniteError) ends the same way: its checkpoints are kept, nothing more is written.
-USER_ERRORS = (RecordError, MediaError, OSError, ValueError, InstantiationException, NonFiniteError)
+# A required key left unset (predict.py's inputs=???) is one too.
+USER_ERRORS = (
+    RecordError, MediaError, OSError, ValueError, InstantiationException, NonFiniteError, MissingMandatoryValue,
+)  # fmt: skip
 
 
 def one_line(err: BaseException) -> str:
@@ -74,7 +74,7 @@ class RunDirCheck(Callback):
 # Config keys that name a file or folder; null means "none" (output_dir and data files must be set).
 PATH_KEYS = (
     "output_dir", "ckpt", "resume", "predictions", "model.path", "model.cache_dir", "data.data_dir",
-    "data.frame_cache",
+    "data.frame_cache", "inputs", "out", "media_root",
 )  # fmt: skip
 
 

@@ -169,3 +169,39 @@ def test_an_adapter_that_hears_gets_the_clip_sound(tiny_model_dir, demo_dir, tmp
     assert len(heard) == len(deaf) == 2 and all("error" not in line for line in heard + deaf)
     gap = [max(abs(a["scores"][k] - b["scores"][k]) for k in a["scores"]) for a, b in (heard, deaf)]
     assert gap[0] > 1e-4 and gap[1] < 1e-6, gap
+
+
+def test_what_cannot_be_asked_is_a_line_or_one_error(tiny_model_dir, demo_dir, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(next((demo_dir / "media/clips").glob("*_test0.mp4")), clips / "good.mp4")
+    (clips / "folder.mp4").mkdir()
+    (clips / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    found = read_questions(str(clips), "erc")
+    assert [r.videos[0].name for r in found.records] == ["good.mp4"]
+    assert sorted(Path(where).name for where, _ in found.errors) == ["folder.mp4", "gone.mp4"]
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(ValueError, match="no records"):
+        read_questions(str(tmp_path / "empty.jsonl"), None)
+    with pytest.raises(ValueError, match="built by m2se.dialogue.prompts"):
+        read_questions(str(clips), "speaker_id")
+    common = ["experiment=demo", f"model.path={tiny_model_dir}", "task=erc"]
+    for override, message in [
+        ("scores=maybe", "scores must be true or false"),
+        ("text=[a,b]", "text must be a string"),
+        (f"out={clips / 'good.mp4'}", "is one of the inputs"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            run(predict, config(tmp_path / "r", *common, f"inputs={clips}", override))
+        assert message in str(stop.value.code)
+    assert (clips / "good.mp4").stat().st_size > 1000  # not overwritten
+
+
+def test_a_query_cut_to_the_budget_says_so(tiny_model_dir, demo_dir, tmp_path, capsys):
+    clip = next((demo_dir / "media/clips").glob("*_test0.mp4"))
+    words = " ".join(["word"] * 3000)
+    writer = predict(config(tmp_path / "r", "experiment=demo", f"model.path={tiny_model_dir}", "task=erc",
+                            f"inputs={clip}", f"text='{words}'"))  # fmt: skip
+    (line,) = lines(writer.path)
+    assert line["truncated"] is True and writer.truncated == 1
+    assert "1 queries were cut to data.processor.max_length" in capsys.readouterr().err

@@ -16,7 +16,8 @@ class AnswerWriter(BasePredictionWriter):
 
     ``names`` maps a record's ``file:record`` to the name its line gives as ``input`` (the media path
     for media inputs). ``counts`` tallies lines by outcome: ``answered``, ``unparsed`` (an answer the
-    task's parser could not read) and ``error``; ``answers`` tallies parsed label answers.
+    task's parser could not read) and ``error``; ``truncated`` counts queries cut to the token budget;
+    ``answers`` tallies parsed label answers.
     """
 
     def __init__(self, path: str | Path, names: Mapping[str, str] | None = None) -> None:
@@ -24,6 +25,7 @@ class AnswerWriter(BasePredictionWriter):
         self.path, self.names = Path(path), dict(names or {})
         self.counts: Counter = Counter()
         self.answers: Counter = Counter()
+        self.truncated = 0
 
     def write(self, lines: list[dict]) -> None:
         """Append ``lines`` (also used for inputs refused before the model ran)."""
@@ -32,6 +34,7 @@ class AnswerWriter(BasePredictionWriter):
             for line in lines:
                 line = {**line, "input": self.names.get(line["input"], line["input"])}
                 out.write(dumps(line, ensure_ascii=False) + "\n")
+                self.truncated += bool(line.get("truncated"))
                 if line.get("error") is not None:
                     self.counts["error"] += 1
                 elif line["answer"] is None:

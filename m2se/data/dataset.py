@@ -91,6 +91,7 @@ class Collator:
             records=[r for r, _ in kept],
             skipped=skipped,
             truncated=sum(s.truncated for _, s in kept),
+            truncated_where=[r.where for r, s in kept if s.truncated],
             dropped={
                 k: [r.where for r, s in kept if k in s.dropped]
                 for k in {k for _, s in kept for k in s.dropped}

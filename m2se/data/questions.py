@@ -50,28 +50,32 @@ def read_questions(
     if path.is_file() and path.suffix.lower() in RECORD_SUFFIXES:
         return _record_file(path, task, media_root, outside_ok)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file())
+        files = sorted(path.iterdir())
         if not files:
             raise ValueError(f"inputs={inputs}: empty folder")
-    elif path.is_file():
+    elif path.exists() or path.is_symlink():  # a broken link or a loop is answered with its error
         files = [path]
     else:
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
         if not files:
             raise ValueError(f"inputs={inputs}: no such file or folder, and no file matches it as a glob")
     if task is None:
         raise ValueError("media inputs need task=NAME (the query is built with the task's prompt)")
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r} (expected one of {', '.join(TASKS)})")
-    if TASKS[task].answer.own_queries is not None:
+    if TASKS[task].queries_built_by is not None:
         raise ValueError(
-            f"task {task}'s queries are built by {TASKS[task].answer.own_queries}: give inputs=FILE.jsonl "
+            f"task {task}'s queries are built by {TASKS[task].queries_built_by}: give inputs=FILE.jsonl "
             "with a query per record"
         )
     questions = Questions()
     media = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES]
-    questions.ignored = [p for p in files if p not in media and p.suffix.lower() != SIDECAR]
-    if not media:
+    # Named like media but no file to read (a folder, a broken link, a link loop): a line with its error.
+    questions.errors = [(str(p), f"{p}: not a readable file (a folder, a broken link or a link loop)")
+                        for p in media if not p.is_file()]  # fmt: skip
+    media = [p for p in media if p.is_file()]
+    questions.ignored = [p for p in files if p.is_file() and p not in media and p.suffix.lower() != SIDECAR]
+    if not media and not questions.errors:
         raise ValueError(
             f"inputs={inputs}: no video or image files (known: {', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})"
         )
@@ -93,8 +97,10 @@ def read_questions(
 def _sidecar(media: Path) -> str:
     """The utterance in ``clip.txt`` beside ``clip.mp4`` (stripped), or "" when there is none."""
     sidecar = media.with_suffix(SIDECAR)
-    if not sidecar.is_file():
+    if not sidecar.exists():
         return ""
+    if not sidecar.is_file():
+        raise ValueError(f"{sidecar}: the text sidecar is not a file")
     try:
         return sidecar.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as err:
@@ -118,4 +124,6 @@ def _record_file(path: Path, task: str | None, media_root: str | None, outside_o
             questions.errors.append((where, str(err).removeprefix(f"{where}: ")))
             continue
         questions.records.append(record)
+    if not questions.records and not questions.errors:
+        raise ValueError(f"inputs={path}: no records")
     return questions

@@ -38,7 +38,8 @@ def answer_lines(module: Answering, batch: dict, scores: bool = True) -> list[di
     (greedy, as evaluation generates), ``answer`` (parsed with the module's parse mode, None when
     unreadable) and, when ``scores`` and the task has a closed label set, ``scores`` (label →
     probability, summing to 1; ``m2se.model.label_scores``) with its ``score_method``. A record that
-    carried a gold ``response`` gets it as ``label``. ``input`` is the record's ``file:record``.
+    carried a gold ``response`` gets it as ``label``; one whose query was cut to the token budget gets
+    ``truncated``. ``input`` is the record's ``file:record``.
     """
     lines = [
         {"input": skip.where, "task": batch["task"], "response": None, "answer": None, "error": skip.message}
@@ -58,6 +59,8 @@ def answer_lines(module: Answering, batch: dict, scores: bool = True) -> list[di
         if probabilities is not None:
             line["scores"] = dict(zip(task.labels, probabilities[i].tolist(), strict=True))
             line["score_method"] = method
+        if record.where in batch.get("truncated_where", ()):
+            line["truncated"] = True  # the query's start was cut to fit data.processor.max_length
         if record.response:
             line["label"] = record.response
         lines.append(line)

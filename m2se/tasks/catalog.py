@@ -74,6 +74,7 @@ _CATALOG = (
         IERC_SPEAKER,
         needs_media=False,
         max_new_tokens=8,
+        utterance_queries=False,  # the instruction holds the conversation's {text} and {speakers}
     ),
     Task("emotion_predict", OpenLabels(), IERC_PREDICT, needs_media=False, max_new_tokens=8),
     # Emotion-LLaMA's MER2023 recognition prompt (its video/feature placeholders are the processor's).

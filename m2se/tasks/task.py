@@ -28,6 +28,8 @@ class Task:
     - ``default_parse``: the parse mode its answers are read with when a run names none.
     - ``needs_media``: False when records may come without images or videos (text-only ERC).
     - ``max_new_tokens``: the generation budget of one answer.
+    - ``utterance_queries``: False when a query is a conversation's prompt (``m2se.dialogue.prompts``)
+      even though ``query`` can fill the instruction in: predict.py then needs records with queries.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Task:
     template: str | None = None
     metrics: tuple[Scorer, ...] | None = None
     default_parse: str = "exact"
+    utterance_queries: bool = True
 
     def __post_init__(self) -> None:
         """ValueError/TypeError naming the field for a task that could not work (its name becomes file
@@ -91,6 +94,13 @@ class Task:
 
     def scorers(self) -> tuple[Scorer, ...]:
         return self.metrics if self.metrics is not None else self.answer.metrics()
+
+    @property
+    def queries_built_by(self) -> str | None:
+        """What builds this task's queries when one utterance cannot (None: ``query`` does)."""
+        if self.answer.own_queries is not None:
+            return self.answer.own_queries
+        return None if self.utterance_queries else "m2se.dialogue.prompts (from a conversation)"
 
     def query(self, utterance: str, quote: str = "'") -> str:
         """The query for one utterance; ValueError for tasks whose queries are built elsewhere."""
@@ -148,6 +158,7 @@ class Task:
             return f"'conversation_ID' must be an integer, got {conversation!r}"
         return self.answer.check_meta(self.name, meta)
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
-        """Predictions of the trivial baseline ``name`` (one of ``answer.baselines``) for ``rows``."""
-        return self.answer.baseline(name, rows)
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str | None = None) -> list[str]:
+        """Predictions of the trivial baseline ``name`` (one of ``answer.baselines``) for ``rows``,
+        written so that the parse ``mode`` (None: the task's default) reads them."""
+        return self.answer.baseline(name, rows, self.parse_mode(mode))
