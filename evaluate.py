@@ -115,7 +115,7 @@ def run_baseline(cfg: DictConfig) -> dict[str, TaskResult]:
     results = {}
     for task in tasks:
         rows, skipped = _test_rows(cfg, task)
-        predictions = TASKS[task].baseline(cfg.baseline, rows)
+        predictions = TASKS[task].baseline(cfg.baseline, rows, cfg.parse)
         skip = cfg.data.get("on_bad_record") == "skip"
         results[task] = score(
             task, predictions, rows, cfg.protocol, cfg.parse, cfg.data.test_sources[task].path, skip

@@ -1,6 +1,7 @@
 """m2se: multimodal sentiment and emotion analysis with multimodal LLMs (InternVL + LoRA, two stages)."""
 
 import logging
+import warnings
 
 
 def _quiet_optional_kernels(record: logging.LogRecord) -> bool:
@@ -24,3 +25,7 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_cloud_t
 from m2se.logs import install_console  # noqa: E402
 
 install_console(logging.getLogger("m2se"))
+
+# Third-party deprecation chatter that a user can do nothing about (every entry point imports m2se).
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated")

@@ -60,6 +60,10 @@ def parse(argv: list[str]) -> ExportArgs:
         key = arg.split("=", 1)[0]
         if "=" not in arg or key not in known:
             raise ValueError(f"unknown argument {arg!r} (known keys: {', '.join(known)}; give key=value)")
+    given = [arg.split("=", 1)[0] for arg in argv]
+    twice = next((key for key in given if given.count(key) > 1), None)
+    if twice is not None:  # the last would win silently
+        raise ValueError(f"{twice}= is given twice")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ExportArgs), OmegaConf.from_dotlist(argv))
     except OmegaConfBaseException as err:  # a value of the wrong type: name the key

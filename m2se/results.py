@@ -53,7 +53,7 @@ def score_baselines(
         for name in TASKS[task].answer.baselines if result.rows else ():
             rows = [replace(r, meta=dict(r.meta), response=None, parsed=None) for r in result.rows]
             try:
-                answers = TASKS[task].baseline(name, rows)
+                answers = TASKS[task].baseline(name, rows, parse)
                 scored.setdefault(task, {})[name] = score(task, answers, rows, protocol, parse, result.source)
             except ValueError as err:  # RecordError included
                 notes.append(f"{task}: no {name} baseline for these rows ({first_line(err)})")
@@ -126,7 +126,7 @@ def results_markdown(
         rows = [m for m in SHOWN if m in result.metrics]
         if not rows:
             continue
-        lines += ["| metric | model | " + " | ".join(own) + " |", "|---" * (len(own) + 2) + "|"]
+        lines += ["| " + " | ".join(["metric", "model", *own]) + " |", "|---" * (len(own) + 2) + "|"]
         for metric in rows:
             cells = [_number(result.metrics.get(metric))] + [
                 _number(r.metrics.get(metric)) for r in own.values()

@@ -23,6 +23,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
         (["ckpt=a", "out=b", "format=gguf"], 2, r"format one of native, original"),
         (["ckpt=a", "out=b", "colour=red"], 2, r"unknown argument 'colour=red' \(known keys: ckpt, out, dtype"),
         (["ckpt=a", "out=b", "overwrite=maybe"], 2, r"overwrite"),
+        (["ckpt=a", "out=b", "format=native", "format=original"], 2, r"format= is given twice"),
         (["ckpt=a", "out=b", "max_shard_size=big"], 1, r"max_shard_size 'big': expected a size such as 4GB"),
         (["ckpt=/nonexistent/adapter", "out=b"], 1, r"ckpt /nonexistent/adapter: no such adapter folder or checkpoint"),
     ],

@@ -64,3 +64,5 @@ def test_a_baseline_that_cannot_answer_the_rows_is_left_out_with_a_note():
     scored, notes = score_baselines({"ecpe": score("ecpe", ["1_joy,1"], rows)}, "semeval", None)
     assert scored == {} and notes[0].startswith("ecpe: no self_cause baseline for these rows (p.jsonl:1: no")
     assert f"## Baselines left out\n\n- {notes[0]}" in results_markdown({}, scored, "a file", notes)
+    text = results_markdown({"ecpe": score("ecpe", ["1_joy,1"], rows)}, scored, "a file", notes)
+    assert "| metric | model |\n|---|---|\n| pair_precision |" in text

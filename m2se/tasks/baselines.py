@@ -10,16 +10,23 @@ _TARGET = re.compile(r"^Target utterance:([0-9]{1,9})_([A-Za-z]+)\.", re.MULTILI
 
 
 def majority(
-    references: Sequence[str], parse: Callable[[str], str | None], labels: Sequence[str]
+    references: Sequence[str],
+    parse: Callable[[str], str | None],
+    labels: Sequence[str],
+    read: Callable[[str], str | None] | None = None,
+    write: Callable[[str], str] | None = None,
 ) -> list[str]:
     """The most common gold label (``parse`` reads each reference; ties go to ``labels``' order),
     answered for every record with the first gold string of that label as the file writes it
-    (``Neutral.``, MER2023's ``neutral``), so that every parse mode reads it as that label."""
+    (``Neutral.``, MER2023's ``neutral``) that ``read`` (how the run's parse mode reads an answer)
+    reads as that label, else with ``write(label)`` (the released files' form)."""
     if not references:
         return []
     counts = Counter(parse(r) for r in references)
     label = max(labels, key=lambda label: counts[label])
-    return [next(r for r in references if parse(r) == label)] * len(references)
+    candidates = [r for r in references if parse(r) == label] + ([write(label)] if write else [])
+    readable = [c for c in candidates if read is None or read(c) == label]
+    return [(readable or candidates)[0]] * len(references)
 
 
 def _targets(queries: Sequence[str], wheres: Sequence[str] | None) -> list[tuple[int, str]]:
@@ -66,11 +73,18 @@ def constant_text(
     against: int = 100,
 ) -> list[str]:  # fmt: skip
     """One answer for every record: the gold text of the first ``candidates`` with the highest mean
-    ``overlap`` (ROUGE-L F per pair) to the first ``against`` gold texts — the best constant a writer of
-    typical answers could give, without looking at the input. Costs candidates × against pairs."""
+    ``overlap`` (ROUGE-L F per pair) to the other texts among the first ``against`` (never to itself) —
+    the best constant a writer of typical answers could give, without looking at the input. Costs
+    candidates × against pairs. ValueError for fewer than two texts (nothing to choose it against)."""
     if not references:
         return []
+    if len(references) < 2:
+        raise ValueError("a constant answer needs at least two gold texts to be chosen against")
     pool, targets = list(references[:candidates]), list(references[:against])
-    scores = overlap([c for c in pool for _ in targets], targets * len(pool))
-    means = [sum(scores[i * len(targets) : (i + 1) * len(targets)]) / len(targets) for i in range(len(pool))]
-    return [pool[max(range(len(pool)), key=lambda i: means[i])]] * len(references)
+    pairs = [(i, j) for i in range(len(pool)) for j in range(len(targets)) if i != j]
+    scores = overlap([pool[i] for i, _ in pairs], [targets[j] for _, j in pairs])
+    totals = [0.0] * len(pool)
+    for (i, _), score in zip(pairs, scores, strict=True):
+        totals[i] += score
+    best = max(range(len(pool)), key=lambda i: totals[i])
+    return [pool[best]] * len(references)

@@ -103,3 +103,16 @@ def test_eri_constant_is_the_gold_text_closest_to_the_others():
     assert TASKS["eri"].baseline("constant", []) == []
     with pytest.raises(ValueError, match="no nope baseline"):
         TASKS["eri"].baseline("nope", rows("eri", references))
+
+
+def test_majority_is_written_so_that_the_parse_mode_reads_it():
+    references = ["anger", "anger", "Joy."]  # a predictions file's gold, not written as the release writes it
+    assert TASKS["erc"].baseline("majority", rows("erc", references), "exact") == ["anger"] * 3
+    assert TASKS["erc"].baseline("majority", rows("erc", references), "emoverse") == ["Anger."] * 3
+
+
+def test_eri_constant_needs_two_texts_and_fer_gold_needs_a_phrase():
+    with pytest.raises(ValueError, match="at least two gold texts"):
+        TASKS["eri"].baseline("constant", rows("eri", ["only one"]))
+    assert "no phrases" in TASKS["fer"].check_response(" ; ;")
+    assert TASKS["fer"].check_response("Smiling") is None

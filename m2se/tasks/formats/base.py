@@ -93,7 +93,7 @@ class AnswerFormat:
         """The metrics a task of this format reports unless it declares its own."""
         raise NotImplementedError
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str = "exact") -> list[str]:
         """Predictions of the trivial baseline ``name`` for ``rows`` (each with ``label``, ``query``,
         ``where``: ``Prediction`` objects). ``majority`` here: the most common gold string. ValueError for
         an unknown name."""

@@ -119,11 +119,16 @@ class Labels(AnswerFormat):
     def metrics(self) -> tuple[Scorer, ...]:
         return (LabelMetrics(),)
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
-        """``majority``: the most common gold label (ties: label order), written as the file writes it."""
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str = "exact") -> list[str]:
+        """``majority``: the most common gold label (ties: label order), written as the file writes it
+        when the parse ``mode`` reads that as the label, else as the released files write it."""
         if name != "majority":
-            return super().baseline(name, rows)
-        return majority([r.label for r in rows], self.parse, self.labels)
+            return super().baseline(name, rows, mode)
+
+        def read(answer: str) -> str | None:  # an answer, as the run's parse mode reads it
+            return self.parse(answer, None, mode)
+
+        return majority([r.label for r in rows], self.parse, self.labels, read, self.format)
 
     @cached_property
     def _vocabulary(self) -> dict[str, str]:
@@ -195,10 +200,10 @@ class OpenLabels(Labels):
     def metrics(self) -> tuple[Scorer, ...]:
         return (DialogueMetrics(),)
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str = "exact") -> list[str]:
         """``majority``: labels differ per corpus, so the most common answer (ties: the first seen)."""
         if name != "majority":
-            return AnswerFormat.baseline(self, name, rows)
+            return AnswerFormat.baseline(self, name, rows, mode)
         references = [r.label for r in rows]
         counts = Counter(self.parse(r) for r in references)
         best = max(counts.values(), default=0)

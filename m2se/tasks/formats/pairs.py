@@ -64,10 +64,10 @@ class CausePairs(AnswerFormat):
             "no conversation_ID and no dia<N>utt<M> clip name to group them by"
         ]
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str = "exact") -> list[str]:
         """``self_cause``: the target utterance as its own cause, read from the query's target line;
         ``self_previous``: it and the utterance before it."""
         if name not in self.baselines:
-            return super().baseline(name, rows)
+            return super().baseline(name, rows, mode)
         answer = self_cause if name == "self_cause" else self_and_previous
         return answer([r.query for r in rows], [r.where for r in rows])

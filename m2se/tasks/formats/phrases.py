@@ -30,13 +30,19 @@ class Phrases(AnswerFormat):
     def format(self, answer: Any) -> str:
         return "; ".join(p[:1].upper() + p[1:] for p in answer)
 
+    def check_response(self, task: str, response: str) -> str | None:
+        """A gold answer needs at least one phrase (``" ; ;"`` holds none, like the empty answer)."""
+        if self.parse(response) is None:
+            return f"no phrases in the response {response!r} for task {task} (phrases are joined by ';')"
+        return None
+
     def answer_counts(self, response: str) -> list[str]:
         return list(self.parse(response) or ())
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str = "exact") -> list[str]:
         """``majority``: the most frequent gold phrase set (order and case aside) for every record."""
         if name != "majority":
-            return super().baseline(name, rows)
+            return super().baseline(name, rows, mode)
         return most_frequent_set([r.label for r in rows], self.parse)
 
     def metrics(self) -> tuple[Scorer, ...]:

@@ -34,10 +34,10 @@ class FreeText(AnswerFormat):
         words = len(response.split())
         return [f"{words // 25 * 25}-{words // 25 * 25 + 24} words"]
 
-    def baseline(self, name: str, rows: Sequence[Prediction]) -> list[str]:
+    def baseline(self, name: str, rows: Sequence[Prediction], mode: str = "exact") -> list[str]:
         """``constant``: one typical gold text for every record (``m2se.tasks.baselines.constant_text``)."""
         if name != "constant":
-            return super().baseline(name, rows)
+            return super().baseline(name, rows, mode)
         return constant_text([r.label for r in rows], rouge_l)
 
     def metrics(self) -> tuple[Scorer, ...]:
