@@ -33,7 +33,8 @@ def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWrit
     ``callbacks`` join the trainer's (bench/predict.py times the run with one).
 
     Returns the writer (its ``path``, ``counts`` and ``answers``). Inputs that cannot be asked, and
-    media that cannot be read, get a line with ``error``; the others go on.
+    media that cannot be read, get a line with ``error``; the others go on. ValueError after writing
+    when every input failed.
     """
     check_before_work(cfg)  # a wrong path or mixture stops the run before anything loads
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -83,6 +84,11 @@ def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWrit
             raise ValueError("predict.py runs on one device (trainer.devices=1): its answers go to one file")
         trainer.predict(module, dataloaders=datamodule.question_loader(records), return_predictions=False)
     _report(writer, questions.ignored)
+    if writer.counts["error"] and writer.counts["error"] == sum(writer.counts.values()):
+        hint = ""
+        if Path(str(cfg.inputs)).suffix.lower() in (".json", ".jsonl"):
+            hint = "; a record file's media paths are relative to media_root= (default: the file's folder)"
+        raise ValueError(f"every input failed, e.g. {writer.first_error} (lines in {writer.path}){hint}")
     return writer
 
 

@@ -4,7 +4,8 @@
   ``response``, ``label`` (and ``images``/``videos``/``media``); read as they are.
 - ms-swift 3.x ``swift infer``: the conversation in ``messages`` (``{"role", "content"}`` turns; the
   query is the last user turn, media tags such as ``<image>`` included), the answer in ``response``,
-  the gold in ``labels`` (or, without it, a closing assistant turn); media in ``images``/``videos`` as
+  the gold in ``labels`` (or, in releases that write no ``labels`` key, the closing assistant turn; a
+  null ``labels`` is no gold: the closing turn is then the model's answer); media in ``images``/``videos`` as
   paths or ``{"path": ...}`` objects.
 - LLaMA-Factory ``generated_predictions.jsonl``: ``prompt`` (the whole templated input, decoded),
   ``predict``, ``label``. The query is the prompt; an ECPE query is cut from it by its template.
@@ -51,7 +52,9 @@ def _swift3(item: dict) -> dict:
     row = {k: v for k, v in item.items() if k not in ("messages", "labels")}
     row["query"] = _MEDIA_TAG.sub("", users[-1]["content"])
     label = item.get("labels")
-    if label is None and messages[-1].get("role") == "assistant":
+    # Early 3.x releases keep the dataset's conversation, gold answer last, and write no labels key;
+    # later ones move the gold to labels (null: none) and end messages with the model's own answer.
+    if "labels" not in item and messages[-1].get("role") == "assistant":
         label = messages[-1].get("content")
     if label is not None:
         row["label"] = label

@@ -135,10 +135,20 @@ def test_inputs_that_ask_nothing_are_one_line(tmp_path, inputs, task, message):
 def test_a_control_token_in_the_text_is_a_line_not_a_crash(tiny_model_dir, demo_dir, tmp_path, capsys):
     clip = next((demo_dir / "media/clips").glob("*_test0.mp4"))
     overrides = ["experiment=demo", f"model.path={tiny_model_dir}", "task=erc", f"inputs={clip}"]
-    run(predict, config(tmp_path / "run", *overrides, "text='<IMG_CONTEXT>'"))
+    with pytest.raises(SystemExit) as stop:  # every input failed: the lines, then one error
+        run(predict, config(tmp_path / "run", *overrides, "text='<IMG_CONTEXT>'"))
     (line,) = lines(tmp_path / "run/predictions.jsonl")
     assert line["input"] == str(clip) and "control token" in line["error"]
-    assert "1 error" in capsys.readouterr().out
+    assert "1 error" in capsys.readouterr().out and "every input failed" in str(stop.value.code)
+
+
+def test_a_record_file_whose_media_are_elsewhere_says_media_root(tiny_model_dir, demo_dir, tmp_path):
+    common = ["experiment=demo", f"model.path={tiny_model_dir}", f"inputs={demo_dir / 'test/msa.json'}"]
+    with pytest.raises(SystemExit) as stop:  # its media paths are relative to the dataset folder
+        run(predict, config(tmp_path / "a", *common))
+    assert "every input failed" in str(stop.value.code) and "media_root=" in str(stop.value.code)
+    writer = predict(config(tmp_path / "b", *common, f"media_root={demo_dir}"))
+    assert writer.counts["error"] == 0 and sum(writer.counts.values()) == 40
 
 
 def test_an_adapter_that_hears_gets_the_clip_sound(tiny_model_dir, demo_dir, tmp_path):

@@ -63,6 +63,13 @@ def test_ms_swift_3_rows_read_as_their_query_media_and_gold(tmp_path):
     assert results["erc"].metrics["accuracy"] == 0.5 and results["ecpe"].metrics["count"] == 1
 
 
+def test_a_null_labels_is_no_gold_even_with_the_answer_appended_to_messages(tmp_path):
+    row = swift3(ERC, "Joy.", None, "a.mp4")
+    row["messages"].append({"role": "assistant", "content": "Joy."})  # later releases append the answer
+    with pytest.raises(RecordError, match="'label' \\(the gold answer\\) is missing"):
+        read_predictions(jsonl(tmp_path / "p.jsonl", [row]), "erc")
+
+
 def test_llama_factory_rows_read_their_prompt_as_the_query(tmp_path):
     rows = [llamafactory(ERC, "Joy.", "Joy."), llamafactory(ECPE, "2_sadness,2", "2_sadness,2")]
     path = jsonl(tmp_path / "generated_predictions.jsonl", rows)

@@ -26,6 +26,7 @@ class AnswerWriter(BasePredictionWriter):
         self.counts: Counter = Counter()
         self.answers: Counter = Counter()
         self.truncated = 0
+        self.first_error: str | None = None
 
     def write(self, lines: list[dict]) -> None:
         """Append ``lines`` (also used for inputs refused before the model ran)."""
@@ -37,6 +38,7 @@ class AnswerWriter(BasePredictionWriter):
                 self.truncated += bool(line.get("truncated"))
                 if line.get("error") is not None:
                     self.counts["error"] += 1
+                    self.first_error = self.first_error or f"{line['input']}: {line['error']}"
                 elif line["answer"] is None:
                     self.counts["unparsed"] += 1
                 else:
