@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message="You are using a custom batch sampler"
 
 def predict(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> AnswerWriter:
     """Answer every input of ``inputs``; one JSONL line each in ``out`` (see README, "Prediction").
-    ``callbacks`` join the trainer's (bench/predict.py times the run with one).
+    ``callbacks`` join the trainer's (bench/prediction.py times the run with one).
 
     Returns the writer (its ``path``, ``counts`` and ``answers``). Inputs that cannot be asked, and
     media that cannot be read, get a line with ``error``; the others go on. ValueError after writing

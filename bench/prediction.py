@@ -1,6 +1,6 @@
 """predict.py's speed: inputs answered per second at each batch size, with and without label scores.
 
-    python bench/predict.py [--ckpt demo_out/runs/second/adapter] [--inputs demo_out/data/media/clips]
+    python bench/prediction.py [--ckpt demo_out/runs/second/adapter] [--inputs demo_out/data/media/clips]
                             [--task erc] [--batch 1 16] [--threads N] [-- HYDRA_OVERRIDES...]
 
 Runs ``predict(cfg)`` itself (conf/predict.yaml with ``experiment=demo`` unless overrides say
