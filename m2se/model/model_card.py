@@ -3,11 +3,10 @@ was trained (stages, mixtures, LoRA, steps), the data manifests and the evaluati
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from m2se.files import read_json_object
+from m2se.files import dumps, read_json_object
 from m2se.model.adapters import Adapter
 from m2se.model.exported import ExportRecord
 from m2se.model.training_runs import HydraRun
@@ -28,7 +27,7 @@ def render_card(
     ``evaluations``: (evaluate.py output folder, its metrics as a markdown table)."""
     lines = [
         "---",
-        f"base_model: {json.dumps(record.base)}",
+        f"base_model: {dumps(record.base)}",
         "library_name: transformers" if record.format == "native" else "library_name: internvl",
         "pipeline_tag: image-text-to-text",
         "tags: [m2se, internvl, emotion-recognition, sentiment-analysis]",
