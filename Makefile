@@ -1,4 +1,4 @@
-# make demo   set up .venv, build the tiny model and the demo dataset, inspect it, train both stages, evaluate
+# make demo   set up .venv, build the tiny model and the demo dataset, inspect it, train both stages, evaluate after each
 # make test   set up .venv and run the test suite (offline)
 # make lint   ruff
 # make lock   re-resolve requirements.lock: the newest versions pyproject.toml allows (then run make test)
@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 # The CPU wheel of this version lies on the development machines' disk; override for CUDA machines.
 TORCH_SPEC ?= torch==2.13.0
 DEMO ?= demo_out
+# experiment=demo reads demo_out/ by default; these point it at $(DEMO).
+DEMO_PATHS = model.path=$(DEMO)/tiny-internvl data.data_dir=$(DEMO)/data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= disabled
@@ -43,15 +45,20 @@ lock:
 	        -e "s/^decord==.*/&; platform_machine == 'x86_64' and sys_platform != 'darwin'/"; } > requirements.lock
 	rm -rf .lock-venv
 
+# Two evaluations, each with every task's baselines beside it: eval_first after stage one (msa, mer,
+# fer), eval after stage two (msa, erc, eri, ecpe; fer, which only stage one trains, forgotten), then
+# both side by side.
 demo: setup
 	$(PY) -m m2se.model.tiny --out $(DEMO)/tiny-internvl
 	$(PY) -m m2se.data.demo --out $(DEMO)/data
 	$(PY) -m m2se.data.inspect $(DEMO)/data/first_stage.json $(DEMO)/data/second_stage.json \
 		$(DEMO)/data/test/*.json --media-root $(DEMO)/data --model $(DEMO)/tiny-internvl --decode --plot $(DEMO)/inspect.png
-	$(PY) train.py experiment=demo stage=first hydra.run.dir=$(DEMO)/runs/first
-	$(PY) train.py experiment=demo stage=second ckpt=$(DEMO)/runs/first/checkpoints/last.ckpt \
+	$(PY) train.py experiment=demo $(DEMO_PATHS) stage=first hydra.run.dir=$(DEMO)/runs/first
+	$(PY) train.py experiment=demo $(DEMO_PATHS) stage=second ckpt=$(DEMO)/runs/first/checkpoints/last.ckpt \
 		hydra.run.dir=$(DEMO)/runs/second
-	$(PY) evaluate.py experiment=demo task=all ckpt=$(DEMO)/runs/second/adapter hydra.run.dir=$(DEMO)/eval
+	$(PY) evaluate.py experiment=demo $(DEMO_PATHS) task=all ckpt=$(DEMO)/runs/first/adapter hydra.run.dir=$(DEMO)/eval_first
+	$(PY) evaluate.py experiment=demo $(DEMO_PATHS) task=all ckpt=$(DEMO)/runs/second/adapter hydra.run.dir=$(DEMO)/eval
+	$(PY) -m m2se.compare_runs $(DEMO)/eval_first $(DEMO)/eval
 
 test: setup
 	$(PY) -m pytest -q

@@ -10,7 +10,7 @@ task's headline metrics (``AnswerFormat.headline``) with the best of its baselin
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -63,20 +63,27 @@ def score_baselines(
 def compare(task: str, result: TaskResult, baselines: dict[str, TaskResult]) -> Comparison | None:
     """The model against the best baseline on each of the task's headline metrics, or None when it
     has no baseline or no such score."""
+    return compare_metrics(task, result.metrics, {name: r.metrics for name, r in baselines.items()})
 
-    def value(r: TaskResult, metric: str) -> float | None:
-        v = r.metrics.get(metric)
+
+def compare_metrics(
+    task: str, metrics: Mapping[str, object], baselines: Mapping[str, Mapping[str, object]]
+) -> Comparison | None:
+    """``compare`` on plain metric mappings (a task's entry of metrics.json and its ``baselines``)."""
+
+    def value(m: Mapping[str, object], metric: str) -> float | None:
+        v = m.get(metric)
         return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
     rows = []
     for metric in TASKS[task].answer.headline:
         candidates = [
-            (value(r, metric), name) for name, r in baselines.items() if value(r, metric) is not None
+            (value(b, metric), name) for name, b in baselines.items() if value(b, metric) is not None
         ]
-        if value(result, metric) is None or not candidates:
+        if value(metrics, metric) is None or not candidates:
             return None
         best, name = max(candidates, key=lambda c: c[0])
-        rows.append((metric, value(result, metric), name, best))
+        rows.append((metric, value(metrics, metric), name, best))
     return Comparison(tuple(rows)) if rows else None
 
 

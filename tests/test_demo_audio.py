@@ -18,7 +18,7 @@ from m2se.model.tiny import build_tiny_audio_encoder
 from m2se.tasks import TASKS
 
 BATCH = 8
-# 5e-3, not the demo's 2e-3: at 2e-3 the six labels need about twice the steps (docs/PROTOCOL.md §11: the
+# 5e-3, as the demo: at 2e-3 the six labels need about twice the steps (docs/PROTOCOL.md §11: the
 # loss settles on the label prior first, and only then do the answers follow the sound).
 OPTIMIZER = {"lr": 5e-3}
 

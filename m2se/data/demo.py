@@ -4,12 +4,15 @@
 
 Writes ``first_stage.json`` (msa, mer, fer), ``second_stage.json`` (msa, eri, erc, ecpe),
 ``audio_stage.json`` (mer2023) and ``test/<task>.json``: ms-swift query/response lists, media paths
-relative to the output folder, 64-px PNGs under ``media/images`` and 16-frame H.264 clips under
-``media/clips``. Utterances are bland filler that never names a label, so only the media tell the answer:
+relative to the output folder, 64-px PNGs under ``media/images`` and 16-frame lossless H.264 clips
+under ``media/clips``. Utterances are bland filler that never names a label, so only the media tell
+the answer:
 - msa: the image's dominant colour, warm (Positive) or cold (Negative);
-- mer, erc, eri: the emotion's big saturated shape (``EMOTION_LOOKS``), moving in clips;
+- mer, erc, eri: the emotion's big saturated shape (``EMOTION_LOOKS``), moving in clips; eri's reason
+  is one sentence naming the person's state and what the clip shows;
 - fer: a drawn face whose eyes and mouth pick the phrases (``EYES``, ``MOUTHS``);
-- ecpe: dialogues whose causes follow ``ecpe_causes`` from the given emotions;
+- ecpe: dialogues of 3 to 6 utterances whose causes follow ``ecpe_causes`` from the target's emotion,
+  so an answer needs the target's index read from the prompt and the rule;
 - mer2023: only the sound: the clips (``mer2023_*.mp4``) show the same grey picture for every label
   and carry a 16 kHz mono AAC tone whose pitch is the label's (``MER2023_PITCHES``).
 Test records use their own images and clips. Same seed, same files; the mer2023 part has its own
@@ -46,9 +49,11 @@ from m2se.files import dumps
 from m2se.tasks import ECPE_EMOTIONS, TASKS, infer_task
 from m2se.templates import Utterance, ecpe_query
 
+# ecpe's many records cost only text (their clips are shared): with 120 the tiny model memorised the
+# dialogues instead of learning to read the target's index.
 TRAIN_SIZES = {
     "first_stage": {"msa": 200, "mer": 150, "fer": 200},
-    "second_stage": {"msa": 50, "eri": 120, "erc": 200, "ecpe": 120},
+    "second_stage": {"msa": 50, "eri": 120, "erc": 200, "ecpe": 1200},
 }
 TEST_TASKS = ("msa", "mer", "erc", "fer", "eri", "ecpe")
 CLIP_FRAMES, CLIP_VARIANTS = 16, {"train": 6, "test": 2}
@@ -63,14 +68,9 @@ _FILLER = (
     ("the boxes", "a chair", "the folder", "two tickets", "the car", "some bread", "the printer", "a lamp"),
     ("on Tuesday", "after lunch", "this morning", "last week", "before the meeting", "at noon", "again"),
 )
-_REASONS = (
-    "The person seems to feel {feeling}. A {colour} {shape} fills the clip and {motion}, the visible cue "
-    "of {feeling}; the spoken words are everyday small talk and add nothing.",
-    "Emotional state: {feeling}. The video is dominated by a {colour} {shape} that {motion}, which points "
-    "to {feeling}, while what the person says is neutral filler.",
-    "What is seen decides it: a {colour} {shape} {motion} throughout the clip, so the person's emotional "
-    "state is {feeling}. The words alone would not tell.",
-)
+# One sentence per emotion, naming what the clip shows: the words that differ are the ones a model
+# must see, so a constant answer (eri's baseline) scores only the shared frame of the sentence.
+_REASON = "The person is {state}: a {colour} {shape} {motion} in the video."
 
 
 def emotion_of(label: str) -> str:
@@ -78,13 +78,23 @@ def emotion_of(label: str) -> str:
     return {"happy": "joy"}.get(label.lower(), label.lower())
 
 
+# The demo's cause rule: which utterance, relative to the 1-based target, caused its emotion.
+ECPE_CAUSE_OFFSETS = {
+    "joy": (0,),
+    "anger": (0,),
+    "sadness": (0,),
+    "surprise": (1,),
+    "fear": (1,),
+    "disgust": (),
+}
+
+
 def ecpe_causes(conversation: list[Utterance], target: int) -> list[int]:
-    """The demo's cause rule for the 1-based ``target``: the previous utterance when it is emotional,
-    and the target itself for joy, anger, sadness or surprise (so fear or disgust after a neutral
-    utterance has no cause)."""
-    causes = [target - 1] if target > 1 and conversation[target - 2].emotion != "neutral" else []
-    self_caused = conversation[target - 1].emotion in {"joy", "anger", "sadness", "surprise"}
-    return causes + ([target] if self_caused else [])
+    """The demo's causes of the 1-based ``target``, from its emotion alone (``ECPE_CAUSE_OFFSETS``): joy,
+    anger and sadness are caused by the target itself, surprise and fear by the utterance before it
+    (the first utterance has none), disgust by none."""
+    offsets = ECPE_CAUSE_OFFSETS[conversation[target - 1].emotion]
+    return [target - k for k in offsets if target - k >= 1]
 
 
 # Marks a folder as the demo's: experiment=demo writes missing demo files only into such a folder.
@@ -158,29 +168,32 @@ class _Builder:
 
     def _eri(self, split: str) -> tuple:  # MOSEI emotions, explained
         emotion = emotion_of(self.rng.choice(TASKS["mer"].labels))
-        colour, _, shape, motion, feeling = EMOTION_LOOKS[emotion]
-        answer = self.rng.choice(_REASONS).format(feeling=feeling, colour=colour, shape=shape, motion=motion)
+        colour, _, shape, motion, state = EMOTION_LOOKS[emotion]
+        answer = _REASON.format(state=state, colour=colour, shape=shape, motion=motion)
         return answer, self._clip(emotion, split)
 
     def _ecpe_records(self, split: str, n: int) -> list[dict]:
         emotional = [e for e in ECPE_EMOTIONS if e != "neutral"]
         records: list[dict] = []
         while len(records) < n:
+            # ECF's conversation numbers, so the demo's ecpe scores also go out per conversation.
+            conversation_id = records[-1]["conversation_ID"] + 1 if records else 1
             conversation = [
                 Utterance(
                     self.rng.choice(SPEAKERS),
                     self._utterance(),
                     "neutral" if self.rng.random() < 0.35 else self.rng.choice(emotional),
                 )
-                for _ in range(self.rng.randint(4, 8))
+                for _ in range(self.rng.randint(3, 6))
             ]
             # One record per non-neutral utterance, its clip the target's, as in ECF 2.0's release.
             for t, utterance in enumerate(conversation, start=1):
                 if utterance.emotion != "neutral":
                     pairs = [(t, utterance.emotion, c) for c in ecpe_causes(conversation, t)]
                     query, response = ecpe_query(conversation, t), TASKS["ecpe"].format(pairs)
+                    clip = self._clip(utterance.emotion, split)
                     records.append(
-                        {"query": query, "response": response, **self._clip(utterance.emotion, split)}
+                        {"query": query, "response": response, **clip, "conversation_ID": conversation_id}
                     )
         return records[:n]
 

@@ -14,16 +14,16 @@ from PIL import Image, ImageDraw
 
 SIZE, FPS, AUDIO_RATE = 64, 8, 16_000
 
-# ECPE emotion name -> colour name, RGB, shape, motion, and how eri's reasons name the feeling.
+# ECPE emotion name -> colour name, RGB, shape, motion, and how eri's reasons name the person's state.
 # Hues stay far apart after the 56-px downscale of a tiny model.
 EMOTION_LOOKS = {
-    "anger": ("red", (220, 40, 40), "square", "shakes", "anger"),
-    "disgust": ("green", (50, 165, 50), "cross", "recoils to the left", "disgust"),
-    "fear": ("magenta", (195, 50, 195), "diamond", "shrinks", "fear"),
-    "joy": ("yellow", (240, 210, 40), "circle", "bounces", "happiness"),
-    "neutral": ("grey", (150, 150, 150), "bar", "stays still", "a calm, neutral state"),
-    "sadness": ("blue", (40, 70, 210), "falling triangle", "sinks", "sadness"),
-    "surprise": ("cyan", (40, 205, 215), "ring", "grows", "surprise"),
+    "anger": ("red", (220, 40, 40), "square", "shakes", "angry"),
+    "disgust": ("green", (50, 165, 50), "cross", "recoils to the left", "disgusted"),
+    "fear": ("magenta", (195, 50, 195), "diamond", "shrinks", "afraid"),
+    "joy": ("yellow", (240, 210, 40), "circle", "bounces", "happy"),
+    "neutral": ("grey", (150, 150, 150), "bar", "stays still", "calm"),
+    "sadness": ("blue", (40, 70, 210), "falling triangle", "sinks", "sad"),
+    "surprise": ("cyan", (40, 205, 215), "ring", "grows", "surprised"),
 }
 # Unit-radius outlines of the shapes that are polygons (circle and ring are ellipses).
 _POLYGONS = {
@@ -48,8 +48,10 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: int = FPS, audio: np.n
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width, stream.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
-        # One encoder thread makes the bitstream, and so the decoded pixels, reproducible.
-        stream.codec_context.options = {"threads": "1", "preset": "veryfast", "crf": "18"}
+        # Lossless (qp 0) and one thread make the bitstream, and so the decoded pixels, reproducible:
+        # with crf 18 about one encode in four gave other pixels, even on one thread.
+        stream.codec_context.thread_count = 1
+        stream.codec_context.options = {"preset": "veryfast", "qp": "0"}
         sound = None  # every stream must exist before the first packet is muxed
         if audio is not None:
             sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")

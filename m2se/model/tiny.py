@@ -47,8 +47,9 @@ PHI3_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
 
-# Enough English for the EmoVerse prompts to tokenize into whole words rather than bytes, which
-# keeps the tiny model's sequences short. Byte-level BPE still encodes any text.
+# Enough English for the EmoVerse prompts, and the demo's small talk and eri reasons
+# (m2se.data.demo), to tokenize into whole words rather than bytes, which keeps the tiny model's
+# sequences short. Byte-level BPE still encodes any text.
 CORPUS = """\
 The person says: 'I can't believe you did that!' <emotion> Please determine which emotion label in the video represents: anger, sadness, surprise, disgust, joy, neutral or fear.
 The person says: "This is the best day of my life." <sentiment> Please determine which sentiment label in the video represents: positive or negative.
@@ -66,6 +67,8 @@ Chandler Joey Phoebe Ross Rachel Monica said told asked looked smiled frowned sh
 Frame1: Frame2: Frame3: Frame4: Frame5: Frame6: Frame7: Frame8: Image-1: Image-2: 0 1 2 3 4 5 6 7 8 9 10 12
 The speaker looks upset because her friend forgot the party, and her voice is loud and trembling.
 You are an sentiment and emotion analysis expert. The video shows a man and a woman talking in a room.
+Alex Sam Jordan Riley Casey: My cousin and the neighbour moved, carried, counted, checked, ordered, parked, fixed, found, sorted and labelled the boxes, a chair, the folder, two tickets, the car, some bread, the printer and a lamp on Tuesday, after lunch, this morning, last week, before the meeting, at noon and again. Our team, she, he, they.
+The person is angry, disgusted, afraid, happy, calm, sad or surprised: a red square shakes, a green cross recoils to the left, a magenta diamond shrinks, a yellow circle bounces, a grey bar stays still, a blue falling triangle sinks, a cyan ring grows in the video.
 """
 
 
@@ -133,7 +136,9 @@ def tiny_config(
         hidden_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
-        num_key_value_heads=2,
+        # One key/value head per query head: with 2 shared ones the tiny model learned the demo's
+        # hardest skill, copying the target index out of an ECPE prompt, far later (docs/PROTOCOL.md §11).
+        num_key_value_heads=4,
         intermediate_size=128,
         max_position_embeddings=4096,
         # With std 0.02 the tied embeddings give near-uniform logits and the demo's loss sits at

@@ -62,7 +62,8 @@ def test_records_are_valid_emt(demo_dir):
         for record in json.loads(path.read_text(encoding="utf-8")):
             task = infer_task(record["query"])
             media_key = "images" if task in ("msa", "mer", "fer") else "videos"
-            assert set(record) == {"query", "response", media_key}, path
+            ecpe_key = {"conversation_ID"} if task == "ecpe" else set()
+            assert set(record) == {"query", "response", media_key} | ecpe_key, path
             assert len(record[media_key]) == 1 and not Path(record[media_key][0]).is_absolute()
             assert TASKS[task].check_response(record["response"]) is None, (path, record["response"])
             assert TASKS[task].parse(record["response"]) is not None or task == "ecpe"
@@ -103,16 +104,42 @@ def test_utterances_never_name_a_label(demo_dir):
 
 def test_ecpe_records_have_valid_causes(demo_dir):
     train, test = _by_task(demo_dir, "ecpe")
+    kinds = Counter()
     for record in train + test:
         conversation, target = _conversation(record["query"])
-        assert 4 <= len(conversation) <= 8 and conversation[target - 1].emotion != "neutral"
+        assert 3 <= len(conversation) <= 6 and conversation[target - 1].emotion != "neutral"
         pairs = parse_pairs(record["response"], strict=True)
         assert all(t == target and e == conversation[t - 1].emotion and 1 <= c <= t for t, e, c in pairs)
         assert [c for _, _, c in pairs] == ecpe_causes(conversation, target)
         expected_clip = f"media/clips/{conversation[target - 1].emotion}_"
         assert record["videos"][0].startswith(expected_clip)
-    responses = [r["response"] for r in train]
-    assert "" in responses and any(";" in r for r in responses)
+        kinds.update(["no cause"] if not pairs else ["self" if c == t else "previous" for t, _, c in pairs])
+    assert set(kinds) == {"no cause", "self", "previous"}, kinds
+
+
+def test_ecpe_records_of_one_conversation_share_its_id_and_text(demo_dir):
+    for records in _by_task(demo_dir, "ecpe"):
+        conversations = {}
+        for record in records:
+            conversation, target = _conversation(record["query"])
+            conversations.setdefault(record["conversation_ID"], []).append((conversation, target))
+        assert sorted(conversations) == list(range(1, len(conversations) + 1))
+        for turns in conversations.values():
+            assert all(c == turns[0][0] for c, _ in turns) and len({t for _, t in turns}) == len(turns)
+
+
+def test_ecpe_causes_follow_the_target_emotion():
+    emotions = ["surprise", "neutral", "joy", "fear", "disgust", "sadness"]
+    conversation = [Utterance("Sam", "Hi.", emotion) for emotion in emotions]
+    causes = {t: ecpe_causes(conversation, t) for t, e in enumerate(emotions, start=1) if e != "neutral"}
+    assert causes == {1: [], 3: [3], 4: [3], 5: [], 6: [6]}  # surprise first: no utterance before it
+
+
+def test_eri_reasons_name_what_the_clip_shows(demo_dir):
+    for record in [r for records in _by_task(demo_dir, "eri") for r in records]:
+        emotion = Path(record["videos"][0]).name.split("_")[0]
+        colour, _, shape, motion, state = EMOTION_LOOKS[emotion]
+        assert record["response"] == f"The person is {state}: a {colour} {shape} {motion} in the video."
 
 
 def test_same_seed_same_files_other_seed_other_files(demo_dir, tmp_path):

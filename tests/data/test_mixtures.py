@@ -46,11 +46,12 @@ def test_bad_entries_name_the_mixture_and_task(entries, message):
 def test_one_weight_changes_from_the_command_line_and_experiments_add_tasks():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
-            "train", overrides=["experiment=demo", "data.mixtures.second.ecpe=5", "data.mixtures.first.mer=0"]
+            "train", overrides=["experiment=demo", "data.mixtures.second.ecpe=7", "data.mixtures.first.mer=0"]
         )
         audio = compose("train", overrides=["experiment=demo_audio"])
     weights = {name: mixture_weights(name, m) for name, m in cfg.data.mixtures.items()}
-    assert weights == {"first": {"msa": 3, "fer": 3}, "second": {"msa": 1, "eri": 3, "erc": 3, "ecpe": 5}}
+    # The demo's stage two gives ecpe the largest share (conf/data/demo.yaml); one weight still changes alone.
+    assert weights == {"first": {"msa": 3, "fer": 3}, "second": {"msa": 1, "eri": 2, "erc": 2, "ecpe": 7}}
     # demo_audio states only what it adds to the demo's mixtures.
     assert dict(audio.data.mixtures.first) == {"msa": 3, "mer": 1, "fer": 3, "mer2023": 3}
-    assert dict(audio.data.mixtures.second) == {"msa": 1, "eri": 3, "erc": 3, "ecpe": 3, "mer2023": 1}
+    assert dict(audio.data.mixtures.second) == {"msa": 1, "eri": 2, "erc": 2, "ecpe": 6, "mer2023": 1}

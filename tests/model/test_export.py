@@ -171,7 +171,9 @@ def test_settings_and_card_come_from_the_training_runs(exported, trained_runs):
     assert record["settings_from"].endswith("runs/second/.hydra/config.yaml")
     card = (exported["bf16"] / "README.md").read_text()
     assert "### Stage 1: `" in card and "### Stage 2: `" in card  # followed ckpt= back to stage one
-    assert "`first` {msa: 3, mer: 1, fer: 3}" in card and "`second` {msa: 1, eri: 3, erc: 3, ecpe: 3}" in card
+    assert (
+        "`first` {msa: 3, mer: 1, fer: 3}" in card and "`second` {msa: 1, eri: 2, erc: 2, ecpe: 6}" in card
+    )  # the demo's mixture
     assert "parts=['language_model']" in card and "trained in full=['projector']" in card
     assert (
         MANIFEST["stages"]["first_stage"]["sha256"] in card

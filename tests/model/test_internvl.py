@@ -28,7 +28,7 @@ def test_default_lora_trains_exactly_the_emoverse_parameters(base):
     adapted = linear_layers(base, ("model.language_model.", "model.multi_modal_projector."))
     expected = sum(8 * (m.in_features + m.out_features) for m in adapted.values())
     model = add_lora(base, LoraSettings())
-    assert trainable_parameters(model) == expected == 18944
+    assert trainable_parameters(model) == expected == 19968
     trained = [n for n, p in model.named_parameters() if p.requires_grad]
     assert all(".lora_A." in n or ".lora_B." in n for n in trained)
     assert not any("vision_tower" in n or "embed_tokens" in n or "lm_head" in n for n in trained)
@@ -70,7 +70,7 @@ def test_qlora_quantizes_only_the_language_model(tiny_model_dir):
     assert type(model.model.multi_modal_projector.linear_1) is nn.Linear
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in model.model.vision_tower.modules())
     peft_model = add_lora(model, LoraSettings())
-    assert trainable_parameters(peft_model) == 18944
+    assert trainable_parameters(peft_model) == 19968
 
 
 def test_attention_and_dtype_defaults_on_cpu():
