@@ -5,9 +5,9 @@
 
 and then ``data.frame_cache=cache/frames``. Each medium is stored as MediaLoader.load returns it
 (videos: uint8 (N, S, S, 3) frames; images: uint8 (T, S, S, 3) tiles), one ``.npy`` per medium under
-a folder per settings (``n8-s448-t12-thumb-auto``, with a ``cache.json`` saying what they are), named
-by a hash of the medium's resolved path, size and mtime. A change of frame count, tile size, tiling
-or backend reads another folder, and a replaced or touched source file another name, so the loader
+a folder per settings (``n8-s448-t12-thumb-auto-decoder``, with a ``cache.json`` saying what they are), named
+by a hash of the medium's resolved path, size and mtime. A change of frame count, tile size, tiling,
+backend or frame resizing reads another folder, and a replaced or touched source file another name, so the loader
 never serves stale frames: it decodes what is not there. Writes go through a temporary file and a
 rename, so an interrupted build leaves whole files only and a rerun does the rest.
 """
@@ -38,7 +38,7 @@ FORMAT = 1
 def settings_dir(loader: MediaLoader, cache: str | os.PathLike) -> Path:
     """The folder of the cache ``cache`` holding media decoded with exactly ``loader``'s settings."""
     thumb = "thumb" if loader.use_thumbnail else "nothumb"
-    name = f"n{loader.num_frames}-s{loader.tile_size}-t{loader.max_tiles}-{thumb}-{loader.backend}"
+    name = f"n{loader.num_frames}-s{loader.tile_size}-t{loader.max_tiles}-{thumb}-{loader.backend}-{loader.resize}"
     return Path(cache) / name
 
 
@@ -105,7 +105,7 @@ class FrameCache:
             f"frame cache {self.cache} has no entries for {self.folder.name} (it holds: "
             f"{', '.join(found) or 'nothing'}); decoding instead. Build it with the training settings: "
             f"python -m m2se.data.cache FILES --out {self.cache} --num-frames {media.num_frames} "
-            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles}"
+            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles} --video-resize {media.resize}"
         )
 
 
@@ -175,6 +175,7 @@ def build_cache(
     use_thumbnail: bool = True,
     backend: Literal["auto", "decord", "pyav"] = "auto",
     workers: int = 1,
+    resize: Literal["decoder", "pil"] = "decoder",
     progress: bool = True,
     outside_ok: bool = False,
 ) -> BuildSummary:
@@ -183,7 +184,7 @@ def build_cache(
     Media paths must stay inside the media root unless ``outside_ok``. RecordError when the files
     hold no record at all; OSError naming the path when the cache folder cannot be written.
     """
-    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend)
+    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend, resize)
     folder = settings_dir(loader, out)
     folder.mkdir(parents=True, exist_ok=True)
     settings = dict(
@@ -193,6 +194,7 @@ def build_cache(
         max_tiles=max_tiles,
         use_thumbnail=use_thumbnail,
         backend=backend,
+        resize=resize,
     )
     write_json(folder / "cache.json", settings, indent=2)
     for stale in folder.glob(".*.tmp"):  # left by a killed build
@@ -273,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tiles", type=int, default=12)
     parser.add_argument("--no-thumbnail", action="store_true")
     parser.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
+    parser.add_argument(
+        "--video-resize",
+        choices=("decoder", "pil"),
+        default="decoder",
+        help="frames to tiles in the decoder (fast) or with PIL from full-size frames (InternVL's pixels)",
+    )
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--strict", action="store_true", help="exit 2 when any medium failed")
     parser.add_argument(
@@ -294,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             not args.no_thumbnail,
             args.video_backend,
             args.workers,
+            resize=args.video_resize,
             outside_ok=args.allow_media_outside_root,
         )
     except (RecordError, OSError, ValueError) as error:  # bad files, an unwritable --out, a bad --model

@@ -87,6 +87,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         max_tiles: int = 12,
         use_thumbnail: bool = True,
         video_backend: Literal["auto", "decord", "pyav"] = "auto",
+        video_resize: Literal["decoder", "pil"] = "decoder",
         batch_size: int = 1,
         num_batches: int | None = None,
         num_workers: int = 2,
@@ -117,7 +118,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.on_bad_record, self.on_media_error = on_bad_record, on_media_error
         self.allow_media_outside_root = allow_media_outside_root
         self.media: MediaLoader | FrameCache = MediaLoader(
-            num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend
+            num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend, video_resize
         )
         if frame_cache is not None:
             self.media = FrameCache(self.media, frame_cache)
@@ -309,6 +310,7 @@ class MultiTaskDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=Collator(self.processor, "left" if generation else "right"),
             persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),  # uint8 tiles then go to the GPU asynchronously
             # Its own generator: starting an iterator then never draws from the global RNG, whose
             # stream (dropout) a resumed run must continue exactly.
             generator=torch.Generator().manual_seed(self.seed),

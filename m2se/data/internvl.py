@@ -10,13 +10,14 @@ ImageNet normalisation. A medium of T tiles becomes `<img>` + `<IMG_CONTEXT>` ×
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoTokenizer, GotOcr2ImageProcessorPil
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+from PIL import Image
+from transformers import AutoConfig, AutoTokenizer
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from m2se.data.processor import M2SEProcessor, load_pretrained
 
@@ -31,17 +32,6 @@ class InternVLVision:
     tile_size: int
     tokens_per_tile: int
     image_ids: tuple[int, int, int]
-    _normaliser: GotOcr2ImageProcessorPil = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # InternVL's preprocessing: bicubic resize, /255, ImageNet mean/std (not GotOcr2's CLIP defaults).
-        normaliser = GotOcr2ImageProcessorPil(
-            size={"height": self.tile_size, "width": self.tile_size},
-            resample=PILImageResampling.BICUBIC,
-            image_mean=IMAGENET_DEFAULT_MEAN,
-            image_std=IMAGENET_DEFAULT_STD,
-        )
-        object.__setattr__(self, "_normaliser", normaliser)
 
     @property
     def image_token_id(self) -> int:
@@ -63,10 +53,31 @@ class InternVLVision:
         """How many of ``placeholder(tiles)`` the model fills with image features."""
         return self.tokens_per_tile * tiles
 
+    def tiles(self, tiles: np.ndarray) -> torch.Tensor:
+        """uint8 (T, H, W, 3) → uint8 (T, 3, S, S); a tile of another size is squashed to S×S with PIL's
+        bicubic, as InternVL's transform does."""
+        size = self.tile_size
+        if tiles.shape[1:3] != (size, size):
+            resample = Image.Resampling.BICUBIC
+            tiles = np.stack([np.asarray(Image.fromarray(t).resize((size, size), resample)) for t in tiles])
+        # One copy, straight into channels-first (a frame cache's memory-mapped array stays untouched).
+        return torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
+
+    def normalise(self, tiles: torch.Tensor) -> torch.Tensor:
+        """uint8 (T, 3, S, S) → float32 (x / 255 - mean) / std with ImageNet's mean and std (InternVL's),
+        as one fused multiply-add on the tiles' device."""
+        scale, shift = (t.to(tiles.device) for t in _SCALE_SHIFT)
+        return torch.addcmul(shift, tiles, scale)
+
     def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
         """uint8 (T, H, W, 3) → float32 (T, 3, S, S), squashed to S×S if needed, ImageNet-normalised."""
-        out = self._normaliser(list(tiles), return_tensors="pt", input_data_format="channels_last")
-        return out.pixel_values
+        return self.normalise(self.tiles(tiles))
+
+
+_MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_DEFAULT_STD, dtype=torch.float64).view(1, 3, 1, 1)
+# (x / 255 - mean) / std = x * scale + shift
+_SCALE_SHIFT = ((1 / (255 * _STD)).float(), (-_MEAN / _STD).float())
 
 
 def from_pretrained(path: str | Path, **options) -> M2SEProcessor:

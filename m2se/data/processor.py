@@ -48,8 +48,14 @@ class Vision(Protocol):
     def visual_tokens(self, tiles: int) -> int:
         """How many ``image_token_id`` a picture of ``tiles`` tiles holds."""
 
+    def tiles(self, tiles: np.ndarray) -> torch.Tensor:
+        """uint8 (T, H, W, 3) tiles → uint8 (T, 3, S, S), squashed to S×S where needed."""
+
+    def normalise(self, tiles: torch.Tensor) -> torch.Tensor:
+        """uint8 (T, 3, S, S) on any device → the model's float32 input, on that device."""
+
     def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
-        """uint8 (T, H, W, 3) tiles → the model's float32 (T, 3, S, S) input."""
+        """uint8 (T, H, W, 3) tiles → the model's float32 (T, 3, S, S) input: ``normalise(tiles(x))``."""
 
 
 def load_pretrained(path: str | Path, kind=AutoTokenizer):
@@ -77,7 +83,8 @@ class EncodedSample:
     input_ids: torch.Tensor  # (L,) long
     labels: torch.Tensor  # (L,) long
     attention_mask: torch.Tensor  # (L,) long
-    pixel_values: torch.Tensor | None  # (tiles, 3, S, S) float32, in the order the <image>s appear
+    # (tiles, 3, S, S) in the order the <image>s appear: float32, or uint8 with pixels="uint8"
+    pixel_values: torch.Tensor | None
     num_visual_tokens: int
     num_text_tokens: int  # template, query and answer: neither visual nor audio/feature placeholders
     truncated: bool
@@ -91,7 +98,9 @@ class EncodedSample:
 class M2SEProcessor:
     """Turns (query, response, media) into token ids, labels and pixel values for the model whose
     tokenizer and ``vision`` it holds. ValueError when the tokenizer has no pad token or a chat template
-    that cannot be cut around an answer, or ``audio`` names unknown tasks."""
+    that cannot be cut around an answer, or ``audio`` names unknown tasks. ``pixels``: ``float32`` gives
+    the model's input (``model(**collate(batch))`` runs); ``uint8`` keeps tiles as bytes, a quarter of
+    the memory and transfer, for ``model_pixels`` to normalise on the device (what training does)."""
 
     def __init__(
         self,
@@ -101,9 +110,13 @@ class M2SEProcessor:
         max_length: int | None = 4096,
         over_budget: Literal["truncate", "skip"] = "truncate",
         audio: AudioSettings | Mapping | None = None,
+        pixels: Literal["float32", "uint8"] = "float32",
     ) -> None:
         if over_budget not in ("truncate", "skip"):
             raise ValueError(f"over_budget must be 'truncate' or 'skip', got {over_budget!r}")
+        if pixels not in ("float32", "uint8"):
+            raise ValueError(f"pixels must be 'float32' or 'uint8', got {pixels!r}")
+        self.pixels = pixels
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; collate needs one")
         self.tokenizer, self.vision = tokenizer, vision
@@ -195,7 +208,8 @@ class M2SEProcessor:
             masks[kind] = torch.zeros(len(input_ids), dtype=torch.bool)
             masks[kind][len(head) + start : len(head) + start + count] = True
         # Tiles in text order: images, then video frames.
-        pixels = torch.cat([self.vision.pixel_values(x) for x in (*images, *videos)]) if num_visual else None
+        convert = self.vision.tiles if self.pixels == "uint8" else self.vision.pixel_values
+        pixels = torch.cat([convert(x) for x in (*images, *videos)]) if num_visual else None
         return EncodedSample(
             input_ids=input_ids,
             labels=labels,
@@ -209,6 +223,13 @@ class M2SEProcessor:
             feature_values={v: torch.from_numpy(np.asarray(features[v], np.float32)) for v in views},
             feature_masks={v: masks[("features", v)] for v in views},
         )
+
+    def model_pixels(self, pixel_values: torch.Tensor | None) -> torch.Tensor | None:
+        """A batch's ``pixel_values`` as the model takes them: uint8 tiles normalised where they are
+        (on the GPU after transfer), float32 ones unchanged."""
+        if pixel_values is None or pixel_values.dtype != torch.uint8:
+            return pixel_values
+        return self.vision.normalise(pixel_values)
 
     def audio_values(self, waveform: np.ndarray) -> torch.Tensor:
         """Mono float32 (N,) at ``sampling_rate`` → the encoder's input values (its feature extractor's)."""

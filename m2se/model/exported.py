@@ -4,7 +4,7 @@ and media settings the model was trained with. Its presence marks the folder as 
 
     {"m2se_export": 1, "format": "native", "dtype": "bfloat16", "base": "...", "ckpt": "...",
      "processor": {"system_prompt": "...", "max_length": 4096, "over_budget": "truncate",
-                   "num_frames": 8, "max_tiles": 12, "use_thumbnail": true,
+                   "num_frames": 8, "max_tiles": 12, "use_thumbnail": true, "video_resize": "decoder",
                    "tile_size": 448, "tokens_per_tile": 256},
      "settings_from": "RUN/.hydra/config.yaml", "audio": false}
 """
@@ -26,6 +26,7 @@ CONFIG_KEYS = {
     "num_frames": "data.num_frames",
     "max_tiles": "data.max_tiles",
     "use_thumbnail": "data.use_thumbnail",
+    "video_resize": "data.video_resize",
 }
 
 

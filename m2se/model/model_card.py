@@ -104,6 +104,7 @@ def _settings(record: ExportRecord) -> list[str]:
         ("video frames (num_frames)", p.get("num_frames")),
         ("image tiles at most (max_tiles)", p.get("max_tiles")),
         ("thumbnail tile (use_thumbnail)", p.get("use_thumbnail")),
+        ("video frames to tiles (video_resize)", p.get("video_resize")),
         ("tile size (px)", p.get("tile_size")),
         ("tokens per tile", p.get("tokens_per_tile")),
     ]

@@ -130,7 +130,7 @@ class M2SEModule(L.LightningModule):
             loss = self.model(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
-                pixel_values=batch["pixel_values"],
+                pixel_values=self.processor.model_pixels(batch["pixel_values"]),
                 labels=batch["labels"],
             ).loss
         return loss if self.extra_tokens is None else loss + self.extra_tokens.unused()
@@ -218,7 +218,8 @@ class M2SEModule(L.LightningModule):
             eos_token_id=self.processor.stop_token_ids,  # the end of turn training taught, and eos
         )
         # generate() runs the vision tower whenever a pixel_values key is given, even None (text-only).
-        pixels = {} if batch["pixel_values"] is None else {"pixel_values": batch["pixel_values"]}
+        pixels = self.processor.model_pixels(batch["pixel_values"])
+        pixels = {} if pixels is None else {"pixel_values": pixels}
         try:
             with self.placed(batch):
                 out = self.model.generate(

@@ -17,7 +17,12 @@ SETTINGS = dict(num_frames=2, tile_size=56, max_tiles=2)
 
 def loader(cache=None, **overrides) -> MediaLoader | FrameCache:
     settings = {**SETTINGS, **overrides}
-    media = MediaLoader(settings["num_frames"], settings["tile_size"], settings["max_tiles"])
+    media = MediaLoader(
+        settings["num_frames"],
+        settings["tile_size"],
+        settings["max_tiles"],
+        resize=settings.get("resize", "decoder"),
+    )
     return media if cache is None else FrameCache(media, cache)
 
 
@@ -73,7 +78,13 @@ def test_build_caches_every_medium_once(demo_cache, demo_dir):
     folder = settings_dir(loader(), out)
     assert len(list(folder.glob("*.npy"))) == len(media) and not list(folder.glob(".*"))
     manifest = json.loads((folder / "cache.json").read_text())
-    assert manifest == {**SETTINGS, "format": 1, "use_thumbnail": True, "backend": "auto"}
+    assert manifest == {
+        **SETTINGS,
+        "format": 1,
+        "use_thumbnail": True,
+        "backend": "auto",
+        "resize": "decoder",
+    }
 
 
 def test_loader_serves_cache_byte_identical_to_decoding(demo_cache, demo_media):
@@ -88,7 +99,9 @@ def test_loader_serves_cache_byte_identical_to_decoding(demo_cache, demo_media):
     assert_same(cached[1], decoded[1])
 
 
-@pytest.mark.parametrize("change", [{"num_frames": 3}, {"tile_size": 28}, {"max_tiles": 1}])
+@pytest.mark.parametrize(
+    "change", [{"num_frames": 3}, {"tile_size": 28}, {"max_tiles": 1}, {"resize": "pil"}]
+)
 def test_other_settings_miss_and_decode(demo_cache, demo_media, change):
     images, videos = demo_media
     other = loader(demo_cache[0], **change)

@@ -227,3 +227,38 @@ def test_a_malformed_model_directory_is_one_error_naming_it(tmp_path, config):
             resolve_model_path(tmp_path, tmp_path / "cache")
     with pytest.raises((ValueError, OSError), match=str(tmp_path)):
         load_base(tmp_path)
+
+
+def test_pixel_values_match_transformers_normalisation(processor):
+    """Tiles of the tile size, and tiles squashed to it (PIL bicubic), as GotOcr2's PIL processor gives them."""
+    from transformers import GotOcr2ImageProcessorPil
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+
+    reference = GotOcr2ImageProcessorPil(
+        size={"height": 56, "width": 56},
+        resample=PILImageResampling.BICUBIC,
+        image_mean=IMAGENET_DEFAULT_MEAN,
+        image_std=IMAGENET_DEFAULT_STD,
+    )
+    rng = np.random.default_rng(0)
+    for shape in ((3, 56, 56, 3), (2, 40, 70, 3)):
+        tiles = rng.integers(0, 256, shape, dtype=np.uint8)
+        expected = reference(list(tiles), return_tensors="pt", input_data_format="channels_last").pixel_values
+        torch.testing.assert_close(processor.vision.pixel_values(tiles), expected, atol=1e-5, rtol=0)
+
+
+def test_uint8_pixels_are_the_tiles_and_normalise_to_the_float_ones(tiny_model_dir):
+    bytes_processor = internvl.from_pretrained(tiny_model_dir, pixels="uint8")
+    square, wide = frames(2), np.random.default_rng(1).integers(0, 256, (2, 40, 70, 3), dtype=np.uint8)
+    for tiles in (square, wide):
+        sample = bytes_processor(QUERY, videos=[tiles])
+        assert sample.pixel_values.dtype == torch.uint8 and sample.pixel_values.shape == (2, 3, 56, 56)
+        floats = bytes_processor.vision.pixel_values(tiles)
+        torch.testing.assert_close(
+            bytes_processor.model_pixels(sample.pixel_values), floats, atol=1e-5, rtol=0
+        )
+    assert torch.equal(
+        bytes_processor(QUERY, videos=[square]).pixel_values, torch.from_numpy(square).permute(0, 3, 1, 2)
+    )
+    with pytest.raises(ValueError, match="pixels must be 'float32' or 'uint8'"):
+        internvl.from_pretrained(tiny_model_dir, pixels="float16")

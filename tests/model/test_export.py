@@ -166,7 +166,7 @@ def test_settings_and_card_come_from_the_training_runs(exported, trained_runs):
     assert record["format"] == "native" and record["dtype"] == "bfloat16" and not record["audio"]
     assert record["processor"] == {
         "system_prompt": SYSTEM, "max_length": 1024, "over_budget": "truncate", "num_frames": 4,
-        "max_tiles": 4, "use_thumbnail": True, "tile_size": 56, "tokens_per_tile": 4,
+        "max_tiles": 4, "use_thumbnail": True, "video_resize": "decoder", "tile_size": 56, "tokens_per_tile": 4,
     }  # fmt: skip
     assert record["settings_from"].endswith("runs/second/.hydra/config.yaml")
     card = (exported["bf16"] / "README.md").read_text()

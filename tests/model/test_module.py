@@ -37,3 +37,31 @@ def test_checkpoint_holds_only_what_trains(tiny_model_dir):
     assert checkpoint["m2se"]["lora_config"]["r"] == 8 and checkpoint["m2se"]["merged"] == []
     with pytest.raises(ValueError, match="not an m2se checkpoint"):
         module.on_load_checkpoint({"state_dict": {}})
+
+
+def test_uint8_batches_give_the_float_batches_loss_answers_and_scores(tiny_model_dir):
+    """data.processor.pixels=uint8: the module normalises the bytes itself, to the same loss and answers."""
+    import numpy as np
+    import torch
+
+    tiles = np.random.default_rng(0).integers(0, 256, (2, 56, 56, 3), dtype=np.uint8)
+    as_float = internvl.from_pretrained(tiny_model_dir)
+    as_bytes = internvl.from_pretrained(tiny_model_dir, pixels="uint8")
+    module = M2SEModule(InternVL(str(tiny_model_dir)), as_float).eval()
+    batches = {}
+    for name, processor in (("float", as_float), ("bytes", as_bytes)):
+        sample = processor("What is shown?", "Joy", videos=[tiles])
+        batches[name] = processor.collate([sample])
+    assert batches["bytes"]["pixel_values"].dtype == torch.uint8
+    assert batches["bytes"]["pixel_values"].shape == batches["float"]["pixel_values"].shape == (2, 3, 56, 56)
+    torch.testing.assert_close(
+        as_bytes.model_pixels(batches["bytes"]["pixel_values"]), batches["float"]["pixel_values"]
+    )
+    with torch.no_grad():
+        losses = [module(batches[name]).item() for name in ("float", "bytes")]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+    prompts = {}
+    for name, processor in (("float", as_float), ("bytes", as_bytes)):
+        prompts[name] = processor.collate([processor("What is shown?", videos=[tiles])], padding_side="left")
+    answers = [module.generate_answers(prompts[name], "erc", max_new_tokens=4) for name in ("float", "bytes")]
+    assert answers[0] == answers[1]
