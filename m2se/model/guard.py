@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
@@ -34,9 +36,14 @@ class NonFiniteGuard:
         finite = torch.isfinite(loss.detach())
         self._loss_finite = finite if self._loss_finite is None else self._loss_finite & finite
 
-    def step_is_finite(self, module: nn.Module, step: int) -> bool:
-        """True: go ahead. False: this step's gradients were dropped. Raises NonFiniteError after too many."""
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
+    def step_is_finite(
+        self, module: nn.Module, step: int, params: Sequence[torch.Tensor] | None = None
+    ) -> bool:
+        """True: go ahead. False: this step's gradients were dropped. Raises NonFiniteError after too many.
+        ``params``: the parameters the optimizer steps (default: all of ``module``'s; walking a frozen
+        multi-billion-parameter model's modules every step costs milliseconds)."""
+        params = list(module.parameters()) if params is None else params
+        grads = [p.grad for p in params if p.grad is not None]
         # One reduction and one sync per step: a non-finite entry makes its tensor's norm non-finite.
         finite = (
             torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()) if grads else torch.tensor(True)
@@ -51,7 +58,7 @@ class NonFiniteGuard:
         if finite:
             self._run = []
             return True
-        for p in module.parameters():
+        for p in params:
             p.grad = None
         self.skipped += 1
         self._run.append(step)

@@ -278,7 +278,8 @@ class M2SEModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.trainer.precision == "16-mixed":
             return  # the grad scaler skips overflowing steps itself, and early ones overflow by design
-        if not self.guard.step_is_finite(self, self.global_step):
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if not self.guard.step_is_finite(self, self.global_step, params):
             for logger in self.loggers:
                 logger.log_metrics({"train/skipped_steps": self.guard.skipped}, step=self.global_step)
 
