@@ -5,9 +5,11 @@
 
 Evaluation's path, piece by piece: the demo test file of ``--task`` (written to a temporary folder)
 is read with ``load_records``, encoded as prompts by ``EncodedDataset(generation=True)`` and
-batched by the left-padding ``Collator``, in record order as the test loader does; ``M2SEModule``
+batched by the left-padding ``Collator`` in record order; ``M2SEModule``
 (base + a fresh LoRA, ``LoadSettings`` defaults: bf16 on CUDA, fp32 on CPU) answers greedily.
-Inputs are encoded once and not timed (bench/data.py times loading).
+Inputs are encoded once and not timed (bench/data.py times loading). Last, the padding's share of
+the prompt tokens over all the demo's test tasks, batched in record order and by prompt length (the
+test and predict loaders' way, ``m2se.data.loaders.grouped``).
 
 Batch 1 is the one-at-a-time loop and the reference: every other batch size must give the same
 answers, since left padding done right changes nothing a sample sees. Each batch size runs one
@@ -48,7 +50,9 @@ from train_step import INTERNVL2, write_random_internvl2
 from m2se.data import internvl
 from m2se.data.dataset import Collator, EncodedDataset
 from m2se.data.demo import TEST_TASKS, write_demo_dataset
+from m2se.data.loaders import grouped
 from m2se.data.records import load_records
+from m2se.data.report import token_lengths
 from m2se.data.video import MediaLoader
 from m2se.model.backbone import LoadSettings
 from m2se.model.internvl import InternVL, resolve_model_path
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  batch {size}: {results[-1].seconds:.2f} s for {len(items)} samples", flush=True)
         del module
         gc.collect()
+        padding = {size: pad_fractions(root, processor, media, size) for size in sizes if size > 1}
 
     reference = results[0]
     memory = "max allocated, weights included" if cuda else "RSS growth from before the untimed batch"
@@ -251,6 +256,22 @@ def main(argv: list[str] | None = None) -> None:
         f"\nbatched answers equal one-at-a-time answers: {mismatches} mismatches over "
         f"{len(results) - 1} batch sizes x {len(items)} samples"
     )
+    print(f"\npad share of prompt tokens, all {len(TEST_TASKS)} demo test tasks, one task per batch:")
+    for size, (plain, by_length) in padding.items():
+        print(f"  batch {size}: record order {plain:.3f}, by prompt length {by_length:.3f}")
+
+
+def pad_fractions(root: Path, processor, media: MediaLoader, size: int) -> tuple[float, float]:
+    """Padding's share of the prompt tokens of the demo's test files (every task) in generation
+    batches of ``size``: in record order, and grouped by prompt length as ``question_loader`` does."""
+    records = [r for task in TEST_TASKS for r in load_records(root / "test" / f"{task}.json", root).records]
+    lengths = token_lengths(records, processor, media, answers=False)
+
+    def share(batches) -> float:
+        slots = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+        return 1 - sum(lengths[i] for b in batches for i in b) / slots
+
+    return share(grouped(records, None, size, None)), share(grouped(records, None, size, None, lengths))
 
 
 if __name__ == "__main__":

@@ -118,6 +118,8 @@ def test_generation_with_the_tiny_model_on_the_demo(tiny_model_dir, demo_dir, tm
             len(rows) == 40
             and {"query", "response", "label", "media", "parsed"} <= json.loads(rows[0]).keys()
         )
+        # Batched longest prompt first (ecpe's dialogues differ in length), written in record order.
+        assert [json.loads(row)["where"] for row in rows] == [f"{task}.json:{i}" for i in range(40)]
     assert json.loads((tmp_path / "out/metrics.json").read_text())["msa"]["count"] == 40
 
 

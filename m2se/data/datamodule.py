@@ -327,15 +327,15 @@ class MultiTaskDataModule(L.LightningDataModule):
         )
 
     def test_dataloader(self) -> list[DataLoader]:
-        """One generation loader (prompts only, left padding) per test task, in ``test_sources`` order."""
-        return [
-            self._loader(records, grouped(records, None, self.batch_size, None), generation=True)
-            for records in self.test_records.values()
-        ]
+        """One generation loader (``question_loader``) per test task, in ``test_sources`` order."""
+        return [self.question_loader(records) for records in self.test_records.values()]
 
     def question_loader(self, records: list[Record]) -> DataLoader:
-        """predict.py's generation batches over ``records`` (one task per batch, left-padded prompts)."""
-        return self._loader(records, grouped(records, None, self.batch_size, None), generation=True)
+        """Generation batches over ``records`` (evaluation's per test task, and predict.py's): one task
+        per batch, left-padded prompts, batched by prompt length (longest first) to pad little."""
+        lengths = token_lengths(records, self.processor, self.media, answers=False)
+        batches = grouped(records, None, self.batch_size, None, lengths)
+        return self._loader(records, batches, generation=True)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         self.truncated += batch.get("truncated", 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch.distributed as dist
 from torch.utils.data import DataLoader
@@ -65,16 +65,24 @@ class ShardedBatches:
         return len(self._shard())
 
 
-def grouped(records: list[Record], tasks, batch_size: int, limit: int | None) -> ShardedBatches:
-    """Batches of one task each, in record order, at most ``limit`` records per task, sharded by rank."""
+def grouped(
+    records: list[Record], tasks, batch_size: int, limit: int | None, lengths: Sequence[int] | None = None
+) -> ShardedBatches:
+    """Batches of one task each, at most ``limit`` records per task, sharded by rank. In record order,
+    or with ``lengths`` (tokens per record) longest first within each task, so that a batch pads its
+    prompts to a length close to each of theirs (generation's left padding) and the largest batch
+    comes first."""
     by_task: dict[str, list[int]] = {}
     for i, record in enumerate(records):
         if tasks is None or record.task in tasks:
             by_task.setdefault(record.task, []).append(i)
+    kept = (v[:limit] for v in by_task.values())
+    if lengths is not None:
+        kept = (sorted(v, key=lambda i: -lengths[i]) for v in kept)
     return ShardedBatches(
         [
             indices[start : start + batch_size]
-            for indices in (v[:limit] for v in by_task.values())
+            for indices in kept
             for start in range(0, len(indices), batch_size)
         ]
     )

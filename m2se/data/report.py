@@ -25,12 +25,15 @@ def _image_tiles(path, media: MediaLoader) -> int:
     return count_tiles(height, width, media.tile_size, media.max_tiles, media.use_thumbnail)
 
 
-def token_lengths(records: list[Record], processor: M2SEProcessor, media: MediaLoader) -> list[int]:
-    """Tokens (visual + text) of each record as the processor would encode it, without decoding media."""
+def token_lengths(
+    records: list[Record], processor: M2SEProcessor, media: MediaLoader, answers: bool = True
+) -> list[int]:
+    """Tokens (visual + text) of each record as the processor would encode it, without decoding media;
+    ``answers=False``: of its generation prompt (no answer)."""
     return [
         processor.count_tokens(
             r.query,
-            r.response,
+            r.response if answers else None,
             image_tiles=[_image_tiles(p, media) for p in r.images],
             video_frames=[media.num_frames] * len(r.videos),
             **processor.placeholders(r.task, list(r.features)),

@@ -110,7 +110,7 @@ class M2SEModule(L.LightningModule):
         self.test_metrics = nn.ModuleDict({t: TaskMetrics(t, protocol, parse) for t in TASKS})
         self._val_generated: dict[str, int] = {}
         self._val_rows: dict[str, list[Prediction]] = {}  # this validation's generations, for loggers' tables
-        self._test_rows: dict[str, list[Prediction]] = {}
+        self._test_rows: dict[str, list[tuple[tuple[str, int], Prediction]]] = {}  # (source, index), row
         self.test_results: dict[str, TaskResult] = {}
         self.predict_scores = True  # predict.py's scores=: label probabilities beside each answer
 
@@ -239,7 +239,9 @@ class M2SEModule(L.LightningModule):
         answers = self.generate_answers(batch, task)
         rows = [Prediction.of_record(r, a) for r, a in zip(batch["records"], answers, strict=True)]
         self.test_metrics[task].add(rows)
-        self._test_rows.setdefault(task, []).extend(rows)
+        # Batches come longest prompt first (question_loader): rows go back to record order.
+        keyed = [((r.source, r.index), row) for r, row in zip(batch["records"], rows, strict=True)]
+        self._test_rows.setdefault(task, []).extend(keyed)
 
     def on_test_epoch_end(self) -> None:
         # Collective calls below: every rank goes through the same tasks in the same order.
@@ -251,6 +253,7 @@ class M2SEModule(L.LightningModule):
                 gathered = [None] * dist.get_world_size()
                 dist.all_gather_object(gathered, rows)
                 rows = [row for part in gathered for row in part]
+            rows = [row for _, row in sorted(rows, key=lambda keyed: keyed[0])]
             metrics = self.test_metrics[task]
             if rows:
                 with warnings.catch_warnings():  # a rank whose shard had none of this task
