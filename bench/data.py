@@ -10,7 +10,9 @@ repetitions, clip → float32 pixel values (``--frames`` tiles of ``--tile`` px,
 - exact: the same with ``resize="pil"`` (InternVL's own pixels);
 - cached: the frame cache (``m2se.data.cache``) built from the same clips, then the same pixels;
 - decoding alone: PyAV decoding as far as the last wanted frame, nothing converted. Every path that
-  decodes costs at least this; on 2 CPU cores it is most of the decode path's time.
+  decodes costs at least this; on 2 CPU cores it is most of the decode path's time;
+- with CUDA, decode and cached again with the uint8 tiles pinned, moved to the GPU and normalised
+  there (``data.processor.pixels=uint8``), synchronised per clip.
 It prints how far the decoder-scaled pixels are from the exact ones (mean and max absolute difference,
 0-255) on these clips and on the demo's, the DataModule's samples/s (second mixture, batch 4) decoding
 and through a cache, and ends with ``data path vs transformers: decode <r>x, cached <r>x``.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from m2se.data import internvl
@@ -179,6 +182,17 @@ def main() -> None:
             "decoding alone": clips_per_second(decode_only(args.frames), clips),
             "cached": clips_per_second(lambda c: vision.pixel_values(cache.load([], [c])[1][0]), clips),
         }
+        if (
+            torch.cuda.is_available()
+        ):  # uint8 tiles to the GPU, normalised there (data.processor.pixels=uint8)
+
+            def on_gpu(frames):
+                pixels = vision.normalise(vision.tiles(frames).pin_memory().cuda(non_blocking=True))
+                torch.cuda.synchronize()
+                return pixels
+
+            rates["decode, GPU norm"] = clips_per_second(lambda c: on_gpu(decoder.decode("video", c)), clips)
+            rates["cached, GPU norm"] = clips_per_second(lambda c: on_gpu(cache.load([], [c])[1][0]), clips)
         assert cache.misses == 0, "the 720p frame cache missed"
         for name, rate in rates.items():
             print(f"720p clip → {args.frames}x{args.tile}px float pixels, {name:<14} {rate:7.2f} clips/s")
