@@ -10,13 +10,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from m2se.data.datamodule import COUNTS, check_counts
+from m2se.data.datamodule import CHOICES, COUNTS, check_choices, check_counts
 from m2se.data.mixtures import mixture_weights
 
 
 def check_before_work(cfg: DictConfig) -> None:
     """``ckpt``/``resume`` are null or exist; the data config's counts are integers in range
-    (``check_counts``); every mixture names known tasks with valid weights; ``data.mixture`` is one of
+    (``check_counts``) and its word settings among their choices (``check_choices``); every mixture names known tasks with valid weights; ``data.mixture`` is one of
     them. Raises on the first problem."""
     for key in ("ckpt", "resume"):
         value = cfg.get(key)
@@ -26,6 +26,9 @@ def check_before_work(cfg: DictConfig) -> None:
             raise FileNotFoundError(f"{key}={value}: no such checkpoint or adapter folder")
     data = cfg.get("data") or {}
     check_counts(**{key: data.get(key) for key in COUNTS if key in data})
+    processor = data.get("processor") or {}
+    given = {**data, **{f"processor.{key}": value for key, value in processor.items()}}
+    check_choices({key: given[key] for key in CHOICES if key in given})
     mixtures = data.get("mixtures")
     if "mixtures" in data and not isinstance(mixtures, DictConfig):
         raise ValueError(

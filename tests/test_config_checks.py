@@ -34,6 +34,19 @@ ENTRIES = {"train": train.train, "evaluate": evaluate.evaluate, "predict": predi
         ("train", "data.num_workers=-1", "data.num_workers must be an integer >= 0"),
         ("train", "data.num_batches=0", "data.num_batches must be an integer >= 1 (or null)"),
         ("train", "data.mixtures=null", "data.mixtures must be a mapping"),
+        (
+            "train",
+            "data.video_resize=nearest",
+            "data.video_resize must be one of decoder, pil; got 'nearest'",
+        ),
+        ("evaluate", "data.video_backend=ffmpeg", "data.video_backend must be one of auto, decord, pyav"),
+        ("predict", "data.processor.pixels=float16", "data.processor.pixels must be one of float32, uint8"),
+        (
+            "train",
+            "data.processor.over_budget=drop",
+            "data.processor.over_budget must be one of truncate, skip",
+        ),
+        ("train", "data.on_media_error=ignore", "data.on_media_error must be one of skip, raise"),
     ],
 )
 def test_caught_before_data_or_model_load(entry, override, message, tmp_path, monkeypatch, capsys):

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -22,7 +22,7 @@ from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record, RecordError, load_records
 from m2se.data.report import DataReport, token_lengths
 from m2se.data.sampler import TaskWeightedBatchSampler
-from m2se.data.video import MediaLoader
+from m2se.data.video import Backend, MediaLoader, Resize
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,25 @@ def check_counts(**values: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             null = " (or null)" if optional else ""
             raise ValueError(f"data.{key} must be an integer >= {minimum}{null}, got {value!r}")
+
+
+# Settings of the data config that take one of a few words (``data.processor.*``: the processor's).
+CHOICES = {
+    "video_backend": get_args(Backend),
+    "video_resize": get_args(Resize),
+    "on_bad_record": ("raise", "skip"),
+    "on_media_error": ("skip", "raise"),
+    "processor.over_budget": ("truncate", "skip"),
+    "processor.pixels": ("float32", "uint8"),
+}
+
+
+def check_choices(values: Mapping[str, Any]) -> None:
+    """ValueError naming ``data.<key>`` and its choices unless each of ``CHOICES`` given (by its key,
+    ``processor.pixels`` included) is one of them."""
+    for key, value in values.items():
+        if value not in CHOICES[key]:
+            raise ValueError(f"data.{key} must be one of {', '.join(CHOICES[key])}; got {value!r}")
 
 
 class MultiTaskDataModule(L.LightningDataModule):
@@ -99,6 +118,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         allow_media_outside_root: bool = False,
     ) -> None:
         super().__init__()
+        words = dict(video_backend=video_backend, video_resize=video_resize)
+        check_choices({**words, "on_bad_record": on_bad_record, "on_media_error": on_media_error})
         check_counts(
             batch_size=batch_size,
             num_batches=num_batches,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -80,8 +80,10 @@ def read_video(
     and FFmpeg's choice elsewhere.
     """
     check_file(path)
-    if resize not in ("decoder", "pil"):
-        raise ValueError(f"resize must be 'decoder' or 'pil', got {resize!r}")
+    if resize not in get_args(Resize) or backend not in get_args(Backend):
+        raise ValueError(
+            f"resize must be decoder or pil and backend auto, decord or pyav; got {resize!r}, {backend!r}"
+        )
     threads = _default_threads() if threads is None else threads
     scale = size if resize == "decoder" else None
     decord = None if backend == "pyav" else _import_decord(required=backend == "decord")
@@ -114,6 +116,13 @@ class MediaLoader:
     use_thumbnail: bool = True
     backend: Backend = "auto"
     resize: Resize = "decoder"
+
+    def __post_init__(self) -> None:
+        if self.resize not in get_args(Resize) or self.backend not in get_args(Backend):
+            raise ValueError(
+                f"MediaLoader: resize must be decoder or pil and backend auto, decord or pyav; "
+                f"got {self.resize!r}, {self.backend!r}"
+            )
 
     def load(
         self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]

@@ -206,6 +206,10 @@ def test_decoder_threads_do_not_change_pixels(smooth_clip):
         np.testing.assert_array_equal(one, auto)
 
 
-def test_an_unknown_resize_is_refused(smooth_clip):
-    with pytest.raises(ValueError, match="resize must be 'decoder' or 'pil'"):
+def test_an_unknown_resize_or_backend_is_refused(smooth_clip):
+    with pytest.raises(ValueError, match="resize must be decoder or pil.*got 'nearest', 'auto'"):
         read_video(smooth_clip, 4, 56, resize="nearest")
+    with pytest.raises(ValueError, match="got 'decoder', 'ffmpeg'"):
+        read_video(smooth_clip, 4, 56, backend="ffmpeg")
+    with pytest.raises(ValueError, match="MediaLoader: .*got 'nearest'"):
+        MediaLoader(4, 56, resize="nearest")
