@@ -77,6 +77,7 @@ def config(tmp: Path, args, steps: int):
                 "trainer.limit_val_batches=0",
                 "+trainer.enable_progress_bar=false",
                 "prepare_demo=false",
+                "callbacks.adapter=null",  # no adapter folder to write
                 *args.overrides,
             ],
         )

@@ -22,9 +22,10 @@ from m2se.tasks import TASKS
 
 
 def read_run(folder: str | Path) -> dict[str, dict]:
-    """task → its metrics.json entry (with ``baselines``). Raises ValueError, one line naming the file,
-    when it is missing or not a JSON object of tasks."""
-    path = Path(folder) / "metrics.json"
+    """task → its metrics.json entry (with ``baselines``) of the run folder ``folder`` (or that file
+    itself). Raises ValueError, one line naming the file, when it is missing or not a JSON object of tasks."""
+    path = Path(folder)
+    path = path if path.name == "metrics.json" and path.is_file() else path / "metrics.json"
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -87,9 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m m2se.compare_runs", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="evaluate.py run folders (each holding metrics.json)")
     args = parser.parse_args(argv)
-    names = [Path(r).name or str(r) for r in args.runs]
-    if len(set(names)) < len(names):
-        names = [str(r) for r in args.runs]
+    folders = [Path(r).parent if Path(r).name == "metrics.json" else Path(r) for r in args.runs]
+    names = [f.name or str(f) for f in folders]
+    if len(set(names)) < len(names) and len(set(names)) < len({f.resolve() for f in folders}):
+        names = [str(f) for f in folders]  # other folders of the same name: their paths tell them apart
+    # The same run given twice gets two columns, numbered.
+    names = [n if names.count(n) == 1 else f"{n} ({names[:i].count(n) + 1})" for i, n in enumerate(names)]
     try:
         runs = {name: read_run(folder) for name, folder in zip(names, args.runs, strict=True)}
     except ValueError as err:

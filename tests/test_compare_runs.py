@@ -54,3 +54,11 @@ def test_unreadable_runs_are_one_line(tmp_path, capsys, content, message):
     assert main([str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(folder / "metrics.json") in err and message in err
+
+
+def test_the_same_run_twice_gets_two_columns_and_a_metrics_file_is_taken_as_its_run(tmp_path, capsys):
+    run = _run(tmp_path / "eval", fer=_fer(0.5))
+    assert main([str(run), str(run / "metrics.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| task | metric | eval (1) | eval (2) |" in out
+    assert "| fer | phrase_f1 | 0.5000 > 0.2500 majority | 0.5000 > 0.2500 majority |" in out

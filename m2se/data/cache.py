@@ -105,7 +105,8 @@ class FrameCache:
             f"frame cache {self.cache} has no entries for {self.folder.name} (it holds: "
             f"{', '.join(found) or 'nothing'}); decoding instead. Build it with the training settings: "
             f"python -m m2se.data.cache FILES --out {self.cache} --num-frames {media.num_frames} "
-            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles} --video-resize {media.resize}"
+            f"--tile-size {media.tile_size} --max-tiles {media.max_tiles} --video-resize {media.resize} "
+            f"--video-backend {media.backend}" + ("" if media.use_thumbnail else " --no-thumbnail")
         )
 
 
@@ -184,7 +185,9 @@ def build_cache(
     Media paths must stay inside the media root unless ``outside_ok``. RecordError when the files
     hold no record at all; OSError naming the path when the cache folder cannot be written.
     """
-    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend, resize)
+    # Worker processes decode one clip each at a time: one decoder thread each, as in DataLoader workers.
+    threads = 1 if workers > 1 else None
+    loader = MediaLoader(num_frames, tile_size, max_tiles, use_thumbnail, backend, resize, threads)
     folder = settings_dir(loader, out)
     folder.mkdir(parents=True, exist_ok=True)
     settings = dict(

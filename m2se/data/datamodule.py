@@ -375,6 +375,7 @@ class MultiTaskDataModule(L.LightningDataModule):
         return batch
 
     def teardown(self, stage: str) -> None:
+        stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn enum
         if self.runtime_skips or self.truncated:
             counts = ", ".join(f"{reason} {n}" for reason, n in self.runtime_skips.most_common()) or "none"
             rank_zero_info(f"samples skipped while loading ({stage}): {counts}; truncated: {self.truncated}")

@@ -77,7 +77,7 @@ def read_video(
     ``auto`` uses decord and falls back to PyAV when decord is not installed or fails on the file
     (decord 0.6 cannot even copy out frames of some small widths); both pick the same frame indices.
     ``threads``: decoder threads, None for one inside a DataLoader worker (the workers use the cores)
-    and FFmpeg's choice elsewhere.
+    and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on every path.
     """
     check_file(path)
     if resize not in get_args(Resize) or backend not in get_args(Backend):
@@ -116,6 +116,7 @@ class MediaLoader:
     use_thumbnail: bool = True
     backend: Backend = "auto"
     resize: Resize = "decoder"
+    threads: int | None = None  # read_video's; not a setting of the frames (a cache ignores it)
 
     def __post_init__(self) -> None:
         if self.resize not in get_args(Resize) or self.backend not in get_args(Backend):
@@ -134,7 +135,7 @@ class MediaLoader:
     def decode(self, kind: Kind, path: str | os.PathLike) -> np.ndarray:
         """One medium decoded: an image's tiles or a video's frames. MediaError naming the file."""
         if kind == "video":
-            return read_video(path, self.num_frames, self.tile_size, self.backend, self.resize)
+            return read_video(path, self.num_frames, self.tile_size, self.backend, self.resize, self.threads)
         # Imported on first use: tiling pulls in transformers, which reading frames does not need.
         from m2se.data.tiles import tile_image
 
@@ -148,6 +149,8 @@ def _import_decord(required: bool) -> ModuleType | None:
         if required:
             raise
         return None
+    # Its FFmpeg would print a line per unreadable file; the MediaError says it once, naming the file.
+    decord.logging.set_level(decord.logging.QUIET)
     return decord
 
 
@@ -175,8 +178,12 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
 
     def rgb(frame: av.VideoFrame) -> np.ndarray:
         if size is None:
-            return frame.to_ndarray(format="rgb24")
-        return frame.reformat(size, size, "rgb24", interpolation="BICUBIC").to_ndarray()
+            array = frame.to_ndarray(format="rgb24")
+        else:
+            array = frame.reformat(size, size, "rgb24", interpolation="BICUBIC").to_ndarray()
+        # A phone clip's display rotation (degrees counter-clockwise), which decord's scaler applies too.
+        turns = round((frame.rotation or 0) / 90) % 4
+        return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
     try:
         with av.open(str(path)) as container:

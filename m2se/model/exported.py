@@ -28,6 +28,8 @@ CONFIG_KEYS = {
     "use_thumbnail": "data.use_thumbnail",
     "video_resize": "data.video_resize",
 }
+# What a setting was before its key existed: records and run configs that lack it were made so.
+LEGACY = {"video_resize": "pil"}
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,10 @@ class ExportRecord:
     audio: bool = False
 
     def config_values(self) -> dict[str, object]:
-        """Config key → value for every recorded setting a run's config can set."""
-        return {key: self.processor[name] for name, key in CONFIG_KEYS.items() if name in self.processor}
+        """Config key → value for every recorded setting a run's config can set (``LEGACY`` values for
+        settings older exports did not record)."""
+        settings = {**LEGACY, **self.processor}
+        return {key: settings[name] for name, key in CONFIG_KEYS.items() if name in settings}
 
     def write(self, folder: Path) -> None:
         text = dumps({"m2se_export": VERSION, **asdict(self)}, indent=2, ensure_ascii=False)

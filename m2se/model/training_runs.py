@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from m2se.files import read_json_object
 from m2se.model.checkpoints import CheckpointError, load_checkpoint
-from m2se.model.exported import CONFIG_KEYS
+from m2se.model.exported import CONFIG_KEYS, LEGACY
 
 # The project's defaults for the settings a run's config did not record.
 DEFAULTS = Path(__file__).resolve().parents[2] / "conf" / "data" / "shared" / "datamodule.yaml"
@@ -102,6 +102,8 @@ def training_settings(runs: list[HydraRun]) -> tuple[dict, str]:
     settings, from_defaults = {}, []
     for name, key in CONFIG_KEYS.items():
         value = run.get(key) if run else None
+        if value is None and run is not None and name in LEGACY:
+            value = LEGACY[name]  # the run predates the setting
         if value is None:
             value = defaults.get(key)
             from_defaults.append(name)

@@ -1,3 +1,4 @@
+import struct
 from pathlib import Path
 
 import av
@@ -213,3 +214,35 @@ def test_an_unknown_resize_or_backend_is_refused(smooth_clip):
         read_video(smooth_clip, 4, 56, backend="ffmpeg")
     with pytest.raises(ValueError, match="MediaLoader: .*got 'nearest'"):
         MediaLoader(4, 56, resize="nearest")
+
+
+def test_a_phone_clips_rotation_is_applied_on_every_path(tmp_path):
+    """A 96x48 clip flagged to display turned by 90 degrees: decord's scaler turns it, and so must
+    PyAV and the PIL path (a tall bright top half becomes a bright side)."""
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.height, stream.width, stream.pix_fmt = 48, 96, "yuv420p"
+        for _ in range(4):
+            frame = np.full((48, 96, 3), 40, np.uint8)
+            frame[:24] = 220  # the top half bright
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    # The track header's display matrix turned by 90 degrees, as a phone writes it.
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    turned = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    data = path.read_bytes()
+    track = data.index(b"tkhd")
+    path.write_bytes(data[:track] + data[track:].replace(identity, turned, 1))
+    tiles = {
+        (b, r): read_video(path, 2, 56, b, r)
+        for b in BACKENDS
+        for r in ("decoder", "pil")
+        if (b, r) != ("decord", "pil")
+    }
+    reference = tiles["decord", "decoder"].astype(int)
+    for key, frames in tiles.items():
+        assert np.abs(frames.astype(int) - reference).mean() < 3, key
+    # Turned: the bright half is now a left or right half, not the top.
+    columns, rows = reference.mean(axis=(0, 1, 3)), reference.mean(axis=(0, 2, 3))
+    assert abs(columns[:28].mean() - columns[28:].mean()) > 100 > abs(rows[:28].mean() - rows[28:].mean())
