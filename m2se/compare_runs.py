@@ -22,10 +22,9 @@ from m2se.tasks import TASKS
 
 
 def read_run(folder: str | Path) -> dict[str, dict]:
-    """task → its metrics.json entry (with ``baselines``) of the run folder ``folder`` (or that file
-    itself). Raises ValueError, one line naming the file, when it is missing or not a JSON object of tasks."""
-    path = Path(folder)
-    path = path if path.name == "metrics.json" and path.is_file() else path / "metrics.json"
+    """task → its metrics.json entry (with ``baselines``) of the run folder ``folder``. Raises ValueError,
+    one line naming the file, when it is missing or not a JSON object of tasks."""
+    path = Path(folder) / "metrics.json"
     try:
         metrics = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -88,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m m2se.compare_runs", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="evaluate.py run folders (each holding metrics.json)")
     args = parser.parse_args(argv)
+    # A run folder, or its metrics.json.
     folders = [Path(r).parent if Path(r).name == "metrics.json" else Path(r) for r in args.runs]
     names = [f.name or str(f) for f in folders]
     if len(set(names)) < len(names) and len(set(names)) < len({f.resolve() for f in folders}):
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The same run given twice gets two columns, numbered.
     names = [n if names.count(n) == 1 else f"{n} ({names[:i].count(n) + 1})" for i, n in enumerate(names)]
     try:
-        runs = {name: read_run(folder) for name, folder in zip(names, args.runs, strict=True)}
+        runs = {name: read_run(folder) for name, folder in zip(names, folders, strict=True)}
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

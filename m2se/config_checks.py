@@ -10,8 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from m2se.data.datamodule import CHOICES, COUNTS, check_choices, check_counts
 from m2se.data.mixtures import mixture_weights
+from m2se.data.settings import CHOICES, COUNTS, check_choices, check_counts
 
 
 def check_before_work(cfg: DictConfig) -> None:

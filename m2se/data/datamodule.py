@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -22,7 +22,8 @@ from m2se.data.processor import M2SEProcessor
 from m2se.data.records import LoadResult, Record, RecordError, load_records
 from m2se.data.report import DataReport, token_lengths
 from m2se.data.sampler import TaskWeightedBatchSampler
-from m2se.data.video import Backend, MediaLoader, Resize
+from m2se.data.settings import check_choices, check_counts
+from m2se.data.video import MediaLoader
 
 
 @dataclass(frozen=True)
@@ -38,46 +39,6 @@ class Source:
 
 def _sources(items: Sequence[Source | Mapping]) -> list[Source]:
     return [s if isinstance(s, Source) else Source(**s) for s in items or ()]
-
-
-# Counts of the data config: (minimum, may be null).
-COUNTS = {
-    "batch_size": (1, False),
-    "num_batches": (1, True),
-    "num_workers": (0, False),
-    "val_max_per_task": (1, True),
-}
-
-
-def check_counts(**values: Any) -> None:
-    """ValueError naming ``data.<key>`` unless each of ``COUNTS`` given is an integer at or above its
-    minimum (or null where it may be): ``batch_size=-1`` would otherwise make no batches, silently."""
-    for key, value in values.items():
-        minimum, optional = COUNTS[key]
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            null = " (or null)" if optional else ""
-            raise ValueError(f"data.{key} must be an integer >= {minimum}{null}, got {value!r}")
-
-
-# Settings of the data config that take one of a few words (``data.processor.*``: the processor's).
-CHOICES = {
-    "video_backend": get_args(Backend),
-    "video_resize": get_args(Resize),
-    "on_bad_record": ("raise", "skip"),
-    "on_media_error": ("skip", "raise"),
-    "processor.over_budget": ("truncate", "skip"),
-    "processor.pixels": ("float32", "uint8"),
-}
-
-
-def check_choices(values: Mapping[str, Any]) -> None:
-    """ValueError naming ``data.<key>`` and its choices unless each of ``CHOICES`` given (by its key,
-    ``processor.pixels`` included) is one of them."""
-    for key, value in values.items():
-        if value not in CHOICES[key]:
-            raise ValueError(f"data.{key} must be one of {', '.join(CHOICES[key])}; got {value!r}")
 
 
 class MultiTaskDataModule(L.LightningDataModule):
@@ -118,8 +79,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         allow_media_outside_root: bool = False,
     ) -> None:
         super().__init__()
-        words = dict(video_backend=video_backend, video_resize=video_resize)
-        check_choices({**words, "on_bad_record": on_bad_record, "on_media_error": on_media_error})
+        # video_backend and video_resize: MediaLoader checks its own.
+        check_choices({"on_bad_record": on_bad_record, "on_media_error": on_media_error})
         check_counts(
             batch_size=batch_size,
             num_batches=num_batches,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers import AutoConfig, AutoTokenizer
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from m2se.data.processor import M2SEProcessor, load_pretrained
+from m2se.data.video import resize_frame
 
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 
@@ -56,10 +56,8 @@ class InternVLVision:
     def tiles(self, tiles: np.ndarray) -> torch.Tensor:
         """uint8 (T, H, W, 3) → uint8 (T, 3, S, S); a tile of another size is squashed to S×S with PIL's
         bicubic, as InternVL's transform does."""
-        size = self.tile_size
-        if tiles.shape[1:3] != (size, size):
-            resample = Image.Resampling.BICUBIC
-            tiles = np.stack([np.asarray(Image.fromarray(t).resize((size, size), resample)) for t in tiles])
+        if tiles.shape[1:3] != (self.tile_size, self.tile_size):
+            tiles = np.stack([resize_frame(t, self.tile_size) for t in tiles])
         # One copy, straight into channels-first (a frame cache's memory-mapped array stays untouched).
         return torch.from_numpy(np.ascontiguousarray(tiles.transpose(0, 3, 1, 2)))
 

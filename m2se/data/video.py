@@ -80,10 +80,7 @@ def read_video(
     and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on every path.
     """
     check_file(path)
-    if resize not in get_args(Resize) or backend not in get_args(Backend):
-        raise ValueError(
-            f"resize must be decoder or pil and backend auto, decord or pyav; got {resize!r}, {backend!r}"
-        )
+    _check_settings("read_video", backend, resize)
     threads = _default_threads() if threads is None else threads
     scale = size if resize == "decoder" else None
     decord = None if backend == "pyav" else _import_decord(required=backend == "decord")
@@ -98,7 +95,7 @@ def read_video(
             frames = _read_pyav(path, num_frames, scale, threads)
     if size is None:
         return frames
-    return np.stack([_resize(frame, size) for frame in frames])
+    return np.stack([resize_frame(frame, size) for frame in frames])
 
 
 @dataclass(frozen=True)
@@ -119,11 +116,7 @@ class MediaLoader:
     threads: int | None = None  # read_video's; not a setting of the frames (a cache ignores it)
 
     def __post_init__(self) -> None:
-        if self.resize not in get_args(Resize) or self.backend not in get_args(Backend):
-            raise ValueError(
-                f"MediaLoader: resize must be decoder or pil and backend auto, decord or pyav; "
-                f"got {self.resize!r}, {self.backend!r}"
-            )
+        _check_settings("MediaLoader", self.backend, self.resize)  # when built, not at the first clip
 
     def load(
         self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]
@@ -152,6 +145,13 @@ def _import_decord(required: bool) -> ModuleType | None:
     # Its FFmpeg would print a line per unreadable file; the MediaError says it once, naming the file.
     decord.logging.set_level(decord.logging.QUIET)
     return decord
+
+
+def _check_settings(who: str, backend: str, resize: str) -> None:
+    if resize not in get_args(Resize) or backend not in get_args(Backend):
+        raise ValueError(
+            f"{who}: resize must be decoder or pil and backend auto, decord or pyav; got {resize!r}, {backend!r}"
+        )
 
 
 def _default_threads() -> int:
@@ -225,7 +225,8 @@ def _count_packets(path: str | os.PathLike) -> int:
         return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
 
 
-def _resize(frame: np.ndarray, size: int) -> np.ndarray:
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, 3) → (size, size, 3) with PIL's bicubic, aspect not kept (InternVL's resize)."""
     if frame.shape[:2] == (size, size):
         return frame
     return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BICUBIC))
