@@ -100,7 +100,12 @@ class MultiTaskDataModule(L.LightningDataModule):
         self.on_bad_record, self.on_media_error = on_bad_record, on_media_error
         self.allow_media_outside_root = allow_media_outside_root
         self.media: MediaLoader | FrameCache = MediaLoader(
-            num_frames, processor.tile_size, max_tiles, use_thumbnail, video_backend, video_resize
+            num_frames,
+            processor.tile_size,
+            processor.image_tiles(max_tiles),
+            use_thumbnail,
+            video_backend,
+            video_resize,
         )
         if frame_cache is not None:
             self.media = FrameCache(self.media, frame_cache)

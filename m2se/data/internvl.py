@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from m2se.data.processor import M2SEProcessor, load_pretrained
+from m2se.data.processor import M2SEProcessor
 from m2se.data.video import resize_frame
+from m2se.data.vision import load_pretrained
 
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 
@@ -32,17 +34,30 @@ class InternVLVision:
     tile_size: int
     tokens_per_tile: int
     image_ids: tuple[int, int, int]
+    max_image_tiles: ClassVar[None] = None  # dynamic tiling: data.max_tiles decides
+    input_names: ClassVar[tuple[str, ...]] = ("pixel_values",)
+    pixel_names: ClassVar[tuple[str, ...]] = ("pixel_values",)
 
     @property
     def image_token_id(self) -> int:
         """The id the model replaces with image features (``config.image_token_id``)."""
         return self.image_ids[1]
 
+    @property
+    def visual_token_ids(self) -> tuple[int, ...]:
+        return (self.image_token_id,)
+
     def prefixes(self, image_tiles: Sequence[int], video_frames: Sequence[int]) -> list[tuple[str, int]]:
         """(text before it, tiles) per ``<image>`` in prompt order: images, then every video frame."""
         images = ["" if len(image_tiles) == 1 else f"Image-{i}: " for i in range(1, len(image_tiles) + 1)]
         frames = [f"Frame{i}: " for n in video_frames for i in range(1, n + 1)]
         return [*zip(images, image_tiles, strict=True), *((text, 1) for text in frames)]
+
+    def pictures(
+        self, image_tiles: Sequence[int], video_frames: Sequence[int]
+    ) -> list[tuple[str, list[int]]]:
+        """(text before it, placeholder ids) per ``<image>``: each video frame is a picture of one tile."""
+        return [(text, self.placeholder(tiles)) for text, tiles in self.prefixes(image_tiles, video_frames)]
 
     def placeholder(self, tiles: int) -> list[int]:
         """The ids of one ``<image>`` of ``tiles`` tiles."""
@@ -70,6 +85,17 @@ class InternVLVision:
     def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
         """uint8 (T, H, W, 3) → float32 (T, 3, S, S), squashed to S×S if needed, ImageNet-normalised."""
         return self.normalise(self.tiles(tiles))
+
+    def inputs(
+        self, images: Sequence[np.ndarray], videos: Sequence[np.ndarray], normalise: bool
+    ) -> dict[str, torch.Tensor]:
+        """``pixel_values``: every tile in prompt order (images, then video frames), (T, 3, S, S),
+        float32 when ``normalise``, else uint8."""
+        convert = self.pixel_values if normalise else self.tiles
+        return {"pixel_values": torch.cat([convert(x) for x in (*images, *videos)])}
+
+    def token_inputs(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}  # InternVL finds its pictures by image_token_id alone
 
 
 _MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN, dtype=torch.float64).view(1, 3, 1, 1)

@@ -4,8 +4,8 @@ torchvision), the same for every backbone family.
 A sample becomes the tokenizer's chat template around `{media}{query}` as the user turn and the answer
 as the assistant turn, e.g. `<|system|>\\n{system}<|end|><|user|>\\n{media}{query}<|end|><|assistant|>\\n{answer}<|end|>`.
 The media come first, one per line; how a picture is written (its text prefix, its placeholder ids)
-and how its pixels are normalised is the family's ``vision`` (``m2se.data.internvl.InternVLVision``),
-built with the processor by the family's ``from_pretrained`` (the model config's ``processor``). With
+and how its pixels become the model's visual inputs is the family's ``vision`` (``m2se.data.vision.Vision``:
+``m2se.data.internvl.InternVLVision``, ``m2se.data.qwen_vl.QwenVLVision``), built with the processor by the family's ``from_pretrained`` (the model config's ``processor``). With
 ``audio`` settings (``model.audio``, ``m2se.audio_settings``) the media go on with `Audio: <audio>\\n`
 and `{View} features: <feat>\\n` per feature view, each placeholder being ``tokens`` filler ids (the pad
 id: the vocabulary never changes) that the model overwrites with projected audio or feature tokens;
@@ -16,60 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from m2se.audio_settings import AudioSettings
 from m2se.data.audio import check_tasks, load_feature_extractor
 from m2se.data.tiles import check_rgb
-from m2se.files import first_line
+from m2se.data.vision import Vision, count_visual, load_pretrained  # noqa: F401  (load_pretrained: re-exported)
 
 IGNORE_INDEX = -100
 AUDIO = ("audio", "")  # placeholder kinds: the encoder's sound, and ("features", view) per view
 _SLOT = "\x00M2SE_SLOT\x00"  # stands in for a message's content to cut the chat template around it
-
-
-class Vision(Protocol):
-    """How a backbone family writes pictures into a prompt (``m2se.data.internvl.InternVLVision``)."""
-
-    tile_size: int  # media are read as square tiles of this side (``MediaLoader``)
-    image_token_id: int  # the id the model fills with image features
-
-    def prefixes(self, image_tiles: Sequence[int], video_frames: Sequence[int]) -> list[tuple[str, int]]:
-        """(text before it, tiles) per picture in prompt order: images, then every video frame."""
-
-    def placeholder(self, tiles: int) -> list[int]:
-        """The token ids standing for one picture of ``tiles`` tiles."""
-
-    def visual_tokens(self, tiles: int) -> int:
-        """How many ``image_token_id`` a picture of ``tiles`` tiles holds."""
-
-    def tiles(self, tiles: np.ndarray) -> torch.Tensor:
-        """uint8 (T, H, W, 3) tiles → uint8 (T, 3, S, S), squashed to S×S where needed."""
-
-    def normalise(self, tiles: torch.Tensor) -> torch.Tensor:
-        """uint8 (T, 3, S, S) on any device → the model's float32 input, on that device."""
-
-    def pixel_values(self, tiles: np.ndarray) -> torch.Tensor:
-        """uint8 (T, H, W, 3) tiles → the model's float32 (T, 3, S, S) input: ``normalise(tiles(x))``."""
-
-
-def load_pretrained(path: str | Path, kind=AutoTokenizer):
-    """``kind.from_pretrained(path)`` (a tokenizer or a config) with one-line errors naming ``path``:
-    OSError when there is no model, ValueError when its files are malformed."""
-    try:
-        return kind.from_pretrained(path)
-    except OSError:
-        raise OSError(
-            f"{path}: no model there (a local model directory or a cached hub id is needed; "
-            f"the tiny demo model is built by `python -m m2se.model.tiny --out {path}`)"
-        ) from None
-    except Exception as err:  # transformers and huggingface_hub raise many types on a bad config.json
-        raise ValueError(f"{path}: not a readable model directory ({first_line(err)})") from None
 
 
 class OverBudgetError(Exception):
@@ -83,8 +43,9 @@ class EncodedSample:
     input_ids: torch.Tensor  # (L,) long
     labels: torch.Tensor  # (L,) long
     attention_mask: torch.Tensor  # (L,) long
-    # (tiles, 3, S, S) in the order the <image>s appear: float32, or uint8 with pixels="uint8"
-    pixel_values: torch.Tensor | None
+    # The family's visual inputs (``Vision.inputs``), e.g. InternVL's pixel_values (tiles, 3, S, S) in
+    # the order the pictures appear: float32, or uint8 with pixels="uint8"
+    vision_inputs: dict[str, torch.Tensor]
     num_visual_tokens: int
     num_text_tokens: int  # template, query and answer: neither visual nor audio/feature placeholders
     truncated: bool
@@ -94,13 +55,17 @@ class EncodedSample:
     feature_masks: dict[str, torch.Tensor] = field(default_factory=dict)  # view → (L,) bool
     dropped: tuple[str, ...] = ()  # placeholders left out for want of sound or a view's file
 
+    @property
+    def pixel_values(self) -> torch.Tensor | None:
+        return self.vision_inputs.get("pixel_values")
+
 
 class M2SEProcessor:
     """Turns (query, response, media) into token ids, labels and pixel values for the model whose
     tokenizer and ``vision`` it holds. ValueError when the tokenizer has no pad token or a chat template
     that cannot be cut around an answer, or ``audio`` names unknown tasks. ``pixels``: ``float32`` gives
     the model's input (``model(**collate(batch))`` runs); ``uint8`` keeps tiles as bytes, a quarter of
-    the memory and transfer, for ``model_pixels`` to normalise on the device (what training does)."""
+    the memory and transfer, for ``model_inputs`` to normalise on the device (what training does)."""
 
     def __init__(
         self,
@@ -147,6 +112,12 @@ class M2SEProcessor:
         """The side of the square tiles media are read as (the vision's)."""
         return self.vision.tile_size
 
+    def image_tiles(self, max_tiles: int) -> int:
+        """The most tiles an image is cut into: ``max_tiles`` (``data.max_tiles``), or fewer where the
+        family takes fewer (``Vision.max_image_tiles``)."""
+        family = self.vision.max_image_tiles
+        return max_tiles if family is None else min(max_tiles, family)
+
     @property
     def stop_token_ids(self) -> list[int]:
         """Token ids that end an answer: the chat template's end of turn (the first token after the
@@ -191,15 +162,15 @@ class M2SEProcessor:
         (head, media_ids, query_ids, tail, answer_ids), spans = self._pieces(
             query, response, image_tiles, video_frames, audio is not None, views
         )
-        media = self.vision.prefixes(image_tiles, video_frames)
-        num_visual = sum(self.vision.visual_tokens(tiles) for _, tiles in media)
+        num_visual = count_visual(media_ids, self.vision)
         query_ids, truncated = self._fit(query_ids, len(head) + len(media_ids) + len(tail) + len(answer_ids))
         prompt_ids = head + media_ids + query_ids + tail
         input_ids = torch.tensor(prompt_ids + answer_ids, dtype=torch.long)
-        if int((input_ids == self.vision.image_token_id).sum()) != num_visual:
-            token = self.tokenizer.convert_ids_to_tokens(self.vision.image_token_id)
+        if count_visual(input_ids, self.vision) != num_visual:
+            tokens = self.tokenizer.convert_ids_to_tokens(list(self.vision.visual_token_ids))
             raise ValueError(
-                f"query or response contains the text {token!r}; it would misalign the image features"
+                f"query or response contains the text of {' or '.join(map(repr, tokens))}; "
+                "it would misalign the image features"
             )
         labels = input_ids.clone()
         labels[: len(prompt_ids)] = IGNORE_INDEX
@@ -207,14 +178,12 @@ class M2SEProcessor:
         for kind, (start, count) in spans.items():
             masks[kind] = torch.zeros(len(input_ids), dtype=torch.bool)
             masks[kind][len(head) + start : len(head) + start + count] = True
-        # Tiles in text order: images, then video frames.
-        convert = self.vision.tiles if self.pixels == "uint8" else self.vision.pixel_values
-        pixels = torch.cat([convert(x) for x in (*images, *videos)]) if num_visual else None
+        vision = self.vision.inputs(images, videos, self.pixels == "float32") if num_visual else {}
         return EncodedSample(
             input_ids=input_ids,
             labels=labels,
             attention_mask=torch.ones_like(input_ids),
-            pixel_values=pixels,
+            vision_inputs=vision,
             num_visual_tokens=num_visual,
             num_text_tokens=len(input_ids) - num_visual - sum(count for _, count in spans.values()),
             truncated=truncated,
@@ -224,12 +193,20 @@ class M2SEProcessor:
             feature_masks={v: masks[("features", v)] for v in views},
         )
 
-    def model_pixels(self, pixel_values: torch.Tensor | None) -> torch.Tensor | None:
-        """A batch's ``pixel_values`` as the model takes them: uint8 tiles normalised where they are
-        (on the GPU after transfer), float32 ones unchanged."""
-        if pixel_values is None or pixel_values.dtype != torch.uint8:
-            return pixel_values
-        return self.vision.normalise(pixel_values)
+    def model_inputs(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        """A batch's visual keyword inputs as the model takes them: uint8 pixels normalised where they
+        are (on the GPU after transfer), float32 ones unchanged, inputs read off the token ids recomputed
+        from ``batch["input_ids"]`` (they follow the tokens when a batch is re-padded), absent ones left
+        out (``generate`` runs the vision tower for a ``pixel_values`` key even when it is None)."""
+        pixels = {
+            name: self.vision.normalise(batch[name]) if batch[name].dtype == torch.uint8 else batch[name]
+            for name in self.vision.pixel_names
+            if batch.get(name) is not None
+        }
+        if not pixels:
+            return {}
+        rest = {k: batch[k] for k in self.vision.input_names if k not in pixels and batch.get(k) is not None}
+        return {**rest, **pixels, **self.vision.token_inputs(batch["input_ids"])}
 
     def audio_values(self, waveform: np.ndarray) -> torch.Tensor:
         """Mono float32 (N,) at ``sampling_rate`` → the encoder's input values (its feature extractor's)."""
@@ -292,8 +269,8 @@ class M2SEProcessor:
         """Token ids of (template head, media, query, template tail, answer + end of turn), and where in
         the media ids each placeholder sits: kind (``AUDIO`` or ``("features", view)``) → (start, count)."""
         # Per picture: the text before it and its number of tiles; images first, then video frames.
-        media = self.vision.prefixes(image_tiles, video_frames)
-        prefixes, tile_counts = [text for text, _ in media], [tiles for _, tiles in media]
+        media = self.vision.pictures(image_tiles, video_frames)
+        prefixes, placeholders = [text for text, _ in media], [ids for _, ids in media]
         # Text is tokenized piecewise (ms-swift style) so that the query's tokens are known exactly;
         # visual tokens are written as ids, never parsed from text.
         # Then the placeholders Emotion-LLaMA adds: audio, then each feature view in config order.
@@ -307,8 +284,8 @@ class M2SEProcessor:
         ).input_ids
         prefix_ids, extra_ids = prefix_ids[: len(prefixes)], prefix_ids[len(prefixes) :]
         media_ids: list[int] = []
-        for ids, n_tiles in zip(prefix_ids, tile_counts, strict=True):
-            media_ids += ids + self.vision.placeholder(n_tiles) + newline
+        for ids, placeholder in zip(prefix_ids, placeholders, strict=True):
+            media_ids += ids + placeholder + newline
         spans = {}
         for ids, (kind, _, count) in zip(extra_ids, extras, strict=True):
             spans[kind] = (len(media_ids) + len(ids), count)
@@ -343,13 +320,17 @@ class M2SEProcessor:
             padding = values.new_full((length - len(values),), fill)
             return torch.cat([values, padding] if padding_side == "right" else [padding, values])
 
-        pixels = [sample.pixel_values for sample in batch if sample.pixel_values is not None]
         out = {
             "input_ids": torch.stack([pad(s.input_ids, self.tokenizer.pad_token_id) for s in batch]),
             "labels": torch.stack([pad(s.labels, IGNORE_INDEX) for s in batch]),
             "attention_mask": torch.stack([pad(s.attention_mask, 0) for s in batch]),
-            "pixel_values": torch.cat(pixels) if pixels else None,
+            "pixel_values": None,  # the key is always there; a text-only batch has None
         }
+        # The family's visual inputs, samples in batch order (the pictures' order in the token ids).
+        for name in dict.fromkeys(k for s in batch for k in s.vision_inputs):
+            out[name] = torch.cat([s.vision_inputs[name] for s in batch if name in s.vision_inputs])
+        if any(s.vision_inputs for s in batch):
+            out.update(self.vision.token_inputs(out["input_ids"]))
 
         def masks(of) -> torch.Tensor:  # a sample without the placeholder gets an all-False row
             rows = [

@@ -52,9 +52,8 @@ def answer_lines(module: Answering, batch: dict, scores: bool = True) -> list[di
     probabilities = method = None
     if scores and scored(task.name):
         answers = [module.processor.answer_ids(task.format(label)) for label in task.labels]
-        pixels = {"pixel_values": module.processor.model_pixels(batch["pixel_values"])}
         probabilities, method = label_probabilities(
-            module.model, {**batch, **pixels}, answers, module.placed(batch)
+            module.model, batch, answers, module.placed(batch), vision=module.processor.model_inputs(batch)
         )
     for i, (record, response) in enumerate(zip(batch["records"], responses, strict=True)):
         answer = task.parse(response, record.meta.get("labels"), module.parse)

@@ -94,3 +94,30 @@ def load_frozen(
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return model
+
+
+def local_model_dir(path: str | Path) -> Path:
+    """The local directory ``path`` names: itself, or a hub id's snapshot in the Hugging Face cache
+    (downloaded when the hub is reachable). FileNotFoundError saying what to do otherwise."""
+    local = Path(path).expanduser()
+    if local.exists() and not local.is_dir():
+        raise FileNotFoundError(f"model.path {path}: is a file, not a model directory")
+    if local.is_dir():
+        return local
+    if local.is_absolute() or str(path).startswith((".", "~")):
+        raise FileNotFoundError(f"model.path {path}: no such directory")  # a path, not a hub id
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return Path(snapshot_download(str(path)))
+    except (OSError, HFValidationError, ValueError) as err:
+        reason = first_line(err) if str(err).strip() else type(err).__name__
+        if "HF_HUB_OFFLINE" in reason or "offline" in reason.lower():
+            reason = "the hub is not reachable from here"  # not Hugging Face's advice to go online
+        raise FileNotFoundError(
+            f"model {path!r} is neither a local directory nor in the Hugging Face cache ({reason}). "
+            f"Download it where the hub is reachable: `hf download {path} --local-dir DIR`, "
+            f"then pass model.path=DIR (an original InternVL2/2.5/3 checkpoint is converted on first use, "
+            f"or convert it yourself: `python -m m2se.model.convert DIR NATIVE_DIR`)"
+        ) from None

@@ -15,7 +15,7 @@ from typing import ClassVar
 from transformers import InternVLForConditionalGeneration
 
 from m2se.files import read_json_object
-from m2se.model.backbone import LoadSettings, load_frozen
+from m2se.model.backbone import LoadSettings, load_frozen, local_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,7 @@ def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
     ``path`` is a local directory (native or original) or a hub id found in the local Hugging Face
     cache (downloaded when the hub is reachable). Raises FileNotFoundError saying what to do.
     """
-    local = Path(path).expanduser()
-    if local.exists() and not local.is_dir():
-        raise FileNotFoundError(f"model.path {path}: is a file, not a model directory")
-    if not local.is_dir() and (local.is_absolute() or str(path).startswith((".", "~"))):
-        raise FileNotFoundError(f"model.path {path}: no such directory")  # a path, not a hub id
-    if not local.is_dir():
-        local = _from_hub(str(path))
+    local = local_model_dir(path)
     config = read_json_object(local / "config.json") if (local / "config.json").is_file() else {}
     if config.get("model_type") == "internvl":
         return local
@@ -81,21 +75,3 @@ def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
     raise FileNotFoundError(
         f"{local}: not an InternVL model directory (config.json has no InternVL model_type)"
     )
-
-
-def _from_hub(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        return Path(snapshot_download(repo_id))
-    except (OSError, HFValidationError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "HF_HUB_OFFLINE" in reason or "offline" in reason.lower():
-            reason = "the hub is not reachable from here"  # not Hugging Face's advice to go online
-        raise FileNotFoundError(
-            f"model {repo_id!r} is neither a local directory nor in the Hugging Face cache ({reason}). "
-            f"Download it where the hub is reachable: `hf download {repo_id} --local-dir DIR`, "
-            f"then pass model.path=DIR (an original InternVL2/2.5/3 checkpoint is converted on first use, "
-            f"or convert it yourself: `python -m m2se.model.convert DIR NATIVE_DIR`)"
-        ) from None

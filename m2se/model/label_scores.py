@@ -37,9 +37,12 @@ def scoring_method(answers: Sequence[Sequence[int]]) -> Method:
     return "first_token" if len({a[0] for a in answers}) == len(answers) else "continuation"
 
 
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    # As generate() numbers a left-padded batch: positions count real tokens only.
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+def _positions(model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, vision: dict) -> torch.Tensor:
+    # As generate() numbers a left-padded batch, through the model's own hook: positions count real
+    # tokens only, and a family with multimodal rotary positions (Qwen-VL's 3-D ones) places its
+    # pictures there, giving (rows, B, T) instead of (B, T).
+    kwargs = {"input_ids": input_ids, "attention_mask": mask, **vision}
+    return model._prepare_position_ids_for_generation(input_ids, kwargs)
 
 
 @torch.no_grad()
@@ -49,25 +52,26 @@ def label_probabilities(
     answers: Sequence[Sequence[int]],
     placed: contextlib.AbstractContextManager | None = None,
     method: Method | None = None,
+    vision: dict | None = None,
 ) -> tuple[torch.Tensor, Method]:
     """(B, L) float32 probabilities of the L ``answers`` (token ids) after each of the B prompts.
 
     ``batch``: left-padded prompts as the generation loader collates them (``input_ids``,
-    ``attention_mask`` (B, T), ``pixel_values`` or None); ``placed``: the context that puts the batch's
+    ``attention_mask`` (B, T)); ``vision``: its visual inputs as the model takes them
+    (``M2SEProcessor.model_inputs``; none for text); ``placed``: the context that puts the batch's
     audio/feature tokens into the input embedding (``M2SEModule.placed``), entered for the prompts only.
     ``method``: None picks ``scoring_method(answers)``; ``continuation`` is exact for any labels.
     """
     method = method or scoring_method(answers)
-    mask = batch["attention_mask"]
-    positions = _positions(mask)
-    pixels = {} if batch.get("pixel_values") is None else {"pixel_values": batch["pixel_values"]}
+    mask, vision = batch["attention_mask"], vision or {}
+    positions = _positions(model, batch["input_ids"], mask, vision)
     with placed or contextlib.nullcontext():
         out = model(
             input_ids=batch["input_ids"],
             attention_mask=mask,
             position_ids=positions,
             use_cache=method == "continuation",
-            **pixels,
+            **vision,
         )
     first = out.logits[:, -1].float().log_softmax(-1)  # (B, V): the answer's first token
     first_ids = torch.tensor([a[0] for a in answers], device=first.device)
@@ -88,7 +92,7 @@ def label_probabilities(
         logits = model(
             input_ids=fed.repeat(samples, 1),
             attention_mask=torch.cat([mask.repeat_interleave(labels, 0), fed_mask.repeat(samples, 1)], 1),
-            position_ids=positions[:, -1:].repeat_interleave(labels, 0) + steps,
+            position_ids=positions[..., -1:].repeat_interleave(labels, -2) + steps,
             cache=cache,
         ).logits
         logprobs = logits.float().log_softmax(-1).view(samples, labels, width, -1)

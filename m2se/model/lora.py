@@ -57,7 +57,7 @@ class LoraSettings:
         prefixes = tuple(parts[p] + "." for p in self.parts)
         leaves = sorted(
             {
-                name.rsplit(".", 1)[-1]
+                _leaf(name)
                 for name, module in model.named_modules()
                 if _is_linear(module) and name.startswith(prefixes)
             }
@@ -84,6 +84,13 @@ class LoraSettings:
             modules_to_save=[parts[p].rsplit(".", 1)[-1] for p in self.trainable_parts] or None,
             bias="none",
         )
+
+
+def _leaf(name: str) -> str:
+    """A Linear's name as a LoRA target: its last component, with its parent's where that is an index
+    (Qwen-VL's merger is ``mlp.0``/``mlp.2``; a bare ``0`` would also name every first decoder layer)."""
+    parts = name.split(".")
+    return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
 
 
 def _is_linear(module: nn.Module) -> bool:

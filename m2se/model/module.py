@@ -130,8 +130,8 @@ class M2SEModule(L.LightningModule):
             loss = self.model(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
-                pixel_values=self.processor.model_pixels(batch["pixel_values"]),
                 labels=batch["labels"],
+                **self.processor.model_inputs(batch),
             ).loss
         return loss if self.extra_tokens is None else loss + self.extra_tokens.unused()
 
@@ -217,15 +217,13 @@ class M2SEModule(L.LightningModule):
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.processor.stop_token_ids,  # the end of turn training taught, and eos
         )
-        # generate() runs the vision tower whenever a pixel_values key is given, even None (text-only).
-        pixels = self.processor.model_pixels(batch["pixel_values"])
-        pixels = {} if pixels is None else {"pixel_values": pixels}
+        vision = self.processor.model_inputs(batch)  # none for a text-only batch
         try:
             with self.placed(batch):
                 out = self.model.generate(
                     input_ids=batch["input_ids"],
                     attention_mask=batch["attention_mask"],
-                    **pixels,
+                    **vision,
                     **{**settings, **generate_kwargs},
                 )
         finally:

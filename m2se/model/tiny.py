@@ -85,7 +85,15 @@ def build_tokenizer(vocab_size: int = 1024, variant: str = "internvl2") -> PreTr
     _check_variant(variant)
     internvl3 = variant == "internvl3"
     pad, chat = (QWEN_PAD_TOKEN, CHATML_TOKENS) if internvl3 else (PAD_TOKEN, CHAT_TOKENS)
-    specials = [pad, *chat, *IMAGE_TOKENS]
+    template = chat_template("internvl2_5", bos=False) if internvl3 else PHI3_CHAT_TEMPLATE
+    return train_tokenizer([pad, *chat, *IMAGE_TOKENS], pad, chat[-1], template, vocab_size)
+
+
+def train_tokenizer(
+    specials: list[str], pad: str, eos: str, template: str, vocab_size: int = 1024
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on CORPUS with ``specials`` as its first ids (``pad`` and ``eos`` among
+    them) and ``template`` as chat template; deterministic (the trainer breaks ties by pair order)."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -97,15 +105,15 @@ def build_tokenizer(vocab_size: int = 1024, variant: str = "internvl2") -> PreTr
     )
     bpe.train_from_iterator(CORPUS.splitlines(), trainer)
     # Byte-level BPE encodes every byte, so there is no unknown token; no BOS either (phi3-chat
-    # as EmoVerse used it starts with <|system|>).
+    # as EmoVerse used it starts with <|system|>, and Qwen's ChatML has none).
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
-        eos_token=chat[-1],
+        eos_token=eos,
         pad_token=pad,
-        extra_special_tokens=[*chat[:-1], *IMAGE_TOKENS],
+        extra_special_tokens=[t for t in specials if t not in (pad, eos)],
         model_max_length=4096,
     )
-    tokenizer.chat_template = chat_template("internvl2_5", bos=False) if internvl3 else PHI3_CHAT_TEMPLATE
+    tokenizer.chat_template = template
     return tokenizer
 
 

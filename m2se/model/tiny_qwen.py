@@ -1,0 +1,119 @@
+"""A tiny random Qwen2.5-VL with its own BPE tokenizer, built in code for tests and the demo.
+
+    python -m m2se.model.tiny_qwen --out /tmp/tiny-qwen [--seed 0]
+
+The directory loads offline with `Qwen2_5_VLForConditionalGeneration.from_pretrained(dir)` and
+`AutoTokenizer.from_pretrained(dir)`. Its tokenizer speaks Qwen's ChatML (`<|im_start|>`, `<|im_end|>`
+ends a turn and is eos, `<|endoftext|>` pads) with Qwen's vision tokens; its network has the tiny
+InternVL's language-model sizes (64 wide, 2 layers, 4 heads) so the two families train side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from transformers import (
+    GenerationConfig,
+    PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+)
+
+from m2se.model.tiny import CHATML_TOKENS, QWEN_PAD_TOKEN, train_tokenizer
+
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+
+# Qwen2.5-VL's conversation for text content: ChatML, with Qwen's default system message when the
+# conversation has none; the generation prompt is exactly the text before an answer.
+QWEN_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """Byte-level BPE on the tiny InternVL's corpus with Qwen's special tokens; deterministic."""
+    start, end = CHATML_TOKENS
+    specials = [QWEN_PAD_TOKEN, start, end, *VISION_TOKENS]
+    return train_tokenizer(specials, QWEN_PAD_TOKEN, end, QWEN_CHAT_TEMPLATE, vocab_size)
+
+
+def tiny_config(tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLConfig:
+    """Vision 32 wide, 2 blocks (the second full attention), 14-px patches merged 2×2, 2 frames deep;
+    language model 64 wide, 2 layers, 4 heads (head 16: rotary sections 2/3/3 for time, height, width)."""
+    ids = tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        out_hidden_size=64,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        tokens_per_second=2,  # Qwen2.5-VL-3B/7B's
+        window_size=56,  # px: windows of 2×2 merged tokens (Qwen2.5-VL's 112 px: 4×4)
+        fullatt_block_indexes=[1],
+    )
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        initializer_range=0.2,  # as the tiny InternVL's (m2se.model.tiny): lets the demo's loss move
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=vision,
+        vision_start_token_id=ids[0],
+        vision_end_token_id=ids[1],
+        image_token_id=ids[2],
+        video_token_id=ids[3],
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_qwen(out_dir: Path, seed: int = 0) -> Path:
+    """Write a random tiny Qwen2.5-VL (weights, config, generation config, tokenizer) to out_dir.
+    Same seed → bitwise-identical weights; the global torch RNG is left as it was. Returns out_dir."""
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2_5_VLForConditionalGeneration(tiny_config(tokenizer)).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="directory to write")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = build_tiny_qwen(args.out, seed=args.seed)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(
+        f"wrote {out}: tiny Qwen2.5-VL, {n_params:,} parameters, vocab {model.config.text_config.vocab_size}"
+    )
+
+
+if __name__ == "__main__":
+    main()
