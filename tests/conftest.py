@@ -1,4 +1,4 @@
-"""Session fixtures: the tiny random InternVL and the demo dataset are built once, in code."""
+"""Session fixtures: the tiny random InternVL and Qwen2.5-VL and the demo dataset are built once, in code."""
 
 import os
 from pathlib import Path
@@ -20,6 +20,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from m2se.model.tiny import build_tiny_internvl
 
     return build_tiny_internvl(tmp_path_factory.mktemp("tiny") / "tiny-internvl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory) -> Path:
+    from m2se.model.tiny_qwen import build_tiny_qwen
+
+    return build_tiny_qwen(tmp_path_factory.mktemp("tiny") / "tiny-qwen", seed=0)
 
 
 @pytest.fixture(scope="session")

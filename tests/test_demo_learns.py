@@ -27,10 +27,10 @@ def demo(config: str, out: Path, tiny_model_dir, demo_dir, *overrides: str):
         )
 
 
-def below_baselines(adapter: Path, out: Path, tiny_model_dir, demo_dir, tasks) -> dict[str, str]:
+def below_baselines(adapter: Path, out: Path, tiny_model_dir, demo_dir, tasks, *overrides) -> dict[str, str]:
     """Evaluate ``adapter`` on the demo test files of ``tasks``: each task that is not above the best
     of its baselines on every headline metric, with its comparison (``metric model < baseline name``)."""
-    cfg = demo("evaluate", out, tiny_model_dir, demo_dir, "task=all", f"ckpt={adapter}")
+    cfg = demo("evaluate", out, tiny_model_dir, demo_dir, "task=all", f"ckpt={adapter}", *overrides)
     cfg.data.test_sources = {task: cfg.data.test_sources[task] for task in tasks}
     results = evaluate(cfg)
     baselines, _ = score_baselines(results, cfg.protocol, cfg.parse)
@@ -67,6 +67,18 @@ def test_a_short_stage_two_learns_erc_and_eri_above_their_baselines(stage_one, t
         demo("train", out, tiny_model_dir, demo_dir, "stage=second", f"ckpt={stage_one / 'adapter'}", *short)
     )
     assert below_baselines(out / "adapter", out / "eval", tiny_model_dir, demo_dir, ("erc", "eri")) == {}
+
+
+def test_the_tiny_qwen_learns_msa_above_chance_in_a_short_stage_one(tmp_path, tiny_qwen_dir, demo_dir):
+    """The same recipe on the second backbone family (``experiment=demo model=tiny_qwen``): 120 steps."""
+    qwen = ("model=tiny_qwen",)
+    out = tmp_path / "qwen"
+    train(
+        demo(
+            "train", out, tiny_qwen_dir, demo_dir, *qwen, "stage=first", "data.num_batches=60", "logger=none"
+        )
+    )
+    assert below_baselines(out / "adapter", out / "eval", tiny_qwen_dir, demo_dir, ("msa",), *qwen) == {}
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def answer_lines(module: Answering, batch: dict, scores: bool = True) -> list[di
     if scores and scored(task.name):
         answers = [module.processor.answer_ids(task.format(label)) for label in task.labels]
         probabilities, method = label_probabilities(
-            module.model, batch, answers, module.placed(batch), vision=module.processor.model_inputs(batch)
+            module.model, batch, answers, module.processor.model_inputs(batch), module.placed(batch)
         )
     for i, (record, response) in enumerate(zip(batch["records"], responses, strict=True)):
         answer = task.parse(response, record.meta.get("labels"), module.parse)

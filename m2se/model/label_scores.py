@@ -50,9 +50,9 @@ def label_probabilities(
     model: nn.Module,
     batch: dict,
     answers: Sequence[Sequence[int]],
+    vision: dict[str, torch.Tensor],
     placed: contextlib.AbstractContextManager | None = None,
     method: Method | None = None,
-    vision: dict | None = None,
 ) -> tuple[torch.Tensor, Method]:
     """(B, L) float32 probabilities of the L ``answers`` (token ids) after each of the B prompts.
 
@@ -63,7 +63,7 @@ def label_probabilities(
     ``method``: None picks ``scoring_method(answers)``; ``continuation`` is exact for any labels.
     """
     method = method or scoring_method(answers)
-    mask, vision = batch["attention_mask"], vision or {}
+    mask = batch["attention_mask"]
     positions = _positions(model, batch["input_ids"], mask, vision)
     with placed or contextlib.nullcontext():
         out = model(

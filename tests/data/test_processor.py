@@ -255,7 +255,10 @@ def test_uint8_pixels_are_the_tiles_and_normalise_to_the_float_ones(tiny_model_d
         assert sample.pixel_values.dtype == torch.uint8 and sample.pixel_values.shape == (2, 3, 56, 56)
         floats = bytes_processor.vision.pixel_values(tiles)
         torch.testing.assert_close(
-            bytes_processor.model_pixels(sample.pixel_values), floats, atol=1e-5, rtol=0
+            bytes_processor.model_inputs(bytes_processor.collate([sample]))["pixel_values"],
+            floats,
+            atol=1e-5,
+            rtol=0,
         )
     assert torch.equal(
         bytes_processor(QUERY, videos=[square]).pixel_values, torch.from_numpy(square).permute(0, 3, 1, 2)

@@ -21,7 +21,7 @@ def setup(tiny_model_dir):
     batch = processor.collate(samples, padding_side="left")
     model = load_base(tiny_model_dir).eval()
     answers = [processor.answer_ids(TASKS["erc"].format(label)) for label in TASKS["erc"].labels]
-    return model, samples, batch, answers
+    return model, samples, batch, answers, processor.model_inputs(batch)
 
 
 def alone(model, sample, answers) -> torch.Tensor:
@@ -38,8 +38,8 @@ def alone(model, sample, answers) -> torch.Tensor:
 
 
 def test_continuation_scores_equal_each_answer_scored_alone(setup):
-    model, samples, batch, answers = setup
-    probabilities, method = label_probabilities(model, batch, answers, method="continuation")
+    model, samples, batch, answers, vision = setup
+    probabilities, method = label_probabilities(model, batch, answers, vision, method="continuation")
     assert method == "continuation" and probabilities.shape == (2, len(answers))
     for row, sample in zip(probabilities, samples, strict=True):
         torch.testing.assert_close(row, alone(model, sample, answers), atol=1e-5, rtol=1e-4)
@@ -47,8 +47,8 @@ def test_continuation_scores_equal_each_answer_scored_alone(setup):
 
 
 def test_first_token_scores_are_the_first_generated_step(setup):
-    model, samples, batch, answers = setup
-    probabilities, method = label_probabilities(model, batch, answers, method="first_token")
+    model, samples, batch, answers, vision = setup
+    probabilities, method = label_probabilities(model, batch, answers, vision, method="first_token")
     out = model.generate(**{k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")},
                          max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)  # fmt: skip
     first = out.logits[0].float().log_softmax(-1)[:, [a[0] for a in answers]].softmax(-1)

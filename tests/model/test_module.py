@@ -55,7 +55,7 @@ def test_uint8_batches_give_the_float_batches_loss_answers_and_scores(tiny_model
     assert batches["bytes"]["pixel_values"].dtype == torch.uint8
     assert batches["bytes"]["pixel_values"].shape == batches["float"]["pixel_values"].shape == (2, 3, 56, 56)
     torch.testing.assert_close(
-        as_bytes.model_pixels(batches["bytes"]["pixel_values"]), batches["float"]["pixel_values"]
+        as_bytes.model_inputs(batches["bytes"])["pixel_values"], batches["float"]["pixel_values"]
     )
     with torch.no_grad():
         losses = [module(batches[name]).item() for name in ("float", "bytes")]
