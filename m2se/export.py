@@ -8,7 +8,7 @@ keys:
   ckpt            a PEFT adapter folder (RUN/adapter) or a training checkpoint (RUN/checkpoints/last.ckpt)
   out             the folder to write (new or empty; written beside it and renamed into place)
   dtype           bf16 (default) | fp16 | fp32: the saved weights' type (merged in fp32 first)
-  format          native (default): transformers InternVL | original: InternVL2's InternVLChatModel layout
+  format          native (default): the family's transformers model | original: InternVL2's InternVLChatModel layout
   model           the base model, where the checkpoint's own record (its base path) no longer finds it
   results         an evaluate.py output folder for the card (default: found beside the training run)
   overwrite       true: replace a non-empty out
@@ -33,7 +33,8 @@ from transformers.utils import logging as hf_logging
 
 from m2se.files import first_line
 from m2se.model.audio import saved_settings
-from m2se.model.export import DTYPES, FORMATS, Exported, export_model
+from m2se.model.adapters import backbone_of
+from m2se.model.export import DEFAULT_BACKBONE, DTYPES, FORMATS, Exported, export_model
 from m2se.model.exported import ExportRecord
 from m2se.model.model_card import render_card
 from m2se.model.training_runs import data_manifests, find_evaluations, training_runs, training_settings
@@ -94,9 +95,15 @@ def export(args: ExportArgs) -> Exported:
         audio = saved_settings(ckpt) if record.audio else None
         return render_card(record, folder, adapters, runs, data_manifests(runs), found, audio)
 
+    # The family the checkpoint records, else its training run's, else InternVL (what came before).
+    family = backbone_of(ckpt) if ckpt.exists() else None
+    family = family or (runs[-1].get("model.backbone._target_") if runs else None)
+    options = (runs[-1].get("model.processor") if runs else None) or {}
+    options = {k: v for k, v in options.items() if k not in ("_target_", "path")}
     return export_model(
         ckpt, args.out, processor, settings_from, card, args.model, args.dtype, args.format,
-        args.overwrite, args.max_shard_size, args.cache_dir,
+        args.overwrite, args.max_shard_size, args.cache_dir, backbone=family or DEFAULT_BACKBONE,
+        model_processor=options,
     )  # fmt: skip
 
 

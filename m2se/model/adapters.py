@@ -212,9 +212,17 @@ def _wide(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
-def write_adapter(adapters: list[Adapter], folder: str | Path, base_model: str) -> None:
-    """Write the stacked adapters into an existing ``folder`` (``adapter_config.json`` + safetensors)."""
+FAMILY_FILE = "m2se_backbone.json"  # beside PEFT's files: the family the adapters were trained on
+
+
+def write_adapter(
+    adapters: list[Adapter], folder: str | Path, base_model: str, backbone: str | None = None
+) -> None:
+    """Write the stacked adapters into an existing ``folder`` (``adapter_config.json`` + safetensors),
+    and ``backbone`` (the family's ``model.backbone._target_``) into ``m2se_backbone.json`` when given."""
     folder = Path(folder)
+    if backbone is not None:
+        (folder / FAMILY_FILE).write_text(dumps({"backbone": backbone}) + "\n", encoding="utf-8")
     adapter = stack(adapters)
     config = adapter.lora_config()
     config.base_model_name_or_path = base_model
@@ -232,3 +240,25 @@ def save_adapter(adapters: list[Adapter], out_dir: str | Path, base_model: str) 
     with staged_dir(out_dir) as staged:
         write_adapter(adapters, staged, base_model)
     return Path(out_dir)
+
+
+def backbone_of(ckpt: Path) -> str | None:
+    """The family ``ckpt`` was trained on as training recorded it (the adapter folder's
+    ``m2se_backbone.json``, the checkpoint's ``m2se.backbone``); None for ones written before it was."""
+    if ckpt.is_dir():
+        file = ckpt / FAMILY_FILE
+        family = read_json_object(file).get("backbone") if file.is_file() else None
+    else:
+        family = read_m2se_checkpoint(ckpt)["m2se"].get("backbone")
+    return family if isinstance(family, str) and family else None
+
+
+def check_family(ckpt: str | Path | None, family: str | None) -> None:
+    """ValueError when ``ckpt`` (an adapter folder or checkpoint) records another family than ``family``
+    (a ``model.backbone._target_``): its LoRA would not fit, or fit the wrong network."""
+    trained_on = backbone_of(Path(ckpt)) if ckpt and Path(ckpt).exists() else None
+    if trained_on is not None and trained_on != family:
+        raise ValueError(
+            f"ckpt {ckpt}: trained on a {trained_on} model, but model.backbone is {family}; "
+            "give the model config it was trained with (model=...)"
+        )

@@ -96,6 +96,11 @@ def load_frozen(
     return model
 
 
+def family_of(backbone: Backbone) -> str:
+    """The ``model.backbone._target_`` that builds ``backbone`` (its class's dotted name)."""
+    return f"{type(backbone).__module__}.{type(backbone).__qualname__}"
+
+
 def local_model_dir(path: str | Path) -> Path:
     """The local directory ``path`` names: itself, or a hub id's snapshot in the Hugging Face cache
     (downloaded when the hub is reachable). FileNotFoundError saying what to do otherwise."""

@@ -10,6 +10,7 @@ settings training used; ``m2se.model.exported``), the audio parts when the check
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ from m2se.model.backbone import LoadSettings
 from m2se.model.checkpoints import CheckpointError, read_json_object, read_m2se_checkpoint
 from m2se.model.export_original import write_original
 from m2se.model.exported import ExportRecord, read_export
-from m2se.model.internvl import load_base, resolve_model_path
+from m2se.model.internvl import InternVL
 
+DEFAULT_BACKBONE = (
+    f"{InternVL.__module__}.{InternVL.__qualname__}"  # when no training run config names the family
+)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 FORMATS = ("native", "original")
 
@@ -101,12 +105,17 @@ def export_model(
     max_shard_size: str = "4GB",
     cache_dir: str | Path = "~/.cache/m2se/converted",
     say: Callable[[str], None] = print,
+    backbone: str = DEFAULT_BACKBONE,
+    model_processor: dict | None = None,
 ) -> Exported:
     """Merge ``ckpt``'s adapters (a PEFT adapter folder or an ``M2SEModule`` checkpoint) into ``base``
     (default: the one ``ckpt`` names; a hub id, native or original folder as ``model.path`` takes) in
     float32, cast to ``dtype`` (bf16, fp16, fp32) and write the ``format`` folder at ``out``: staged
     beside it and renamed into place whole. ``processor``: the ``m2se.model.exported.CONFIG_KEYS``
     settings training used (``settings_from`` says where they came from); ``card`` writes README.md.
+    ``backbone``: the family's ``model.backbone._target_`` training used (it finds and loads the base);
+    ``model_processor``: the family processor's own options training used (``model.processor`` but
+    ``_target_`` and ``path``), recorded so that the folder evaluates as it trained.
 
     Raises ValueError for an unknown dtype or format, a ckpt that is already an export or whose LoRA
     does not fit the base (CheckpointError), or a model the original layout cannot hold;
@@ -128,14 +137,15 @@ def export_model(
     adapters, audio = read_adapters(ckpt), read_saved(ckpt)
     named = base or base_of(ckpt)
     try:
-        base_dir = resolve_model_path(named, cache_dir)
+        family = backbone_class(backbone)(path=named, cache_dir=str(cache_dir)).resolved()
+        base_dir = Path(family.path)
     except FileNotFoundError as err:
         raise FileNotFoundError(
             f"base model of {ckpt}: {first_line(err)}; give its current place with model=PATH"
         ) from None
     check_out(out, overwrite, {"checkpoint": ckpt, "base model": base_dir})
     say(f"merging {len(adapters)} LoRA adapter(s) of {ckpt} into {base_dir} (float32)")
-    model = load_base(base_dir, LoadSettings(dtype="float32"))
+    model = family.load(LoadSettings(dtype="float32"))
     try:
         with warnings.catch_warnings():  # model= on purpose: PEFT's "base_model_name_or_path was renamed"
             warnings.filterwarnings("ignore", message="The PEFT config's `base_model_name_or_path`")
@@ -146,12 +156,7 @@ def export_model(
         sub.dtype = None  # loading stamped float32 on them; config.dtype alone says what was saved
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     system = processor.get("system_prompt")
-    vision = model.config.vision_config
-    settings = {
-        **processor,
-        "tile_size": vision.image_size[0],
-        "tokens_per_tile": model.config.image_seq_length,
-    }
+    settings = {**processor, **tile_settings(model.config)}
     record = ExportRecord(
         format,
         str(model.dtype).removeprefix("torch."),
@@ -160,6 +165,8 @@ def export_model(
         settings,
         settings_from,
         audio is not None,
+        backbone,
+        dict(model_processor or {}),
     )
     with staged_dir(out) as staged:
         if format == "native":
@@ -178,6 +185,27 @@ def export_model(
         record.write(staged)
         (staged / "README.md").write_text(card(record, staged, adapters), encoding="utf-8")
     return Exported(out, record, adapters, folder_bytes(out))
+
+
+def backbone_class(target: str) -> type:
+    """The class a ``model.backbone._target_`` names. ValueError naming it when it cannot be imported."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"model.backbone._target_ {target!r}: no such class") from None
+
+
+def tile_settings(config) -> dict:
+    """``tile_size`` (px) and ``tokens_per_tile`` where the model's config fixes them (InternVL's does;
+    a family whose processor sets its frame size records that in the export's ``model_processor``)."""
+    size, tokens = (
+        getattr(config.vision_config, "image_size", None),
+        getattr(config, "image_seq_length", None),
+    )
+    if size is None or tokens is None:
+        return {}
+    return {"tile_size": size[0] if isinstance(size, list | tuple) else size, "tokens_per_tile": tokens}
 
 
 def _shard_bytes(size: str | int) -> int:

@@ -234,6 +234,10 @@ def write_original(
     ``processor``: ``max_tiles`` and ``use_thumbnail`` become ``max_dynamic_patch``/``use_thumbnail``.
     NoOriginalForm when the model has something the layout cannot hold."""
     config = model.config
+    if config.model_type != "internvl":
+        raise NoOriginalForm(
+            f"a {config.model_type} model has no original InternVL layout (use format=native)"
+        )
     missing = [t for t in IMAGE_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
         raise NoOriginalForm(f"the tokenizer lacks {missing}")

@@ -6,7 +6,12 @@ and media settings the model was trained with. Its presence marks the folder as 
      "processor": {"system_prompt": "...", "max_length": 4096, "over_budget": "truncate",
                    "num_frames": 8, "max_tiles": 12, "use_thumbnail": true, "video_resize": "decoder",
                    "tile_size": 448, "tokens_per_tile": 256},
-     "settings_from": "RUN/.hydra/config.yaml", "audio": false}
+     "settings_from": "RUN/.hydra/config.yaml", "audio": false,
+     "backbone": "m2se.model.internvl.InternVL", "model_processor": {}}
+
+``backbone`` is the family (``model.backbone._target_``) and ``model_processor`` its processor's own
+options (``model.processor`` but ``_target_`` and ``path``, e.g. a Qwen-VL's ``frame_size``); records
+written before they existed are InternVL's.
 """
 
 from __future__ import annotations
@@ -46,12 +51,23 @@ class ExportRecord:
     processor: dict = field(default_factory=dict)
     settings_from: str = ""
     audio: bool = False
+    backbone: str = "m2se.model.internvl.InternVL"
+    model_processor: dict = field(default_factory=dict)
 
     def config_values(self) -> dict[str, object]:
         """Config key → value for every recorded setting a run's config can set (``LEGACY`` values for
         settings older exports did not record)."""
         settings = {**LEGACY, **self.processor}
-        return {key: settings[name] for name, key in CONFIG_KEYS.items() if name in settings}
+        values = {key: settings[name] for name, key in CONFIG_KEYS.items() if name in settings}
+        return values | {f"model.processor.{name}": value for name, value in self.model_processor.items()}
+
+    def check_family(self, backbone: str | None, folder: str) -> None:
+        """ValueError when the run's ``model.backbone._target_`` is not the family this folder holds."""
+        if backbone != self.backbone:
+            raise ValueError(
+                f"ckpt {folder}: an export of a {self.backbone} model, but the config's model.backbone is "
+                f"{backbone}; give the model config it was trained with (model=...)"
+            )
 
     def write(self, folder: Path) -> None:
         text = dumps({"m2se_export": VERSION, **asdict(self)}, indent=2, ensure_ascii=False)
@@ -75,6 +91,10 @@ def read_export(path: str | Path | None) -> ExportRecord | None:
         record = ExportRecord(**{k: v for k, v in saved.items() if k != "m2se_export"})
     except TypeError as err:
         raise ValueError(f"{file}: not an m2se export record ({err})") from None
-    if not isinstance(record.processor, dict) or record.format not in ("native", "original"):
+    if (
+        not isinstance(record.processor, dict)
+        or not isinstance(record.model_processor, dict)
+        or record.format not in ("native", "original")
+    ):
         raise ValueError(f"{file}: not an m2se export record (format {record.format!r}, processor)")
     return record

@@ -56,20 +56,28 @@ def _lora_list(adapters: Sequence[Adapter]) -> str:
 def _loading(record: ExportRecord, folder: Path) -> list[str]:
     p = record.processor
     if record.format == "native":
+        architecture = (read_json_object(folder / "config.json").get("architectures") or ["?"])[0]
+        if p.get("tokens_per_tile"):
+            pictures = (
+                f"each picture is `<img>` + `<IMG_CONTEXT>` × {p.get('tokens_per_tile')} per "
+                f"{p.get('tile_size')}-px tile + `</img>`, media first (`Frame1: <image>\\n` ... per video frame)"
+            )
+        else:
+            options = ", ".join(f"{k}={v}" for k, v in record.model_processor.items()) or "its defaults"
+            pictures = f"pictures are written as m2se's `{record.backbone}` processor writes them ({options}), media first"
         return [
             "## Loading",
             "",
             "```python",
             "from transformers import AutoModelForImageTextToText, AutoTokenizer",
-            'model = AutoModelForImageTextToText.from_pretrained("DIR")  # InternVLForConditionalGeneration',
+            f'model = AutoModelForImageTextToText.from_pretrained("DIR")  # {architecture}',
             'tokenizer = AutoTokenizer.from_pretrained("DIR")',
             "```",
             "",
-            "The chat template writes the system prompt training used when a conversation has none. As in "
-            f"training, each picture is `<img>` + `<IMG_CONTEXT>` × {p.get('tokens_per_tile')} per "
-            f"{p.get('tile_size')}-px tile + `</img>`, media first (`Frame1: <image>\\n` ... per video frame), "
-            "then the text. In m2se, `python evaluate.py ckpt=DIR` and `python predict.py ckpt=DIR` take "
-            "this folder as the model, with the settings below (`m2se_export.json`).",
+            f"The chat template writes the system prompt training used when a conversation has none. As in "
+            f"training, {pictures}, then the text. In m2se, `python evaluate.py ckpt=DIR` and "
+            "`python predict.py ckpt=DIR` take this folder as the model, with the settings below "
+            "(`m2se_export.json`; give the model config it was trained with, `model=...`).",
             "",
         ]
     config = read_json_object(folder / "config.json")
@@ -107,6 +115,7 @@ def _settings(record: ExportRecord) -> list[str]:
         ("video frames to tiles (video_resize)", p.get("video_resize")),
         ("tile size (px)", p.get("tile_size")),
         ("tokens per tile", p.get("tokens_per_tile")),
+        *((f"model.processor.{k}", v) for k, v in record.model_processor.items()),
     ]
     return [
         "## Prompt and media settings",

@@ -18,10 +18,18 @@ from m2se.data.processor import M2SEProcessor
 from m2se.evaluation import TaskResult, result_of
 from m2se.files import staged_dir
 from m2se.loggers import log_confusion, log_generations
-from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
+from m2se.model.adapters import (
+    Adapter,
+    check_family,
+    check_stackable,
+    config_of,
+    merge,
+    read_adapters,
+    write_adapter,
+)
 from m2se.model.answer_lines import answer_lines
 from m2se.model.audio import extra_tokens_for
-from m2se.model.backbone import Backbone, LoadSettings
+from m2se.model.backbone import Backbone, LoadSettings, family_of
 from m2se.model.checkpoints import (
     CheckpointError,
     check_fit,
@@ -87,6 +95,7 @@ class M2SEModule(L.LightningModule):
         self.lora = _settings(LoraSettings, lora)
         self.load_settings = _settings(LoadSettings, load)
         self.optim = _settings(OptimizerSettings, optimizer)
+        check_family(init_from, family_of(backbone))
         base = backbone.load(self.load_settings)
         self.merged: list[Adapter] = read_adapters(init_from) if init_from else []
         self.model = add_lora(merge(base, self.merged), self.lora, backbone.parts)
@@ -303,7 +312,7 @@ class M2SEModule(L.LightningModule):
         check_weights(self, self.global_step, f"the adapter folder {out_dir}")
         adapters = [*self.merged, Adapter.of(self.model)]
         with staged_dir(out_dir) as staged:
-            write_adapter(adapters, staged, self.model_path)
+            write_adapter(adapters, staged, self.model_path, family_of(self.backbone))
             if self.extra_tokens is not None:
                 self.extra_tokens.save(staged)
         return Path(out_dir)
@@ -315,6 +324,7 @@ class M2SEModule(L.LightningModule):
         checkpoint["m2se"] = {
             "stage": self.stage,
             "base": self.model_path,
+            "backbone": family_of(self.backbone),
             "lora_config": config_of(self.model),  # not Adapter.of: no tensor copies
             "merged": [a.state() for a in self.merged],
             "audio": None if self.extra_tokens is None else self.extra_tokens.settings.to_dict(),
