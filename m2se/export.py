@@ -32,8 +32,8 @@ from omegaconf.errors import OmegaConfBaseException
 from transformers.utils import logging as hf_logging
 
 from m2se.files import first_line
-from m2se.model.audio import saved_settings
 from m2se.model.adapters import backbone_of
+from m2se.model.audio import saved_settings
 from m2se.model.export import DEFAULT_BACKBONE, DTYPES, FORMATS, Exported, export_model
 from m2se.model.exported import ExportRecord
 from m2se.model.model_card import render_card
