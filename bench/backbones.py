@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"train step, batch {args.batch}, {args.frames} frames, {args.warmup} warmup + {args.steps} timed steps")
+    print(
+        f"train step, batch {args.batch}, {args.frames} frames, {args.warmup} warmup + {args.steps} timed steps"
+    )
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 256, (args.frames, 448, 448, 3), dtype=np.uint8) for _ in range(args.batch)]
     query, answer = TASKS["erc"].query("Oh my God, what happened?"), TASKS["erc"].format("Surprise")

@@ -34,8 +34,8 @@ from transformers.utils import logging as hf_logging
 from m2se.files import first_line
 from m2se.model.adapters import backbone_of
 from m2se.model.audio import saved_settings
-from m2se.model.export import DEFAULT_BACKBONE, DTYPES, FORMATS, Exported, export_model
-from m2se.model.exported import ExportRecord
+from m2se.model.export import DTYPES, FORMATS, Exported, export_model
+from m2se.model.exported import DEFAULT_BACKBONE, ExportRecord
 from m2se.model.model_card import render_card
 from m2se.model.training_runs import data_manifests, find_evaluations, training_runs, training_settings
 

@@ -125,3 +125,25 @@ def test_metrics_import_only_the_answer_grammar_and_label_sets():
         if not imported.startswith(METRICS_MAY_IMPORT)
     }
     assert wrong == set()
+
+
+# A backbone family's two modules, and the modules that may know them by name: their own family's
+# (InternVL's checkpoint conversion and original layout), the tiny builders. Everything else reaches a
+# family through config (``model.backbone``, ``model.processor``) and the seam's protocols.
+FAMILIES = {
+    "internvl": ({"m2se.model.internvl", "m2se.data.internvl"}, ("m2se.model.convert", "m2se.model.export_original", "m2se.model.tiny")),
+    "qwen_vl": ({"m2se.model.qwen_vl", "m2se.data.qwen_vl"}, ("m2se.model.tiny_qwen",)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_only_a_familys_own_modules_import_it(family):
+    modules, own = FAMILIES[family]
+    importers = {
+        name
+        for name, imported in GRAPH.items()
+        if imported & modules and name not in modules and not name.startswith(own)
+    }
+    assert importers == set(), (
+        f"{sorted(importers)} import {family}: reach it through model.backbone/processor"
+    )

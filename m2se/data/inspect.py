@@ -52,7 +52,7 @@ def text_lengths(records: list[Record], model: str | None) -> list[int]:
     """Query + response length of each record in tokens (with a model's tokenizer) or words."""
     texts = [r.query + " " + r.response for r in records]
     if model and texts:
-        from m2se.data.processor import load_pretrained
+        from m2se.data.vision import load_pretrained
 
         tokenizer = load_pretrained(model)
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]

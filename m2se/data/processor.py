@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase
 from m2se.audio_settings import AudioSettings
 from m2se.data.audio import check_tasks, load_feature_extractor
 from m2se.data.tiles import check_rgb
-from m2se.data.vision import Vision, count_visual, load_pretrained  # noqa: F401  (load_pretrained: re-exported)
+from m2se.data.vision import Vision, count_visual
 
 IGNORE_INDEX = -100
 AUDIO = ("audio", "")  # placeholder kinds: the encoder's sound, and ("features", view) per view

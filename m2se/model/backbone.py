@@ -1,7 +1,8 @@
 """The seam between the project and a vision-language family: find it, load it frozen, name its parts.
 
-A family is one model module (``m2se.model.internvl.InternVL``) and one processor module
-(``m2se.data.internvl``), named by a model config with ``_target_`` (``model.backbone``,
+A family is one model module (``m2se.model.internvl.InternVL``, ``m2se.model.qwen_vl.QwenVL``) and one
+processor module (``m2se.data.internvl``, ``m2se.data.qwen_vl``; their ``Vision`` is the data half of
+the seam, ``m2se.data.vision``), named by a model config with ``_target_`` (``model.backbone``,
 ``model.processor``). ``M2SEModule`` loads the network through ``Backbone.load`` and places LoRA by
 ``Backbone.parts``; nothing else in the project knows which family it trains.
 """

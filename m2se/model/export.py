@@ -4,7 +4,7 @@
 sharded above ``max_shard_size``), config, generation config, the tokenizer whose chat template writes
 the trained system prompt when a conversation has none, ``m2se_export.json`` (the prompt and media
 settings training used; ``m2se.model.exported``), the audio parts when the checkpoint has them, and a
-``README.md`` model card. ``format=native``: transformers' ``InternVLForConditionalGeneration``;
+``README.md`` model card. ``format=native``: the family's transformers model (``InternVLForConditionalGeneration``, ...);
 ``format=original``: InternVL2's ``InternVLChatModel`` layout (``m2se.model.export_original``).
 """
 
@@ -29,12 +29,8 @@ from m2se.model.audio import read_saved
 from m2se.model.backbone import LoadSettings
 from m2se.model.checkpoints import CheckpointError, read_json_object, read_m2se_checkpoint
 from m2se.model.export_original import write_original
-from m2se.model.exported import ExportRecord, read_export
-from m2se.model.internvl import InternVL
+from m2se.model.exported import DEFAULT_BACKBONE, ExportRecord, read_export
 
-DEFAULT_BACKBONE = (
-    f"{InternVL.__module__}.{InternVL.__qualname__}"  # when no training run config names the family
-)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 FORMATS = ("native", "original")
 

@@ -33,6 +33,8 @@ CONFIG_KEYS = {
     "use_thumbnail": "data.use_thumbnail",
     "video_resize": "data.video_resize",
 }
+# The family of checkpoints and runs that name none: they were made before a second family existed.
+DEFAULT_BACKBONE = "m2se.model.internvl.InternVL"
 # What a setting was before its key existed: records and run configs that lack it were made so.
 LEGACY = {"video_resize": "pil"}
 
@@ -51,7 +53,7 @@ class ExportRecord:
     processor: dict = field(default_factory=dict)
     settings_from: str = ""
     audio: bool = False
-    backbone: str = "m2se.model.internvl.InternVL"
+    backbone: str = DEFAULT_BACKBONE
     model_processor: dict = field(default_factory=dict)
 
     def config_values(self) -> dict[str, object]:
