@@ -30,6 +30,13 @@ def tiny_qwen_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen2_vl_dir(tmp_path_factory) -> Path:
+    from m2se.model.tiny_qwen import build_tiny_qwen
+
+    return build_tiny_qwen(tmp_path_factory.mktemp("tiny") / "tiny-qwen2-vl", seed=0, variant="qwen2_vl")
+
+
+@pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     from m2se.data.demo import write_demo_dataset
 

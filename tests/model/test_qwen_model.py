@@ -50,20 +50,27 @@ def test_qlora_quantizes_only_the_language_model(tiny_qwen_dir):
     assert type(model.lm_head) is nn.Linear
 
 
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen2_vl"])
+def family(request, tiny_qwen_dir, tiny_qwen2_vl_dir):
+    """(base model, its processor) of each version: Qwen2-VL's positions take no frame rate."""
+    folder = tiny_qwen_dir if request.param == "qwen2_5_vl" else tiny_qwen2_vl_dir
+    return QwenVL(str(folder)).resolved().load(), qwen_vl.from_pretrained(folder, frame_size=56)
+
+
 @pytest.fixture(scope="module")
-def prompts(tiny_qwen_dir):
-    processor = qwen_vl.from_pretrained(tiny_qwen_dir, frame_size=56)
+def prompts(family):
+    base, processor = family
     rng = np.random.default_rng(0)
     samples = [  # different lengths, a clip and an image: left padding must not move the positions
         processor(TASKS["erc"].query("I see."), videos=[rng.integers(0, 255, (4, 56, 56, 3), dtype=np.uint8)]),
         processor(TASKS["erc"].query("What a long day it has been."), images=[rng.integers(0, 255, (1, 56, 56, 3), dtype=np.uint8)]),
     ]  # fmt: skip
     answers = [processor.answer_ids(TASKS["erc"].format(label)) for label in TASKS["erc"].labels]
-    return processor, samples, answers
+    return base, processor, samples, answers
 
 
-def test_first_token_scores_are_the_first_generated_step(base, prompts):
-    processor, samples, answers = prompts
+def test_first_token_scores_are_the_first_generated_step(prompts):
+    base, processor, samples, answers = prompts
     batch = processor.collate(samples, padding_side="left")
     vision = processor.model_inputs(batch)
     probabilities, _ = label_probabilities(base, batch, answers, vision, method="first_token")
@@ -71,10 +78,12 @@ def test_first_token_scores_are_the_first_generated_step(base, prompts):
                         max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)  # fmt: skip
     first = out.logits[0].float().log_softmax(-1)[:, [a[0] for a in answers]].softmax(-1)
     torch.testing.assert_close(probabilities, first, atol=1e-5, rtol=1e-4)
+    timed = "second_per_grid_ts" in processor.model_inputs(batch)  # Qwen2.5-VL's only
+    assert timed == hasattr(base.config.vision_config, "tokens_per_second")
 
 
-def test_continuation_scores_equal_each_answer_scored_alone(base, prompts):
-    processor, samples, answers = prompts
+def test_continuation_scores_equal_each_answer_scored_alone(prompts):
+    base, processor, samples, answers = prompts
     batch = processor.collate(samples, padding_side="left")
     probabilities, _ = label_probabilities(
         base, batch, answers, processor.model_inputs(batch), method="continuation"
