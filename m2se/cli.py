@@ -25,7 +25,6 @@ from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.files import first_line
 from m2se.logs import route_to_run_log
-from m2se.model.adapters import check_family
 from m2se.model.audio import evaluated_settings
 from m2se.model.exported import read_export
 from m2se.model.guard import NonFiniteError
@@ -208,7 +207,6 @@ def use_export(cfg: DictConfig, given: Sequence[str] = ()) -> list[str]:
     record = read_export(cfg.get("ckpt"))
     if record is None:
         return []
-    record.check_family(OmegaConf.select(cfg, "model.backbone._target_"), cfg.ckpt)
     with open_dict(cfg):
         cfg.model.path = str(cfg.ckpt)
         replaced = []
@@ -229,7 +227,6 @@ def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, Mul
     Evaluating, ``model.audio`` is what the checkpoint ``ckpt`` was trained with (``evaluated_settings``).
     """
     use_export(cfg, command_line_keys())
-    check_family(cfg.get("ckpt"), OmegaConf.select(cfg, "model.backbone._target_"))
     backbone = instantiate(cfg.model.backbone)
     if not all(callable(getattr(backbone, name, None)) for name in ("resolved", "load")):
         raise ValueError(

@@ -12,10 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from m2se.data.mixtures import mixture_weights
 from m2se.data.settings import CHOICES, COUNTS, check_choices, check_counts
+from m2se.model.adapters import check_family
+from m2se.model.exported import read_export
 
 
 def check_before_work(cfg: DictConfig) -> None:
-    """``ckpt``/``resume`` are null or exist; the data config's counts are integers in range
+    """``ckpt``/``resume`` are null or exist, and were trained on ``model.backbone``'s family; the data config's counts are integers in range
     (``check_counts``) and its word settings among their choices (``check_choices``); every mixture names known tasks with valid weights; ``data.mixture`` is one of
     them. Raises on the first problem."""
     for key in ("ckpt", "resume"):
@@ -24,6 +26,12 @@ def check_before_work(cfg: DictConfig) -> None:
             raise ValueError(f"{key}= is empty (null for none)")
         if value is not None and not Path(str(value)).expanduser().exists():
             raise FileNotFoundError(f"{key}={value}: no such checkpoint or adapter folder")
+        # Trained on another family than model= names: its weights would not fit (or fit wrongly).
+        family = OmegaConf.select(cfg, "model.backbone._target_", default=None)
+        check_family(value, family)
+        record = read_export(value)
+        if record is not None:
+            record.check_family(family, value)
     data = cfg.get("data") or {}
     check_counts(**{key: data.get(key) for key in COUNTS if key in data})
     processor = data.get("processor") or {}

@@ -65,6 +65,11 @@ def test_the_export_evaluates_to_the_adapters_answers(stages, tiny_qwen_dir, dem
     record = json.loads((out / "m2se_export.json").read_text())
     assert record["backbone"] == "m2se.model.qwen_vl.QwenVL"
     assert record["model_processor"] == {"frame_size": 56, "frames_per_second": 2.0}
+    assert (out / "preprocessor_config.json").read_bytes() == (
+        tiny_qwen_dir / "preprocessor_config.json"
+    ).read_bytes()
+    card = (out / "README.md").read_text()
+    assert "tags: [m2se, qwen2_5_vl," in card and "tile size" not in card and "frame_size | 56" in card
     results = {}
     for name, ckpt in (("adapter", adapter), ("export", out)):
         cfg = qwen("evaluate", stages / f"eval_{name}", tiny_qwen_dir, demo_dir, "task=msa", f"ckpt={ckpt}")
@@ -83,6 +88,6 @@ def test_the_export_evaluates_to_the_adapters_answers(stages, tiny_qwen_dir, dem
         evaluate(internvl)
     internvl.ckpt = str(adapter)
     with pytest.raises(
-        ValueError, match=r"trained on a m2se.model.qwen_vl.QwenVL model, but model.backbone is"
+        ValueError, match=r"trained on the m2se.model.qwen_vl.QwenVL family, but model.backbone is"
     ):
         evaluate(internvl)

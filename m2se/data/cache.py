@@ -258,7 +258,9 @@ def tile_size_of(model: str | os.PathLike) -> int:
     size = size[0] if isinstance(size, list) and len(size) == 2 and size[0] == size[1] else size
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(
-            f"{path}: no square vision_config.image_size to take the tile size from (got {size!r})"
+            f"{path}: no square vision_config.image_size to take the tile size from (got {size!r}); "
+            "give --tile-size PIXELS (a family whose processor sets it: model.processor.frame_size) and "
+            "--max-tiles as training reads images (the DataModule's unbuilt-cache warning prints both)"
         )
     return size
 

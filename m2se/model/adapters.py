@@ -259,6 +259,6 @@ def check_family(ckpt: str | Path | None, family: str | None) -> None:
     trained_on = backbone_of(Path(ckpt)) if ckpt and Path(ckpt).exists() else None
     if trained_on is not None and trained_on != family:
         raise ValueError(
-            f"ckpt {ckpt}: trained on a {trained_on} model, but model.backbone is {family}; "
+            f"{ckpt}: trained on the {trained_on} family, but model.backbone is {family}; "
             "give the model config it was trained with (model=...)"
         )

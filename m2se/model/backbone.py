@@ -102,9 +102,10 @@ def family_of(backbone: Backbone) -> str:
     return f"{type(backbone).__module__}.{type(backbone).__qualname__}"
 
 
-def local_model_dir(path: str | Path) -> Path:
+def local_model_dir(path: str | Path, hint: str = "") -> Path:
     """The local directory ``path`` names: itself, or a hub id's snapshot in the Hugging Face cache
-    (downloaded when the hub is reachable). FileNotFoundError saying what to do otherwise."""
+    (downloaded when the hub is reachable). FileNotFoundError saying what to do otherwise (``hint``: the
+    family's own advice, appended)."""
     local = Path(path).expanduser()
     if local.exists() and not local.is_dir():
         raise FileNotFoundError(f"model.path {path}: is a file, not a model directory")
@@ -124,6 +125,5 @@ def local_model_dir(path: str | Path) -> Path:
         raise FileNotFoundError(
             f"model {path!r} is neither a local directory nor in the Hugging Face cache ({reason}). "
             f"Download it where the hub is reachable: `hf download {path} --local-dir DIR`, "
-            f"then pass model.path=DIR (an original InternVL2/2.5/3 checkpoint is converted on first use, "
-            f"or convert it yourself: `python -m m2se.model.convert DIR NATIVE_DIR`)"
+            f"then pass model.path=DIR{hint}"
         ) from None

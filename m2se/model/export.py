@@ -11,6 +11,7 @@ settings training used; ``m2se.model.exported``), the audio parts when the check
 from __future__ import annotations
 
 import importlib
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from m2se.model.checkpoints import CheckpointError, read_json_object, read_m2se_
 from m2se.model.export_original import write_original
 from m2se.model.exported import DEFAULT_BACKBONE, ExportRecord, read_export
 
+# The base's image and video processor settings, copied as they are into a native export.
+PROCESSOR_FILES = ("preprocessor_config.json", "video_preprocessor_config.json")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 FORMATS = ("native", "original")
 
@@ -169,6 +172,9 @@ def export_model(
             model.save_pretrained(staged, max_shard_size=max_shard_bytes)
             tokenizer.chat_template = with_default_system(tokenizer.chat_template, system)
             tokenizer.save_pretrained(staged)
+            for name in PROCESSOR_FILES:  # AutoProcessor (and vLLM) read them beside the model
+                if (base_dir / name).is_file():
+                    shutil.copy2(base_dir / name, staged / name)
         else:
             write_original(model, tokenizer, staged, system, processor, base_dir, max_shard_bytes)
         if audio is not None:

@@ -67,7 +67,7 @@ class ExportRecord:
         """ValueError when the run's ``model.backbone._target_`` is not the family this folder holds."""
         if backbone != self.backbone:
             raise ValueError(
-                f"ckpt {folder}: an export of a {self.backbone} model, but the config's model.backbone is "
+                f"{folder}: an export of the {self.backbone} family, but model.backbone is "
                 f"{backbone}; give the model config it was trained with (model=...)"
             )
 

@@ -27,6 +27,12 @@ PARTS = {
 }
 
 
+CONVERT_HINT = (
+    " (an original InternVL2/2.5/3 checkpoint is converted on first use; "
+    "`python -m m2se.model.convert DIR NATIVE_DIR` converts it by hand)"
+)
+
+
 @dataclass(frozen=True)
 class InternVL:
     """``model.backbone`` for InternVL2, 2.5 and 3 (and any native ``InternVLForConditionalGeneration``):
@@ -58,7 +64,7 @@ def resolve_model_path(path: str | Path, cache_dir: str | Path) -> Path:
     ``path`` is a local directory (native or original) or a hub id found in the local Hugging Face
     cache (downloaded when the hub is reachable). Raises FileNotFoundError saying what to do.
     """
-    local = local_model_dir(path)
+    local = local_model_dir(path, CONVERT_HINT)
     config = read_json_object(local / "config.json") if (local / "config.json").is_file() else {}
     if config.get("model_type") == "internvl":
         return local

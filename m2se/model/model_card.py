@@ -25,12 +25,16 @@ def render_card(
 ) -> str:
     """The card's markdown. ``folder``: the export being written (its config.json is read);
     ``evaluations``: (evaluate.py output folder, its metrics as a markdown table)."""
+    model_type = read_json_object(folder / "config.json").get("model_type", "")
+    family = (
+        "internvl" if record.format == "original" else model_type
+    )  # the original layout's is internvl_chat
     lines = [
         "---",
         f"base_model: {dumps(record.base)}",
         "library_name: transformers" if record.format == "native" else "library_name: internvl",
         "pipeline_tag: image-text-to-text",
-        "tags: [m2se, internvl, emotion-recognition, sentiment-analysis]",
+        f"tags: [m2se, {family}, emotion-recognition, sentiment-analysis]",
         "---",
         f"# {Path(record.base).name}, fine-tuned with m2se",
         "",
@@ -64,7 +68,10 @@ def _loading(record: ExportRecord, folder: Path) -> list[str]:
             )
         else:
             options = ", ".join(f"{k}={v}" for k, v in record.model_processor.items()) or "its defaults"
-            pictures = f"pictures are written as m2se's `{record.backbone}` processor writes them ({options}), media first"
+            pictures = (
+                f"pictures are written as m2se writes them for the `{record.backbone}` family "
+                f"({options}; docs in m2se's README), media first"
+            )
         return [
             "## Loading",
             "",
@@ -113,8 +120,8 @@ def _settings(record: ExportRecord) -> list[str]:
         ("image tiles at most (max_tiles)", p.get("max_tiles")),
         ("thumbnail tile (use_thumbnail)", p.get("use_thumbnail")),
         ("video frames to tiles (video_resize)", p.get("video_resize")),
-        ("tile size (px)", p.get("tile_size")),
-        ("tokens per tile", p.get("tokens_per_tile")),
+        # A family whose config fixes no tile (its processor sets a frame size instead) has no such rows.
+        *((name, p.get(key)) for name, key in TILE_ROWS if key in p),
         *((f"model.processor.{k}", v) for k, v in record.model_processor.items()),
     ]
     return [
@@ -127,6 +134,9 @@ def _settings(record: ExportRecord) -> list[str]:
         f"From {record.settings_from}.",
         "",
     ]
+
+
+TILE_ROWS = (("tile size (px)", "tile_size"), ("tokens per tile", "tokens_per_tile"))
 
 
 def _cell(value) -> str:

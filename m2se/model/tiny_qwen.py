@@ -22,6 +22,7 @@ from transformers import (
     Qwen2_5_VLConfig,
     Qwen2VLConfig,
 )
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from m2se.model.tiny import CHATML_TOKENS, QWEN_PAD_TOKEN, train_tokenizer
 
@@ -101,6 +102,8 @@ def build_tiny_qwen(out_dir: Path, seed: int = 0, variant: str = "qwen2_5_vl") -
     )
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    # As the releases ship it: the image processor's settings (56-px pictures), for AutoProcessor users.
+    Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56).save_pretrained(out_dir)
     return out_dir
 
 
