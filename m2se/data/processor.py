@@ -198,15 +198,12 @@ class M2SEProcessor:
         are (on the GPU after transfer), float32 ones unchanged, inputs read off the token ids recomputed
         from ``batch["input_ids"]`` (they follow the tokens when a batch is re-padded), absent ones left
         out (``generate`` runs the vision tower for a ``pixel_values`` key even when it is None)."""
-        pixels = {
-            name: self.vision.normalise(batch[name]) if batch[name].dtype == torch.uint8 else batch[name]
-            for name in self.vision.pixel_names
-            if batch.get(name) is not None
-        }
-        if not pixels:
+        given = {k: batch[k] for k in self.vision.input_names if batch.get(k) is not None}
+        if not any(k in given for k in self.vision.pixel_names):
             return {}
-        rest = {k: batch[k] for k in self.vision.input_names if k not in pixels and batch.get(k) is not None}
-        return {**rest, **pixels, **self.vision.token_inputs(batch["input_ids"])}
+        for name in [k for k in self.vision.pixel_names if k in given and given[k].dtype == torch.uint8]:
+            given[name] = self.vision.normalise(given[name])
+        return {**given, **self.vision.token_inputs(batch["input_ids"])}
 
     def audio_values(self, waveform: np.ndarray) -> torch.Tensor:
         """Mono float32 (N,) at ``sampling_rate`` → the encoder's input values (its feature extractor's)."""

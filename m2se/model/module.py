@@ -18,15 +18,7 @@ from m2se.data.processor import M2SEProcessor
 from m2se.evaluation import TaskResult, result_of
 from m2se.files import staged_dir
 from m2se.loggers import log_confusion, log_generations
-from m2se.model.adapters import (
-    Adapter,
-    check_family,
-    check_stackable,
-    config_of,
-    merge,
-    read_adapters,
-    write_adapter,
-)
+from m2se.model.adapters import Adapter, check_stackable, config_of, merge, read_adapters, write_adapter
 from m2se.model.answer_lines import answer_lines
 from m2se.model.audio import extra_tokens_for
 from m2se.model.backbone import Backbone, LoadSettings, family_of
@@ -95,17 +87,14 @@ class M2SEModule(L.LightningModule):
         self.lora = _settings(LoraSettings, lora)
         self.load_settings = _settings(LoadSettings, load)
         self.optim = _settings(OptimizerSettings, optimizer)
-        check_family(init_from, family_of(backbone))
         base = backbone.load(self.load_settings)
         self.merged: list[Adapter] = read_adapters(init_from) if init_from else []
         self.model = add_lora(merge(base, self.merged), self.lora, backbone.parts)
         # Refused now, not after training: the adapter folder must stack every stage into one LoRA.
         check_stackable([a.lora_config() for a in self.merged] + [self.model.peft_config["default"]])
         self.model.train()  # from_pretrained leaves the base in eval mode
-        hidden = self.model.get_input_embeddings().embedding_dim
-        self.extra_tokens = extra_tokens_for(
-            processor.audio, init_from, hidden, self.load_settings.torch_dtype()
-        )
+        hidden, dtype = self.model.get_input_embeddings().embedding_dim, self.load_settings.torch_dtype()
+        self.extra_tokens = extra_tokens_for(processor.audio, init_from, hidden, dtype)
         # Set by the curriculum: the optimizer steps (start, end) the current stage's schedule spans.
         self.schedule_window: tuple[int, int] | None = None
         self.flops_per_batch = None  # read by ThroughputMonitor
@@ -227,17 +216,15 @@ class M2SEModule(L.LightningModule):
             eos_token_id=self.processor.stop_token_ids,  # the end of turn training taught, and eos
         )
         vision = self.processor.model_inputs(batch)  # none for a text-only batch
+        ids, mask = batch["input_ids"], batch["attention_mask"]
         try:
             with self.placed(batch):
                 out = self.model.generate(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    **vision,
-                    **{**settings, **generate_kwargs},
+                    input_ids=ids, attention_mask=mask, **vision, **settings | generate_kwargs
                 )
         finally:
             self.train(training)
-        return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        return self.tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         if batch["input_ids"] is None:
