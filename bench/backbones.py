@@ -130,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    unknown = [name for name in args.model if not (CONF / f"{name}.yaml").is_file()]
+    if unknown:
+        parser.error(f"--model {' '.join(unknown)}: no such model config in conf/model/")
+    if min(args.batch, args.frames, args.steps) < 1 or args.warmup < 0:
+        parser.error("--batch, --frames and --steps must be >= 1, --warmup >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

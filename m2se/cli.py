@@ -166,7 +166,15 @@ def prepare_demo(cfg: DictConfig) -> None:
     from m2se.model.tiny import build_tiny_audio_encoder
 
     # A model config that can make its model says how (model.build: the tiny models).
-    if cfg.model.get("build") and not (Path(cfg.model.path) / "config.json").is_file():
+    model = Path(cfg.model.path)
+    if cfg.model.get("build") and not (model / "config.json").is_file():
+        if model.exists() and (
+            not model.is_dir() or any(model.iterdir())
+        ):  # never write into a user's folder
+            raise FileNotFoundError(
+                f"model.path {model}: holds no model (no config.json) and is not an empty folder; "
+                "experiment=demo builds its tiny model only into an empty or new folder"
+            )
         instantiate(cfg.model.build)
     encoder = (cfg.model.get("audio") or {}).get("encoder")
     if encoder and not (Path(encoder) / "config.json").is_file():
@@ -240,7 +248,10 @@ def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, Mul
         audio = evaluated_settings(audio, cfg.ckpt)
     options = OmegaConf.to_container(cfg.data.get("processor") or {}, resolve=True)
     # Partial, then called: Hydra would take the dataclasses (settings, backbone) for configs to merge.
-    processor = instantiate(cfg.model.processor, _partial_=True)(**options, audio=audio)
+    try:
+        processor = instantiate(cfg.model.processor, _partial_=True)(**options, audio=audio)
+    except TypeError as err:  # a key the family's processor does not take (a typo, another family's)
+        raise ValueError(f"model.processor / data.processor: {first_line(err)}") from None
     if not isinstance(processor, M2SEProcessor):
         raise ValueError(f"model.processor._target_ built a {type(processor).__name__}, not an M2SEProcessor")
     return backbone, instantiate(cfg.data, processor=processor, _convert_="all")

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from m2se.data.mixtures import mixture_weights
 from m2se.data.settings import CHOICES, COUNTS, check_choices, check_counts
 from m2se.model.adapters import check_family
+from m2se.model.backbone import LoadSettings
 from m2se.model.exported import read_export
 
 
@@ -32,6 +33,12 @@ def check_before_work(cfg: DictConfig) -> None:
         record = read_export(value)
         if record is not None:
             record.check_family(family, value)
+    load = OmegaConf.select(cfg, "module.load", default=None)
+    if isinstance(load, DictConfig):  # its words (dtype, attention, quantization): one line each
+        try:
+            LoadSettings(**OmegaConf.to_container(load, resolve=True))
+        except TypeError as err:  # a key LoadSettings does not have
+            raise ValueError(f"module.load: {err}") from None
     data = cfg.get("data") or {}
     check_counts(**{key: data.get(key) for key in COUNTS if key in data})
     processor = data.get("processor") or {}

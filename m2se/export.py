@@ -35,7 +35,7 @@ from m2se.files import first_line
 from m2se.model.adapters import backbone_of
 from m2se.model.audio import saved_settings
 from m2se.model.export import DTYPES, FORMATS, Exported, export_model
-from m2se.model.exported import DEFAULT_BACKBONE, ExportRecord
+from m2se.model.exported import DEFAULT_BACKBONE, ExportRecord, read_export
 from m2se.model.model_card import render_card
 from m2se.model.training_runs import data_manifests, find_evaluations, training_runs, training_settings
 
@@ -95,14 +95,13 @@ def export(args: ExportArgs) -> Exported:
         audio = saved_settings(ckpt) if record.audio else None
         return render_card(record, folder, adapters, runs, data_manifests(runs), found, audio)
 
-    # The family the checkpoint records, else its training run's, else InternVL (what came before).
-    family = backbone_of(ckpt) if ckpt.exists() else None
-    family = family or (runs[-1].get("model.backbone._target_") if runs else None)
+    # The family the checkpoint records (InternVL for those that record none: made before Qwen-VL).
+    family = backbone_of(ckpt) if ckpt.exists() and read_export(ckpt) is None else DEFAULT_BACKBONE
     options = (runs[-1].get("model.processor") if runs else None) or {}
     options = {k: v for k, v in options.items() if k not in ("_target_", "path")}
     return export_model(
         ckpt, args.out, processor, settings_from, card, args.model, args.dtype, args.format,
-        args.overwrite, args.max_shard_size, args.cache_dir, backbone=family or DEFAULT_BACKBONE,
+        args.overwrite, args.max_shard_size, args.cache_dir, backbone=family,
         model_processor=options,
     )  # fmt: skip
 

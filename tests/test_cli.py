@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from m2se.cli import build_data, check_paths
+from m2se.cli import build_data, check_paths, prepare_demo
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -70,6 +70,35 @@ def test_a_model_config_that_builds_the_wrong_thing_is_one_line(tiny_model_dir, 
         )
     with pytest.raises(ValueError, match=message):
         build_data(cfg)
+
+
+@pytest.mark.parametrize(
+    ("model", "override"),
+    [("tiny_qwen", "+model.processor.frame_sise=112"), ("tiny", "+model.processor.frame_size=112")],
+)
+def test_a_processor_option_the_family_does_not_take_is_one_line(
+    tiny_model_dir, tiny_qwen_dir, demo_dir, model, override
+):
+    folder = tiny_qwen_dir if model == "tiny_qwen" else tiny_model_dir
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["experiment=demo", f"model={model}", f"model.path={folder}", f"data.data_dir={demo_dir}", override],
+        )  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"model\.processor / data\.processor: .*unexpected keyword argument 'frame_si"
+    ):
+        build_data(cfg)
+
+
+def test_the_demo_never_builds_its_model_into_a_users_folder(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(b"precious")
+    cfg = config("train", "experiment=demo", f"model.path={folder}", f"data.data_dir={tmp_path / 'data'}")
+    with pytest.raises(FileNotFoundError, match="holds no model .* not an empty folder"):
+        prepare_demo(cfg)
+    assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4"]
 
 
 def test_importing_the_package_silences_bitsandbytes_missing_cpu_kernel_line():

@@ -82,6 +82,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         # video_backend and video_resize: MediaLoader checks its own.
         check_choices({"on_bad_record": on_bad_record, "on_media_error": on_media_error})
         check_counts(
+            num_frames=num_frames,
+            max_tiles=max_tiles,
             batch_size=batch_size,
             num_batches=num_batches,
             num_workers=num_workers,

@@ -84,6 +84,10 @@ class M2SEProcessor:
         self.pixels = pixels
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; collate needs one")
+        if not tokenizer.chat_template:
+            raise ValueError(
+                f"{tokenizer.name_or_path}: the tokenizer has no chat template to write prompts with"
+            )
         self.tokenizer, self.vision = tokenizer, vision
         self.system_prompt, self.max_length, self.over_budget = system_prompt, max_length, over_budget
         self.audio = check_tasks(AudioSettings.of(audio))

@@ -17,6 +17,7 @@ stands for every clip.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +58,11 @@ class QwenVLVision:
     pixel_names: ClassVar[tuple[str, ...]] = ("pixel_values", "pixel_values_videos")
 
     def __post_init__(self) -> None:
-        factor = self.patch_size * self.merge_size
-        if self.tile_size < factor or self.tile_size % factor:
-            raise ValueError(f"frame size {self.tile_size} px: must be a positive multiple of {factor}")
+        factor, size = self.patch_size * self.merge_size, self.tile_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < factor or size % factor:
+            raise ValueError(
+                f"model.processor.frame_size must be a positive multiple of {factor} px, got {size!r}"
+            )
 
     @property
     def visual_token_ids(self) -> tuple[int, ...]:
@@ -179,8 +182,12 @@ def from_pretrained(
             f"{path}: config's image/video token ids {config.image_token_id}/{config.video_token_id} "
             f"are not the tokenizer's {IMAGE_PAD}/{VIDEO_PAD} ids {ids[2]}/{ids[3]}"
         )
-    if frames_per_second <= 0:
-        raise ValueError(f"frames_per_second must be > 0, got {frames_per_second}")
+    if (
+        isinstance(frames_per_second, bool)
+        or not isinstance(frames_per_second, int | float)
+        or not (math.isfinite(frames_per_second) and frames_per_second > 0)
+    ):
+        raise ValueError(f"model.processor.frames_per_second must be a number > 0, got {frames_per_second!r}")
     temporal = vision_config.temporal_patch_size
     timed = hasattr(vision_config, "tokens_per_second")  # Qwen2.5-VL spaces patch pairs in time
     vision = QwenVLVision(

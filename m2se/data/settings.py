@@ -15,6 +15,8 @@ COUNTS = {
     "num_batches": (1, True),
     "num_workers": (0, False),
     "val_max_per_task": (1, True),
+    "num_frames": (1, False),
+    "max_tiles": (1, False),
 }
 
 

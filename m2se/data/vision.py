@@ -49,16 +49,20 @@ class Vision(Protocol):
 
 def load_pretrained(path: str | Path, kind=AutoTokenizer):
     """``kind.from_pretrained(path)`` (a tokenizer or a config) with one-line errors naming ``path``:
-    OSError when there is no model, ValueError when its files are malformed."""
+    OSError when there is no model, ValueError when its files are malformed or it has no tokenizer."""
     try:
-        return kind.from_pretrained(path)
+        loaded = kind.from_pretrained(path)
     except OSError:
         raise OSError(
             f"{path}: no model there (a local model directory or a cached hub id is needed; "
-            f"the tiny demo model is built by `python -m m2se.model.tiny --out {path}`)"
+            "experiment=demo builds its tiny model on first use)"
         ) from None
     except Exception as err:  # transformers and huggingface_hub raise many types on a bad config.json
         raise ValueError(f"{path}: not a readable model directory ({first_line(err)})") from None
+    # Without tokenizer files transformers builds an empty tokenizer (one token) and says nothing.
+    if hasattr(loaded, "get_vocab") and len(loaded) < 2:
+        raise ValueError(f"{path}: no tokenizer there (tokenizer.json / tokenizer_config.json are missing)")
+    return loaded
 
 
 def count_visual(ids: Sequence[int] | torch.Tensor, vision: Vision) -> int:

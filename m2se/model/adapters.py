@@ -28,6 +28,7 @@ from m2se.model.checkpoints import (
     read_m2se_checkpoint,
     read_safetensors,
 )
+from m2se.model.exported import DEFAULT_BACKBONE, read_export
 from m2se.model.exported import MARK as EXPORT_MARK
 
 
@@ -242,22 +243,26 @@ def save_adapter(adapters: list[Adapter], out_dir: str | Path, base_model: str) 
     return Path(out_dir)
 
 
-def backbone_of(ckpt: Path) -> str | None:
+def backbone_of(ckpt: Path) -> str:
     """The family ``ckpt`` was trained on as training recorded it (the adapter folder's
-    ``m2se_backbone.json``, the checkpoint's ``m2se.backbone``); None for ones written before it was."""
+    ``m2se_backbone.json``, the checkpoint's ``m2se.backbone``); InternVL for ones that record none,
+    written before a second family existed (``DEFAULT_BACKBONE``)."""
     if ckpt.is_dir():
         file = ckpt / FAMILY_FILE
         family = read_json_object(file).get("backbone") if file.is_file() else None
     else:
         family = read_m2se_checkpoint(ckpt)["m2se"].get("backbone")
-    return family if isinstance(family, str) and family else None
+    return family if isinstance(family, str) and family else DEFAULT_BACKBONE
 
 
 def check_family(ckpt: str | Path | None, family: str | None) -> None:
     """ValueError when ``ckpt`` (an adapter folder or checkpoint) records another family than ``family``
     (a ``model.backbone._target_``): its LoRA would not fit, or fit the wrong network."""
-    trained_on = backbone_of(Path(ckpt)) if ckpt and Path(ckpt).exists() else None
-    if trained_on is not None and trained_on != family:
+    path = Path(ckpt).expanduser() if ckpt else None
+    if path is None or not path.exists() or read_export(path) is not None:
+        return  # nothing to check, or an export (its record says: ExportRecord.check_family)
+    trained_on = backbone_of(path)
+    if trained_on != family:
         raise ValueError(
             f"{ckpt}: trained on the {trained_on} family, but model.backbone is {family}; "
             "give the model config it was trained with (model=...)"

@@ -39,6 +39,14 @@ class Backbone(Protocol):
         and ``model.generate`` answers. ValueError naming the path when it is not this family's."""
 
 
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+LOAD_CHOICES = {
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "attn_implementation": ("auto", "sdpa", "eager", "flash_attention_2"),
+    "quantization": ("none", "4bit"),
+}
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How the base model is loaded. ``dtype`` auto: bf16 on CUDA, fp32 otherwise."""
@@ -48,6 +56,15 @@ class LoadSettings:
     quantization: Literal["none", "4bit"] = "none"
     gradient_checkpointing: bool = False
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Export's spellings (bf16, fp16, fp32) are taken too.
+        object.__setattr__(self, "dtype", DTYPE_ALIASES.get(self.dtype, self.dtype))
+        for key, choices in LOAD_CHOICES.items():
+            if getattr(self, key) not in choices:
+                raise ValueError(
+                    f"module.load.{key} must be one of {', '.join(choices)}; got {getattr(self, key)!r}"
+                )
 
     def torch_dtype(self) -> torch.dtype:
         if self.dtype == "auto":

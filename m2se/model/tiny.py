@@ -228,6 +228,12 @@ def build_tiny_audio_encoder(out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
+def new_folder(parser: argparse.ArgumentParser, out: Path) -> None:
+    """Exit with one line when ``out`` exists and is not an empty folder: a builder never overwrites."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        parser.error(f"--out {out}: exists and is not an empty folder")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="directory to write")
@@ -235,12 +241,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="internvl2", help="chat format and LLM config")
     parser.add_argument("--audio", action="store_true", help="the tiny speech encoder instead of InternVL")
     args = parser.parse_args(argv)
+    new_folder(parser, args.out)
     if args.audio:
         out = build_tiny_audio_encoder(args.out, seed=args.seed)
         n_params = sum(p.numel() for p in HubertModel.from_pretrained(out).parameters())
         print(f"wrote {out}: tiny HuBERT speech encoder, {n_params:,} parameters, 16 kHz, 50 frames/s")
         return
-    out = build_tiny_internvl(args.out, seed=args.seed, variant=args.variant)
+    try:
+        out = build_tiny_internvl(args.out, seed=args.seed, variant=args.variant)
+    except OSError as err:  # an unwritable place
+        parser.error(f"--out {args.out}: {err.strerror or err}")
     model = InternVLForConditionalGeneration.from_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     name = (

@@ -24,7 +24,7 @@ from transformers import (
 )
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from m2se.model.tiny import CHATML_TOKENS, QWEN_PAD_TOKEN, train_tokenizer
+from m2se.model.tiny import CHATML_TOKENS, QWEN_PAD_TOKEN, new_folder, train_tokenizer
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 VARIANTS = ("qwen2_5_vl", "qwen2_vl")
@@ -113,7 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", choices=VARIANTS, default="qwen2_5_vl")
     args = parser.parse_args(argv)
-    out = build_tiny_qwen(args.out, seed=args.seed, variant=args.variant)
+    new_folder(parser, args.out)
+    try:
+        out = build_tiny_qwen(args.out, seed=args.seed, variant=args.variant)
+    except OSError as err:  # an unwritable place
+        parser.error(f"--out {args.out}: {err.strerror or err}")
     model = AutoModelForImageTextToText.from_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     name = type(model).__name__.removesuffix("ForConditionalGeneration")

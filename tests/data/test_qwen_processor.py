@@ -94,10 +94,14 @@ def test_uint8_patches_normalise_to_the_float_ones_and_token_types_follow_the_id
 def test_bad_settings_and_text_that_would_misalign_the_pictures_are_refused(
     tiny_qwen_dir, tiny_model_dir, processor
 ):
-    with pytest.raises(ValueError, match="multiple of 28"):
-        qwen_vl.from_pretrained(tiny_qwen_dir, frame_size=50)
-    with pytest.raises(ValueError, match="frames_per_second"):
-        qwen_vl.from_pretrained(tiny_qwen_dir, frames_per_second=0)
+    for size in (50, 0, 28.0, "abc", None, True):
+        with pytest.raises(
+            ValueError, match=r"model\.processor\.frame_size must be a positive multiple of 28"
+        ):
+            qwen_vl.from_pretrained(tiny_qwen_dir, frame_size=size)
+    for rate in (0, -1, float("nan"), float("inf"), "abc", None):
+        with pytest.raises(ValueError, match=r"model\.processor\.frames_per_second must be a number > 0"):
+            qwen_vl.from_pretrained(tiny_qwen_dir, frames_per_second=rate)
     with pytest.raises(ValueError, match="not a Qwen2-VL or Qwen2.5-VL model directory"):
         qwen_vl.from_pretrained(tiny_model_dir)
     with pytest.raises(ValueError, match="not an InternVL model directory"):
@@ -106,3 +110,14 @@ def test_bad_settings_and_text_that_would_misalign_the_pictures_are_refused(
     with pytest.raises(ValueError, match="misalign"):
         processor("look: <|image_pad|>", videos=[frames(2)])
     assert processor.image_tiles(12) == 1  # an image is one picture: MediaLoader reads one tile
+
+
+def test_a_model_folder_without_its_tokenizer_says_so(tiny_qwen_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_qwen_dir, folder)
+    for file in folder.glob("tokenizer*"):
+        file.unlink()
+    with pytest.raises(ValueError, match="no tokenizer there"):
+        qwen_vl.from_pretrained(folder)

@@ -73,3 +73,16 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert str(tmp_path / "tiny") in line and "tokens per 56-px tile" in line
     assert (tmp_path / "tiny" / "config.json").exists()
+
+
+def test_the_builders_never_write_into_a_folder_with_files(tmp_path, capsys):
+    from m2se.model import tiny_qwen
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    for build in (main, tiny_qwen.main):
+        with pytest.raises(SystemExit):
+            build(["--out", str(taken)])
+        assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
