@@ -25,6 +25,7 @@ from m2se.data.processor import M2SEProcessor
 from m2se.data.records import RecordError
 from m2se.files import first_line
 from m2se.logs import route_to_run_log
+from m2se.model.adapters import warn_other_size
 from m2se.model.audio import evaluated_settings
 from m2se.model.exported import read_export
 from m2se.model.guard import NonFiniteError
@@ -260,6 +261,7 @@ def build_data(cfg: DictConfig, evaluating: bool = False) -> tuple[Backbone, Mul
 def build_module(cfg: DictConfig, backbone: Backbone, datamodule: MultiTaskDataModule) -> M2SEModule:
     """``module`` on ``backbone``, with the processor ``datamodule`` encodes with: prompts and model
     agree on the audio placeholders by construction."""
+    warn_other_size(cfg.module.get("init_from"), datamodule.processor.tile_size)
     return instantiate(cfg.module, _partial_=True, _convert_="all")(backbone, datamodule.processor)
 
 

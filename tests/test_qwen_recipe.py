@@ -59,6 +59,18 @@ def test_stage_two_stacks_both_stages_in_one_peft_folder_on_the_plain_base(stage
     assert lora and torch.equal(model.base_model.model.lm_head.weight, plain)
 
 
+def test_pictures_of_another_size_than_trained_are_warned_about(stages, tiny_qwen_dir, demo_dir):
+    adapter = stages / "second" / "adapter"
+    assert json.loads((adapter / "m2se_backbone.json").read_text()) == {
+        "backbone": "m2se.model.qwen_vl.QwenVL",
+        "tile_size": 56,
+    }
+    overrides = ("task=msa", f"ckpt={adapter}", "model.processor.frame_size=112")
+    cfg = qwen("evaluate", stages / "eval_112", tiny_qwen_dir, demo_dir, *overrides)
+    with pytest.warns(UserWarning, match="was trained on 56-px pictures; these are 112 px"):
+        evaluate(cfg)
+
+
 def test_the_export_evaluates_to_the_adapters_answers(stages, tiny_qwen_dir, demo_dir, capsys):
     adapter, out = stages / "second" / "adapter", stages / "export"
     assert export([f"ckpt={adapter}", f"out={out}", "dtype=fp32"]) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,17 +214,18 @@ def _wide(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
-FAMILY_FILE = "m2se_backbone.json"  # beside PEFT's files: the family the adapters were trained on
+FAMILY_FILE = "m2se_backbone.json"  # beside PEFT's files: the family and picture size trained on
 
 
 def write_adapter(
-    adapters: list[Adapter], folder: str | Path, base_model: str, backbone: str | None = None
+    adapters: list[Adapter], folder: str | Path, base_model: str, backbone: dict | None = None
 ) -> None:
     """Write the stacked adapters into an existing ``folder`` (``adapter_config.json`` + safetensors),
-    and ``backbone`` (the family's ``model.backbone._target_``) into ``m2se_backbone.json`` when given."""
+    and ``backbone`` (``{"backbone": model.backbone._target_, "tile_size": px}``) into
+    ``m2se_backbone.json`` when given."""
     folder = Path(folder)
     if backbone is not None:
-        (folder / FAMILY_FILE).write_text(dumps({"backbone": backbone}) + "\n", encoding="utf-8")
+        (folder / FAMILY_FILE).write_text(dumps(backbone) + "\n", encoding="utf-8")
     adapter = stack(adapters)
     config = adapter.lora_config()
     config.base_model_name_or_path = base_model
@@ -243,15 +245,19 @@ def save_adapter(adapters: list[Adapter], out_dir: str | Path, base_model: str) 
     return Path(out_dir)
 
 
-def backbone_of(ckpt: Path) -> str:
-    """The family ``ckpt`` was trained on as training recorded it (the adapter folder's
-    ``m2se_backbone.json``, the checkpoint's ``m2se.backbone``); InternVL for ones that record none,
-    written before a second family existed (``DEFAULT_BACKBONE``)."""
+def recorded(ckpt: Path) -> dict:
+    """What training recorded of the model behind ``ckpt``: the adapter folder's ``m2se_backbone.json``
+    or the checkpoint's ``m2se`` entry (``backbone``, ``tile_size``); empty when nothing was."""
     if ckpt.is_dir():
         file = ckpt / FAMILY_FILE
-        family = read_json_object(file).get("backbone") if file.is_file() else None
-    else:
-        family = read_m2se_checkpoint(ckpt)["m2se"].get("backbone")
+        return read_json_object(file) if file.is_file() else {}
+    return read_m2se_checkpoint(ckpt)["m2se"]
+
+
+def backbone_of(ckpt: Path) -> str:
+    """The family ``ckpt`` was trained on as training recorded it (``recorded``); InternVL for ones that
+    record none, written before a second family existed (``DEFAULT_BACKBONE``)."""
+    family = recorded(ckpt).get("backbone")
     return family if isinstance(family, str) and family else DEFAULT_BACKBONE
 
 
@@ -266,4 +272,18 @@ def check_family(ckpt: str | Path | None, family: str | None) -> None:
         raise ValueError(
             f"{ckpt}: trained on the {trained_on} family, but model.backbone is {family}; "
             "give the model config it was trained with (model=...)"
+        )
+
+
+def warn_other_size(ckpt: str | Path | None, tile_size: int) -> None:
+    """A warning when ``ckpt`` was trained on pictures of another side than ``tile_size`` px (a Qwen-VL
+    ``model.processor.frame_size`` changed since): allowed, but the numbers are not the trained setting's."""
+    path = Path(ckpt).expanduser() if ckpt else None
+    if path is None or not path.exists() or read_export(path) is not None:
+        return
+    trained = recorded(path).get("tile_size")
+    if isinstance(trained, int) and trained != tile_size:
+        warnings.warn(
+            f"{ckpt} was trained on {trained}-px pictures; these are {tile_size} px (model.processor)",
+            stacklevel=2,
         )

@@ -84,6 +84,7 @@ class M2SEModule(L.LightningModule):
         self.strict_loading = False  # checkpoints leave the frozen base out
         self.backbone, self.processor, self.stage = backbone, processor, stage
         self.model_path = str(backbone.path)
+        self.recorded = {"backbone": family_of(backbone), "tile_size": processor.tile_size}  # beside adapters
         self.lora = _settings(LoraSettings, lora)
         self.load_settings = _settings(LoadSettings, load)
         self.optim = _settings(OptimizerSettings, optimizer)
@@ -299,7 +300,7 @@ class M2SEModule(L.LightningModule):
         check_weights(self, self.global_step, f"the adapter folder {out_dir}")
         adapters = [*self.merged, Adapter.of(self.model)]
         with staged_dir(out_dir) as staged:
-            write_adapter(adapters, staged, self.model_path, family_of(self.backbone))
+            write_adapter(adapters, staged, self.model_path, self.recorded)
             if self.extra_tokens is not None:
                 self.extra_tokens.save(staged)
         return Path(out_dir)
@@ -311,7 +312,7 @@ class M2SEModule(L.LightningModule):
         checkpoint["m2se"] = {
             "stage": self.stage,
             "base": self.model_path,
-            "backbone": family_of(self.backbone),
+            **self.recorded,
             "lora_config": config_of(self.model),  # not Adapter.of: no tensor copies
             "merged": [a.state() for a in self.merged],
             "audio": None if self.extra_tokens is None else self.extra_tokens.settings.to_dict(),
