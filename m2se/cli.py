@@ -169,9 +169,8 @@ def prepare_demo(cfg: DictConfig) -> None:
     # A model config that can make its model says how (model.build: the tiny models).
     model = Path(cfg.model.path)
     if cfg.model.get("build") and not (model / "config.json").is_file():
-        if model.exists() and (
-            not model.is_dir() or any(model.iterdir())
-        ):  # never write into a user's folder
+        # Never into a user's folder: only a new or empty one.
+        if model.exists() and (not model.is_dir() or any(model.iterdir())):
             raise FileNotFoundError(
                 f"model.path {model}: holds no model (no config.json) and is not an empty folder; "
                 "experiment=demo builds its tiny model only into an empty or new folder"

@@ -18,17 +18,18 @@ from m2se.model.exported import read_export
 
 
 def check_before_work(cfg: DictConfig) -> None:
-    """``ckpt``/``resume`` are null or exist, and were trained on ``model.backbone``'s family; the data config's counts are integers in range
-    (``check_counts``) and its word settings among their choices (``check_choices``); every mixture names known tasks with valid weights; ``data.mixture`` is one of
-    them. Raises on the first problem."""
+    """``ckpt``/``resume`` are null or exist, and were trained on ``model.backbone``'s family;
+    ``module.load``'s words are among their choices; the data config's counts are integers in range
+    (``check_counts``) and its word settings among their choices (``check_choices``); every mixture
+    names known tasks with valid weights; ``data.mixture`` is one of them. Raises on the first problem."""
+    # Trained on another family than model= names: its weights would not fit (or fit wrongly).
+    family = OmegaConf.select(cfg, "model.backbone._target_", default=None)
     for key in ("ckpt", "resume"):
         value = cfg.get(key)
         if value is not None and not str(value).strip():  # an unset shell variable: ckpt=$CKPT
             raise ValueError(f"{key}= is empty (null for none)")
         if value is not None and not Path(str(value)).expanduser().exists():
             raise FileNotFoundError(f"{key}={value}: no such checkpoint or adapter folder")
-        # Trained on another family than model= names: its weights would not fit (or fit wrongly).
-        family = OmegaConf.select(cfg, "model.backbone._target_", default=None)
         check_family(value, family)
         record = read_export(value)
         if record is not None:

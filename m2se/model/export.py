@@ -4,8 +4,9 @@
 sharded above ``max_shard_size``), config, generation config, the tokenizer whose chat template writes
 the trained system prompt when a conversation has none, ``m2se_export.json`` (the prompt and media
 settings training used; ``m2se.model.exported``), the audio parts when the checkpoint has them, and a
-``README.md`` model card. ``format=native``: the family's transformers model (``InternVLForConditionalGeneration``, ...);
-``format=original``: InternVL2's ``InternVLChatModel`` layout (``m2se.model.export_original``).
+``README.md`` model card. ``format=native``: the family's transformers model
+(``InternVLForConditionalGeneration``, ``Qwen2_5_VLForConditionalGeneration``, ...); ``format=original``
+(InternVL only): InternVL2's ``InternVLChatModel`` layout (``m2se.model.export_original``).
 """
 
 from __future__ import annotations
