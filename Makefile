@@ -49,7 +49,7 @@ lock:
 # fer), eval after stage two (msa, erc, eri, ecpe; fer, which only stage one trains, forgotten), then
 # both side by side.
 demo: setup
-	$(PY) -m m2se.model.tiny --out $(DEMO)/tiny-internvl
+	$(PY) -m m2se.model.tiny --out $(DEMO)/tiny-internvl --overwrite
 	$(PY) -m m2se.data.demo --out $(DEMO)/data
 	$(PY) -m m2se.data.inspect $(DEMO)/data/first_stage.json $(DEMO)/data/second_stage.json \
 		$(DEMO)/data/test/*.json --media-root $(DEMO)/data --model $(DEMO)/tiny-internvl --decode --plot $(DEMO)/inspect.png

@@ -228,10 +228,11 @@ def build_tiny_audio_encoder(out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
-def new_folder(parser: argparse.ArgumentParser, out: Path) -> None:
-    """Exit with one line when ``out`` exists and is not an empty folder: a builder never overwrites."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        parser.error(f"--out {out}: exists and is not an empty folder")
+def new_folder(parser: argparse.ArgumentParser, out: Path, overwrite: bool) -> None:
+    """Exit with one line when ``out`` is a file, or a folder with files and not ``overwrite``: a builder
+    never replaces what it was not told to (``make demo`` rebuilds its own tiny models with --overwrite)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
+        parser.error(f"--out {out}: exists and is not an empty folder (--overwrite replaces a folder)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,8 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", choices=VARIANTS, default="internvl2", help="chat format and LLM config")
     parser.add_argument("--audio", action="store_true", help="the tiny speech encoder instead of InternVL")
+    parser.add_argument("--overwrite", action="store_true", help="write into a folder that has files")
     args = parser.parse_args(argv)
-    new_folder(parser, args.out)
+    new_folder(parser, args.out, args.overwrite)
     if args.audio:
         out = build_tiny_audio_encoder(args.out, seed=args.seed)
         n_params = sum(p.numel() for p in HubertModel.from_pretrained(out).parameters())

@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="directory to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variant", choices=VARIANTS, default="qwen2_5_vl")
+    parser.add_argument("--overwrite", action="store_true", help="write into a folder that has files")
     args = parser.parse_args(argv)
-    new_folder(parser, args.out)
+    new_folder(parser, args.out, args.overwrite)
     try:
         out = build_tiny_qwen(args.out, seed=args.seed, variant=args.variant)
     except OSError as err:  # an unwritable place

@@ -86,3 +86,5 @@ def test_the_builders_never_write_into_a_folder_with_files(tmp_path, capsys):
             build(["--out", str(taken)])
         assert "exists and is not an empty folder" in capsys.readouterr().err
     assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+    main(["--out", str(taken), "--overwrite"])  # what make demo does with its own folder
+    assert (taken / "config.json").is_file()
