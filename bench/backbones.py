@@ -22,14 +22,14 @@ import argparse
 import gc
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from audio_step import step_seconds  # bench/ is on sys.path when run
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from report import PeakRss  # bench/ is on sys.path when run
+from report import PeakRss
 from train_step import internvl2_config, write_random_internvl2  # bench/ is on sys.path when run
 from transformers import AutoModelForImageTextToText, Qwen2_5_VLConfig
 
@@ -101,26 +101,6 @@ def _params(name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def step_times(module: M2SEModule, batch: dict, warmup: int, steps: int) -> list[float]:
-    device = batch["input_ids"].device
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.1)
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = module(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", nargs="+", default=["tiny", "tiny_qwen"], help="model config names")
@@ -162,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             load = {"extra": {"device_map": "cuda"}} if cuda else None
             with PeakRss() as rss:
                 module = M2SEModule(backbone, processor, load=load).to(device).train()
-                times = step_times(module, batch, args.warmup, args.steps)
+                times = step_seconds(module, batch, args.warmup, args.steps)
             peak = torch.cuda.max_memory_allocated(device) if cuda else rss.delta
             trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
             print(

@@ -14,7 +14,6 @@ from m2se.data.mixtures import mixture_weights
 from m2se.data.settings import CHOICES, COUNTS, check_choices, check_counts
 from m2se.model.adapters import check_family
 from m2se.model.backbone import LoadSettings
-from m2se.model.exported import read_export
 
 
 def check_before_work(cfg: DictConfig) -> None:
@@ -31,9 +30,6 @@ def check_before_work(cfg: DictConfig) -> None:
         if value is not None and not Path(str(value)).expanduser().exists():
             raise FileNotFoundError(f"{key}={value}: no such checkpoint or adapter folder")
         check_family(value, family)
-        record = read_export(value)
-        if record is not None:
-            record.check_family(family, value)
     load = OmegaConf.select(cfg, "module.load", default=None)
     if isinstance(load, DictConfig):  # its words (dtype, attention, quantization): one line each
         try:

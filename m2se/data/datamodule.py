@@ -81,14 +81,8 @@ class MultiTaskDataModule(L.LightningDataModule):
         super().__init__()
         # video_backend and video_resize: MediaLoader checks its own.
         check_choices({"on_bad_record": on_bad_record, "on_media_error": on_media_error})
-        check_counts(
-            num_frames=num_frames,
-            max_tiles=max_tiles,
-            batch_size=batch_size,
-            num_batches=num_batches,
-            num_workers=num_workers,
-            val_max_per_task=val_max_per_task,
-        )
+        check_counts(num_frames=num_frames, max_tiles=max_tiles, batch_size=batch_size)
+        check_counts(num_batches=num_batches, num_workers=num_workers, val_max_per_task=val_max_per_task)
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if mixture not in mixtures:

@@ -84,10 +84,8 @@ class M2SEProcessor:
         self.pixels = pixels
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; collate needs one")
-        if not tokenizer.chat_template:
-            raise ValueError(
-                f"{tokenizer.name_or_path}: the tokenizer has no chat template to write prompts with"
-            )
+        if not tokenizer.chat_template:  # prompts are written with it
+            raise ValueError(f"{tokenizer.name_or_path}: the tokenizer has no chat template")
         self.tokenizer, self.vision = tokenizer, vision
         self.system_prompt, self.max_length, self.over_budget = system_prompt, max_length, over_budget
         self.audio = check_tasks(AudioSettings.of(audio))
@@ -199,9 +197,8 @@ class M2SEProcessor:
 
     def model_inputs(self, batch: Mapping) -> dict[str, torch.Tensor]:
         """A batch's visual keyword inputs as the model takes them: uint8 pixels normalised where they
-        are (on the GPU after transfer), float32 ones unchanged, inputs read off the token ids recomputed
-        from ``batch["input_ids"]`` (they follow the tokens when a batch is re-padded), absent ones left
-        out (``generate`` runs the vision tower for a ``pixel_values`` key even when it is None)."""
+        are (on the GPU after transfer), token inputs recomputed from ``batch["input_ids"]`` (they follow
+        re-padded tokens), absent ones left out (``generate`` runs the vision tower for any pixel key)."""
         given = {k: batch[k] for k in self.vision.input_names if batch.get(k) is not None}
         if not any(k in given for k in self.vision.pixel_names):
             return {}

@@ -38,7 +38,7 @@ VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD = (
     "<|image_pad|>",
     "<|video_pad|>",
 )
-TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids: what each token is
+IMAGE, VIDEO = 1, 2  # mm_token_type_ids: what each token is (text: 0)
 
 
 @dataclass(frozen=True)

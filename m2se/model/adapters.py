@@ -251,7 +251,9 @@ def recorded(ckpt: Path) -> dict:
     if ckpt.is_dir():
         file = ckpt / FAMILY_FILE
         return read_json_object(file) if file.is_file() else {}
-    return read_m2se_checkpoint(ckpt)["m2se"]
+    # A look at the plain data only: the tensors stay on disk (the full read and checks come later).
+    saved = load_checkpoint(ckpt, mmap=True).get("m2se")
+    return saved if isinstance(saved, dict) else {}
 
 
 def backbone_of(ckpt: Path) -> str:
@@ -262,12 +264,13 @@ def backbone_of(ckpt: Path) -> str:
 
 
 def check_family(ckpt: str | Path | None, family: str | None) -> None:
-    """ValueError when ``ckpt`` (an adapter folder or checkpoint) records another family than ``family``
-    (a ``model.backbone._target_``): its LoRA would not fit, or fit the wrong network."""
+    """ValueError when ``ckpt`` (an adapter folder, checkpoint or export) records another family than
+    ``family`` (a ``model.backbone._target_``): its weights would not fit, or fit the wrong network."""
     path = Path(ckpt).expanduser() if ckpt else None
-    if path is None or not path.exists() or read_export(path) is not None:
-        return  # nothing to check, or an export (its record says: ExportRecord.check_family)
-    trained_on = backbone_of(path)
+    if path is None or not path.exists():
+        return
+    export = read_export(path)
+    trained_on = export.backbone if export is not None else backbone_of(path)
     if trained_on != family:
         raise ValueError(
             f"{ckpt}: trained on the {trained_on} family, but model.backbone is {family}; "

@@ -32,8 +32,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, refused as unsafe, or not an m2se checkpoint."""
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
-    """A ``torch.save`` file's contents, loaded without executing code.
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict:
+    """A ``torch.save`` file's contents, loaded without executing code; ``mmap``: tensors stay on disk
+    until read (for a look at the plain data beside them).
 
     Raises FileNotFoundError when ``path`` is missing and ``CheckpointError`` (one line naming the
     file) when it is not a torch file or holds objects other than tensors and plain containers.
@@ -44,7 +45,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol N": said below if it cannot load
             warnings.simplefilter("ignore", UserWarning)
-            loaded = torch.load(path, map_location=map_location, weights_only=True)
+            loaded = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         # torch's message names what it refused: "... unsupported GLOBAL posix.system whose module ..."
         found = re.search(r"GLOBAL ([\w.]+)", str(err))

@@ -63,14 +63,6 @@ class ExportRecord:
         values = {key: settings[name] for name, key in CONFIG_KEYS.items() if name in settings}
         return values | {f"model.processor.{name}": value for name, value in self.model_processor.items()}
 
-    def check_family(self, backbone: str | None, folder: str) -> None:
-        """ValueError when the run's ``model.backbone._target_`` is not the family this folder holds."""
-        if backbone != self.backbone:
-            raise ValueError(
-                f"{folder}: an export of the {self.backbone} family, but model.backbone is "
-                f"{backbone}; give the model config it was trained with (model=...)"
-            )
-
     def write(self, folder: Path) -> None:
         text = dumps({"m2se_export": VERSION, **asdict(self)}, indent=2, ensure_ascii=False)
         (Path(folder) / MARK).write_text(text + "\n", encoding="utf-8")

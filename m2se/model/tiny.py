@@ -117,6 +117,28 @@ def train_tokenizer(
     return tokenizer
 
 
+def tiny_llm(tokenizer: PreTrainedTokenizerFast) -> dict:
+    """The tiny language model's sizes and ids, shared by every tiny family so that they train alike:
+    64 wide, 2 layers, 4 heads."""
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        # One key/value head per query head: with 2 shared ones the tiny model learned the demo's
+        # hardest skill, copying the target index out of an ECPE prompt, far later (docs/PROTOCOL.md §11).
+        num_key_value_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=4096,
+        # With std 0.02 the tied embeddings give near-uniform logits and the demo's loss sits at
+        # ≈ ln(vocab) while accuracy already rises (docs/PROTOCOL.md §11); 0.2 lets the loss move visibly.
+        initializer_range=0.2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+
+
 def tiny_config(
     tokenizer: PreTrainedTokenizerFast, tile_size: int = 56, variant: str = "internvl2"
 ) -> InternVLConfig:
@@ -138,25 +160,7 @@ def tiny_config(
         image_size=tile_size,
         patch_size=patch_size,
     )
-    text = dict(
-        model_type="qwen2",
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        # One key/value head per query head: with 2 shared ones the tiny model learned the demo's
-        # hardest skill, copying the target index out of an ECPE prompt, far later (docs/PROTOCOL.md §11).
-        num_key_value_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=4096,
-        # With std 0.02 the tied embeddings give near-uniform logits and the demo's loss sits at
-        # ≈ ln(vocab) while accuracy already rises (docs/PROTOCOL.md §11); 0.2 lets the loss move visibly.
-        initializer_range=0.2,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
+    text = dict(model_type="qwen2", **tiny_llm(tokenizer), tie_word_embeddings=True)
     if variant == "internvl3":
         vision["attention_bias"] = True  # InternViT-300M-448px-V2_5's qkv bias
         text |= dict(

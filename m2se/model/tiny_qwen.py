@@ -24,7 +24,7 @@ from transformers import (
 )
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-from m2se.model.tiny import CHATML_TOKENS, QWEN_PAD_TOKEN, new_folder, train_tokenizer
+from m2se.model.tiny import CHATML_TOKENS, QWEN_PAD_TOKEN, new_folder, tiny_llm, train_tokenizer
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 VARIANTS = ("qwen2_5_vl", "qwen2_vl")
@@ -56,20 +56,9 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast, variant: str = "qwen2_5_vl")
         raise ValueError(f"unknown tiny Qwen variant {variant!r} (known: {', '.join(VARIANTS)})")
     ids = tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
     patches = dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2, num_heads=2, depth=2)
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=4096,
-        initializer_range=0.2,  # as the tiny InternVL's (m2se.model.tiny): lets the demo's loss move
-        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
+    # The tiny InternVL's language model; head 16: rotary sections 2/3/3 for time, height, width.
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    text = dict(**tiny_llm(tokenizer), rope_parameters=rope)
     tokens = dict(
         vision_start_token_id=ids[0], vision_end_token_id=ids[1], image_token_id=ids[2], video_token_id=ids[3]
     )
