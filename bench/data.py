@@ -9,8 +9,11 @@ repetitions, clip → float32 pixel values (``--frames`` tiles of ``--tile`` px,
 - decode: ``MediaLoader`` (frames scaled to tiles in the decoder) + the InternVL processor's pixels;
 - exact: the same with ``resize="pil"`` (InternVL's own pixels);
 - cached: the frame cache (``m2se.data.cache``) built from the same clips, then the same pixels;
-- decoding alone: PyAV decoding as far as the last wanted frame, nothing converted. Every path that
-  decodes costs at least this; on 2 CPU cores it is most of the decode path's time;
+- decode all: PyAV decoding every picture up to the last wanted frame, nothing converted: the floor of
+  a reader that decodes every picture (transformers' does). The decode path leaves unreferenced
+  H.264 pictures undecoded (``m2se.data.h264``), so it can beat this floor where there are many;
+- transformers and decode again on the same clips written without noise, where x264 makes many of
+  the pictures unreferenced B-pictures (the share of each set is printed);
 - with CUDA, decode and cached again with the uint8 tiles pinned, moved to the GPU and normalised
   there (``data.processor.pixels=uint8``), synchronised per clip.
 It prints how far the decoder-scaled pixels are from the exact ones (mean and max absolute difference,
@@ -37,6 +40,7 @@ from m2se.data import internvl
 from m2se.data.cache import FrameCache, build_cache, cache_medium, settings_dir
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_demo_dataset
+from m2se.data.h264 import is_disposable, nal_length_size
 from m2se.data.video import MediaLoader, read_video, segment_centres
 from m2se.model.tiny import build_tiny_internvl
 
@@ -44,8 +48,10 @@ MIXTURES = {"second": [{"task": t, "weight": 1} for t in ("msa", "eri", "erc", "
 WIDTH, HEIGHT, FPS, SECONDS = 1280, 720, 24, 3
 
 
-def write_720p_clips(folder: Path, count: int) -> list[Path]:
-    """``count`` H.264 clips of moving shapes on drifting gradients with light noise (seeded)."""
+def write_720p_clips(folder: Path, count: int, noise: bool = True) -> list[Path]:
+    """``count`` H.264 clips (x264's defaults) of moving shapes on drifting gradients, with light
+    per-frame noise (seeded) unless ``noise`` is False; without it x264 makes about half the pictures
+    unreferenced B-pictures, with it few."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
@@ -64,7 +70,9 @@ def write_720p_clips(folder: Path, count: int) -> list[Path]:
                     draw.ellipse(
                         [left, top, left + 160, top + 220], fill=(40 * k, 255 - 30 * k, 60 * c % 256)
                     )
-                noisy = np.asarray(image).astype(np.int16) + rng.integers(0, 4, (HEIGHT, WIDTH, 1))
+                noisy = np.asarray(image).astype(np.int16) + rng.integers(
+                    0, 4 if noise else 1, (HEIGHT, WIDTH, 1)
+                )
                 frame = av.VideoFrame.from_ndarray(noisy.clip(0, 255).astype(np.uint8), format="rgb24")
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
@@ -103,7 +111,8 @@ def transformers_path(frames: int, tile: int) -> Callable[[Path], object]:
 
 
 def decode_only(frames: int) -> Callable[[Path], object]:
-    """PyAV decoding up to the last wanted frame, converting nothing: the floor of any path that decodes."""
+    """PyAV decoding every picture up to the last wanted frame, converting nothing: the floor of any
+    reader that decodes every picture (transformers' does)."""
 
     def run(clip: Path):
         with av.open(str(clip)) as container:
@@ -115,6 +124,19 @@ def decode_only(frames: int) -> Callable[[Path], object]:
                     break
 
     return run
+
+
+def unreferenced_share(clips: list[Path]) -> float:
+    """The share of the clips' pictures that no other picture references (``h264.is_disposable``)."""
+    flags = []
+    for clip in clips:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            size = nal_length_size(stream.codec_context.name, stream.codec_context.extradata)
+            flags += [
+                bool(size) and is_disposable(memoryview(p), size) for p in container.demux(stream) if p.size
+            ]
+    return sum(flags) / len(flags)
 
 
 def pixel_gap(clips: list[Path], frames: int, tile: int) -> tuple[float, int]:
@@ -179,7 +201,7 @@ def main() -> None:
             "transformers": clips_per_second(transformers_path(args.frames, args.tile), clips),
             "decode": clips_per_second(lambda c: vision.pixel_values(decoder.decode("video", c)), clips),
             "exact": clips_per_second(lambda c: vision.pixel_values(exact.decode("video", c)), clips),
-            "decoding alone": clips_per_second(decode_only(args.frames), clips),
+            "decode all": clips_per_second(decode_only(args.frames), clips),
             "cached": clips_per_second(lambda c: vision.pixel_values(cache.load([], [c])[1][0]), clips),
         }
         if (
@@ -193,9 +215,18 @@ def main() -> None:
 
             rates["decode, GPU norm"] = clips_per_second(lambda c: on_gpu(decoder.decode("video", c)), clips)
             rates["cached, GPU norm"] = clips_per_second(lambda c: on_gpu(cache.load([], [c])[1][0]), clips)
+        clean = write_720p_clips(Path(tmp) / "720p-clean", args.clips, noise=False)
+        rates["transformers, clean"] = clips_per_second(transformers_path(args.frames, args.tile), clean)
+        rates["decode, clean"] = clips_per_second(
+            lambda c: vision.pixel_values(decoder.decode("video", c)), clean
+        )
         assert cache.misses == 0, "the 720p frame cache missed"
         for name, rate in rates.items():
-            print(f"720p clip → {args.frames}x{args.tile}px float pixels, {name:<14} {rate:7.2f} clips/s")
+            print(f"720p clip → {args.frames}x{args.tile}px float pixels, {name:<19} {rate:7.2f} clips/s")
+        for label, some in (("noisy", clips), ("clean", clean)):
+            print(f"unreferenced H.264 pictures, {label} clips: {unreferenced_share(some):.0%}")
+        clean_ratio = rates["decode, clean"] / rates["transformers, clean"]
+        print(f"data path vs transformers on the clean clips: decode {clean_ratio:.2f}x")
         demo_clips = sorted((root / "media" / "clips").glob("*.mp4"))[:20]
         for label, some, tile in (("720p", clips, args.tile), ("demo", demo_clips, processor.tile_size)):
             mean, peak = pixel_gap(some, args.frames, tile)

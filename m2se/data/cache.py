@@ -5,9 +5,9 @@
 
 and then ``data.frame_cache=cache/frames``. Each medium is stored as MediaLoader.load returns it
 (videos: uint8 (N, S, S, 3) frames; images: uint8 (T, S, S, 3) tiles), one ``.npy`` per medium under
-a folder per settings (``n8-s448-t12-thumb-auto-decoder``, with a ``cache.json`` saying what they are), named
+a folder per settings (``n8-s448-t12-thumb-pyav-decoder``, with a ``cache.json`` saying what they are), named
 by a hash of the medium's resolved path, size and mtime. A change of frame count, tile size, tiling,
-backend or frame resizing reads another folder, and a replaced or touched source file another name, so the loader
+video reader or frame resizing reads another folder, and a replaced or touched source file another name, so the loader
 never serves stale frames: it decodes what is not there. Writes go through a temporary file and a
 rename, so an interrupted build leaves whole files only and a rerun does the rest.
 """
@@ -38,7 +38,7 @@ FORMAT = 1
 def settings_dir(loader: MediaLoader, cache: str | os.PathLike) -> Path:
     """The folder of the cache ``cache`` holding media decoded with exactly ``loader``'s settings."""
     thumb = "thumb" if loader.use_thumbnail else "nothumb"
-    name = f"n{loader.num_frames}-s{loader.tile_size}-t{loader.max_tiles}-{thumb}-{loader.backend}-{loader.resize}"
+    name = f"n{loader.num_frames}-s{loader.tile_size}-t{loader.max_tiles}-{thumb}-{loader.reader}-{loader.resize}"
     return Path(cache) / name
 
 
@@ -196,7 +196,7 @@ def build_cache(
         tile_size=tile_size,
         max_tiles=max_tiles,
         use_thumbnail=use_thumbnail,
-        backend=backend,
+        backend=loader.reader,
         resize=resize,
     )
     write_json(folder / "cache.json", settings, indent=2)

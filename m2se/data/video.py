@@ -9,9 +9,10 @@ A frame cache (``m2se.data.cache.FrameCache``) wraps a ``MediaLoader``; this mod
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal, get_args
@@ -19,6 +20,7 @@ from typing import Literal, get_args
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from m2se.data.h264 import is_disposable, nal_length_size
 from m2se.data.media_errors import MediaError, check_file
 
 Backend = Literal["auto", "decord", "pyav"]
@@ -70,29 +72,33 @@ def read_video(
     - ``decoder`` (default): FFmpeg's swscale turns each wanted frame from the decoder's YUV straight
       into the tile, bicubic, so no full-size RGB frame is ever made; only the wanted frames are
       converted. Against ``pil`` on the same frames (``python bench/data.py`` prints both): 720p clips
-      to 448 px differ by 1.1 of 255 on average (max 129, on hard edges); the demo's 64-px clips of
-      flat shapes, to 56 px, by 2.0 (max 69). Same frame indices either way.
+      to 448 px differ by 1.1 of 255 on average (max 163, on hard edges); the demo's 64-px clips of
+      flat shapes, to 56 px, by 2.2 (max 95). Same frame indices either way.
     - ``pil``: full-size RGB frames resized with PIL's bicubic, InternVL's own code path, pixel for
       pixel (``tests/data/test_video.py``).
-    ``auto`` uses decord and falls back to PyAV when decord is not installed or fails on the file
-    (decord 0.6 cannot even copy out frames of some small widths); both pick the same frame indices.
-    ``threads``: decoder threads, None for one inside a DataLoader worker (the workers use the cores)
-    and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on every path.
+    ``backend``: ``pyav`` (``auto`` is the same) leaves undecoded the H.264 pictures that are neither
+    wanted nor referenced by another (``m2se.data.h264``; often half of a clip), and its frames equal a
+    full decode's bit for bit; ``decord`` is the reader InternVL's own code uses and decodes every
+    picture up to the last wanted one. Both number frames the same way and give the same full-size
+    frames; their decoder-scaled tiles differ by about 0.3 of 255 on average (two builds of swscale).
+    ``threads``: decoder and scaler threads, None for one inside a DataLoader worker (the workers use
+    the cores) and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on
+    every path. Errors: ``MediaError`` naming the file for a missing, unreadable or corrupt clip.
     """
     check_file(path)
     _check_settings("read_video", backend, resize)
     threads = _default_threads() if threads is None else threads
     scale = size if resize == "decoder" else None
-    decord = None if backend == "pyav" else _import_decord(required=backend == "decord")
-    if decord is None:
-        frames = _read_pyav(path, num_frames, scale, threads)
-    else:
+    if backend == "decord":
+        decord = _import_decord()  # not a fault of the file: an ImportError, raised as is
         try:
             frames = _read_decord(decord, path, num_frames, scale, threads)
+        except MediaError:
+            raise
         except Exception as error:
-            if backend == "decord":
-                raise error if isinstance(error, MediaError) else _corrupt(path, error) from None
-            frames = _read_pyav(path, num_frames, scale, threads)
+            raise _corrupt(path, error) from None
+    else:
+        frames = _read_pyav(path, num_frames, scale, threads)
     if size is None:
         return frames
     return np.stack([resize_frame(frame, size) for frame in frames])
@@ -117,6 +123,13 @@ class MediaLoader:
 
     def __post_init__(self) -> None:
         _check_settings("MediaLoader", self.backend, self.resize)  # when built, not at the first clip
+        if self.backend == "decord":
+            _import_decord()
+
+    @property
+    def reader(self) -> Literal["decord", "pyav"]:
+        """The library that reads clips: ``auto`` is PyAV. Frames depend on it, not on the name given."""
+        return "decord" if self.backend == "decord" else "pyav"
 
     def load(
         self, images: Sequence[str | os.PathLike], videos: Sequence[str | os.PathLike]
@@ -135,13 +148,15 @@ class MediaLoader:
         return tile_image(read_image(path), self.tile_size, self.max_tiles, self.use_thumbnail)
 
 
-def _import_decord(required: bool) -> ModuleType | None:
+def _import_decord() -> ModuleType:
     try:
         import decord
     except ImportError:
-        if required:
-            raise
-        return None
+        raise ImportError(
+            "video backend decord: decord is not installed (its wheels are for x86_64 Linux and Windows); "
+            "use the pyav backend (the default), which numbers frames the same way"
+        ) from None
+
     # Its FFmpeg would print a line per unreadable file; the MediaError says it once, naming the file.
     decord.logging.set_level(decord.logging.QUIET)
     return decord
@@ -175,12 +190,16 @@ def _read_decord(
 
 def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threads: int) -> np.ndarray:
     import av
+    from av.video.reformatter import VideoReformatter
+
+    scaler = VideoReformatter()  # one scaling context for the clip's frames, not one per frame
 
     def rgb(frame: av.VideoFrame) -> np.ndarray:
         if size is None:
             array = frame.to_ndarray(format="rgb24")
         else:
-            array = frame.reformat(size, size, "rgb24", interpolation="BICUBIC").to_ndarray()
+            array = scaler.reformat(frame, size, size, "rgb24", interpolation="BICUBIC", threads=threads)
+            array = array.to_ndarray()
         # A phone clip's display rotation (degrees counter-clockwise), which decord's scaler applies too.
         turns = round((frame.rotation or 0) / 90) % 4
         return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
@@ -193,13 +212,18 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
             stream.thread_count = threads
             if threads != 1:
                 stream.thread_type = "AUTO"  # frame and slice threads
-            total = stream.frames or _count_packets(path)
+            context = stream.codec_context
+            length_size = nal_length_size(context.name, context.extradata)
+            packets = _scan_packets(path, length_size) if length_size or not stream.frames else []
+            total = stream.frames or len(packets)
             if total == 0:
                 raise MediaError(f"{path}: corrupt video (no decodable frames)")
             wanted = segment_centres(total, num_frames)
+            skipped, indices = _skip_plan(packets, wanted)
             picked: dict[int, np.ndarray] = {}
             last = None
-            for index, last in enumerate(container.decode(stream)):
+            decoded = (f for p in container.demux(stream) if p.pts not in skipped for f in p.decode())
+            for index, last in zip(indices, decoded, strict=False):  # the decoder may end early
                 if index in wanted:
                     picked[index] = rgb(last)
                 if index >= wanted[-1]:
@@ -216,13 +240,36 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
         raise _corrupt(path, error) from None
 
 
-def _count_packets(path: str | os.PathLike) -> int:
-    # decord counts frames from the container's index; counting packets is PyAV's equivalent when
-    # the header leaves the count out. A second open: some demuxers (avi) cannot seek back.
+def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[tuple[int | None, bool]]:
+    """(pts, disposable) of each of the video stream's packets in decode order (``h264.is_disposable``;
+    never disposable without ``length_size``, nor in a clip whose edit list drops pictures: the decoder
+    never puts those out, so frames are numbered as they come). A second open: some demuxers (avi)
+    cannot seek back."""
     import av
 
+    packets, dropped = [], False
     with av.open(str(path)) as container:
-        return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+        for packet in container.demux(container.streams.video[0]):
+            if packet.size:
+                dropped |= packet.is_discard
+                packets.append(
+                    (packet.pts, bool(length_size) and is_disposable(memoryview(packet), length_size))
+                )
+    return [(pts, False) for pts, _ in packets] if dropped else packets
+
+
+def _skip_plan(packets: list[tuple[int | None, bool]], wanted: list[int]) -> tuple[set, Iterator[int]]:
+    """The pts of the packets to leave undecoded (disposable pictures that are neither wanted nor the
+    clip's last), and the presentation index of each frame the decoder will then put out, in order.
+    Indices are pts ranks, as decord numbers frames; without usable pts nothing is skipped and the
+    n-th frame out is frame n."""
+    stamps = [pts for pts, _ in packets]
+    if not any(disposable for _, disposable in packets) or None in stamps or len(set(stamps)) < len(stamps):
+        return set(), itertools.count()
+    rank = {pts: i for i, pts in enumerate(sorted(stamps))}
+    keep = {*wanted, len(stamps) - 1}
+    skipped = {pts for pts, disposable in packets if disposable and rank[pts] not in keep}
+    return skipped, iter(sorted(rank[pts] for pts in stamps if pts not in skipped))
 
 
 def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:

@@ -82,7 +82,7 @@ def test_build_caches_every_medium_once(demo_cache, demo_dir):
         **SETTINGS,
         "format": 1,
         "use_thumbnail": True,
-        "backend": "auto",
+        "backend": "pyav",
         "resize": "decoder",
     }
 

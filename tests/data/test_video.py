@@ -1,4 +1,5 @@
 import struct
+import sys
 from pathlib import Path
 
 import av
@@ -70,10 +71,12 @@ def test_decord_and_pyav_agree(moving_clip):
     # Same frames; only YUV -> RGB conversion details may differ.
     difference = np.abs(by_decord.astype(int) - by_pyav.astype(int))
     assert difference.mean() < 2 and np.percentile(difference, 99) < 16
-    np.testing.assert_array_equal(read_video(moving_clip, 8, 64, "auto"), by_decord)
+    np.testing.assert_array_equal(read_video(moving_clip, 8, 64, "auto"), by_pyav)
+    full = [read_video(moving_clip, 8, None, backend) for backend in BACKENDS]
+    np.testing.assert_array_equal(*full)  # the decoded frames themselves are the same
 
 
-def test_auto_falls_back_to_pyav_where_decord_fails(tmp_path):
+def test_auto_reads_with_pyav_what_decord_cannot(tmp_path):
     # decord 0.6 cannot copy out frames of some small widths (48 px: "The size must exactly match").
     write_clip(tmp_path / "narrow.mp4", np.full((6, 40, 48, 3), 100, np.uint8))
     with pytest.raises(MediaError, match="narrow.mp4: corrupt video"):
@@ -81,6 +84,14 @@ def test_auto_falls_back_to_pyav_where_decord_fails(tmp_path):
     frames = read_video(tmp_path / "narrow.mp4", 4, None, "auto")
     np.testing.assert_array_equal(frames, read_video(tmp_path / "narrow.mp4", 4, None, "pyav"))
     assert frames.shape == (4, 40, 48, 3)
+    assert MediaLoader(4, 56).reader == "pyav" and MediaLoader(4, 56, backend="decord").reader == "decord"
+
+
+def test_decord_asked_for_but_not_installed_is_one_error_when_the_loader_is_built(monkeypatch):
+    monkeypatch.setitem(sys.modules, "decord", None)  # import decord raises ImportError
+    with pytest.raises(ImportError, match="decord is not installed.*use the pyav backend"):
+        MediaLoader(4, 56, backend="decord")
+    MediaLoader(4, 56, backend="auto")  # needs no decord
 
 
 def test_read_image_gives_rgb(tmp_path):
