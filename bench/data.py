@@ -40,7 +40,7 @@ from m2se.data import internvl
 from m2se.data.cache import FrameCache, build_cache, cache_medium, settings_dir
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_demo_dataset
-from m2se.data.h264 import is_disposable, nal_length_size
+from m2se.data.h264 import access_unit, nal_length_size
 from m2se.data.video import MediaLoader, read_video, segment_centres
 from m2se.model.tiny import build_tiny_internvl
 
@@ -127,14 +127,16 @@ def decode_only(frames: int) -> Callable[[Path], object]:
 
 
 def unreferenced_share(clips: list[Path]) -> float:
-    """The share of the clips' pictures that no other picture references (``h264.is_disposable``)."""
+    """The share of the clips' pictures that no other picture references (``h264.access_unit``)."""
     flags = []
     for clip in clips:
         with av.open(str(clip)) as container:
             stream = container.streams.video[0]
             size = nal_length_size(stream.codec_context.name, stream.codec_context.extradata)
             flags += [
-                bool(size) and is_disposable(memoryview(p), size) for p in container.demux(stream) if p.size
+                bool(size) and access_unit(p.pts, memoryview(p), size).disposable
+                for p in container.demux(stream)
+                if p.size
             ]
     return sum(flags) / len(flags)
 

@@ -1,20 +1,36 @@
-"""Which H.264 pictures no other picture needs, read off their NAL unit headers.
+"""Which H.264 pictures a reader must decode to get the frames it wants, read off the NAL unit headers.
 
-A coded slice whose ``nal_ref_idc`` is 0 belongs to a picture that is never used to predict another
-(ITU-T H.264, 7.4.1): a reader that does not keep the picture can leave it undecoded and every other
-picture decodes bit for bit as before. Encoders mark most B-pictures so (x264's defaults: about half
-of a clip's pictures), so a reader that keeps 8 frames of a clip decodes roughly half as much.
+Two facts of the standard (ITU-T H.264) let a reader that keeps a few frames of a clip leave most of
+it undecoded, every kept frame still bit for bit what a full decode gives:
+- a coded slice whose ``nal_ref_idc`` is 0 belongs to a picture no other picture is predicted from
+  (7.4.1); encoders mark most B-pictures so (x264's defaults: about half of a clip's pictures);
+- an IDR picture (NAL unit type 5) starts afresh: nothing after it refers to anything before it
+  (3.69), so the pictures between the last wanted one and the next IDR, and groups of pictures
+  holding no wanted frame at all, are needed by nothing.
 Only length-prefixed streams (the ``avcC`` layout of MP4, MOV and Matroska, ISO/IEC 14496-15,
 5.3.3.1) are read; anything else (Annex B, another codec) has every picture decoded.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
 # Coded-slice NAL unit types (Table 7-1): non-IDR slice, data partitions A-C, IDR slice, and the SVC/MVC
-# extension slices. A packet is disposable only if all of its slices are plain non-IDR slices that say so
-# (partitioned and extension slices are rare: such packets are decoded).
+# extension slices. A packet is disposable only if all of its slices are plain non-IDR slices that say
+# so (partitioned and extension slices are rare: such packets are decoded).
 SLICE_TYPES = frozenset({1, 2, 3, 4, 5, 20, 21})
-NON_IDR_SLICE = 1
+NON_IDR_SLICE, IDR_SLICE = 1, 5
+
+
+class AccessUnit(NamedTuple):
+    """One packet of a stream: its presentation timestamp, whether another picture is predicted from
+    it (``disposable`` False) and whether it is an IDR picture."""
+
+    pts: int | None
+    disposable: bool = False
+    idr: bool = False
 
 
 def nal_length_size(codec_name: str, extradata: bytes | None) -> int | None:
@@ -26,22 +42,45 @@ def nal_length_size(codec_name: str, extradata: bytes | None) -> int | None:
     return size if size != 3 else None  # 3 is reserved by the standard
 
 
-def is_disposable(data: bytes, length_size: int) -> bool:
-    """True when the access unit ``data`` (one packet) holds coded slices and every one has
-    ``nal_ref_idc`` 0, so no other picture is predicted from it. A malformed packet (a length running
-    past its end, or no slice at all) is False: it is decoded, and the decoder reports it."""
-    position, slices = 0, 0
+def access_unit(pts: int | None, data: bytes | memoryview, length_size: int) -> AccessUnit:
+    """What the packet ``data`` holds: ``disposable`` when it has coded slices and every one is a
+    non-IDR slice with ``nal_ref_idc`` 0; ``idr`` when it has an IDR slice. A malformed packet (a
+    length running past its end) is neither: it is decoded, and the decoder reports it."""
+    position, unreferenced, kept, idr = 0, 0, False, False
     while position < len(data):
         start = position + length_size
-        if start >= len(data):
-            return False
-        length = int.from_bytes(data[position:start], "big")
+        length = int.from_bytes(data[position:start], "big") if start < len(data) else 0
         if length == 0 or start + length > len(data):
-            return False
-        header = data[start]
-        if header & 0x1F in SLICE_TYPES:
-            if header & 0x60 or header & 0x1F != NON_IDR_SLICE:
-                return False
-            slices += 1
+            return AccessUnit(pts)
+        kind = data[start] & 0x1F
+        if kind in SLICE_TYPES:
+            idr |= kind == IDR_SLICE
+            if kind == NON_IDR_SLICE and not data[start] & 0x60:
+                unreferenced += 1
+            else:
+                kept = True  # referenced, IDR, partitioned or an extension: the picture is decoded
         position = start + length
-    return slices > 0
+    return AccessUnit(pts, unreferenced > 0 and not kept, idr)
+
+
+def decode_plan(units: Sequence[AccessUnit], wanted: Sequence[int]) -> tuple[set[int], Iterator[int]]:
+    """Which packets to leave undecoded, and the frame index of each frame the decoder then puts out.
+
+    ``units``: every packet of the clip in decode order; ``wanted``: sorted frame indices, a frame's
+    index being its rank by pts (as decord numbers frames). Returns the pts of the packets to skip
+    (unneeded as above; the clip's last picture is kept when ``wanted`` runs past the end, which then
+    repeats it) and the indices of the kept pictures in presentation order, the order a decoder puts
+    them out. Without a usable pts on every packet nothing is skipped and the n-th frame out is n.
+    """
+    stamps = [unit.pts for unit in units]
+    if None in stamps or len(set(stamps)) < len(stamps) or not any(u.disposable or u.idr for u in units):
+        return set(), itertools.count()
+    rank = {pts: i for i, pts in enumerate(sorted(stamps))}
+    keep = {*wanted, len(units) - 1} if wanted and wanted[-1] >= len(units) else set(wanted)
+    starts = [i for i, unit in enumerate(units) if i == 0 or unit.idr] + [len(units)]
+    skipped = set()
+    for start, end in itertools.pairwise(starts):
+        group = [(unit, rank[unit.pts] in keep) for unit in units[start:end]]
+        last = max((k for k, (_, kept) in enumerate(group) if kept), default=-1)
+        skipped |= {u.pts for k, (u, kept) in enumerate(group) if k > last or (u.disposable and not kept)}
+    return skipped, iter(sorted(rank[pts] for pts in stamps if pts not in skipped))

@@ -9,10 +9,9 @@ A frame cache (``m2se.data.cache.FrameCache``) wraps a ``MediaLoader``; this mod
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal, get_args
@@ -20,7 +19,7 @@ from typing import Literal, get_args
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from m2se.data.h264 import is_disposable, nal_length_size
+from m2se.data.h264 import AccessUnit, access_unit, decode_plan, nal_length_size
 from m2se.data.media_errors import MediaError, check_file
 
 Backend = Literal["auto", "decord", "pyav"]
@@ -76,10 +75,10 @@ def read_video(
       flat shapes, to 56 px, by 2.2 (max 95). Same frame indices either way.
     - ``pil``: full-size RGB frames resized with PIL's bicubic, InternVL's own code path, pixel for
       pixel (``tests/data/test_video.py``).
-    ``backend``: ``pyav`` (``auto`` is the same) leaves undecoded the H.264 pictures that are neither
-    wanted nor referenced by another (``m2se.data.h264``; often half of a clip), and its frames equal a
-    full decode's bit for bit; ``decord`` is the reader InternVL's own code uses and decodes every
-    picture up to the last wanted one. Both number frames the same way and give the same full-size
+    ``backend``: ``pyav`` (``auto`` is the same) leaves undecoded the H.264 pictures no wanted frame
+    needs (``m2se.data.h264``: unreferenced ones, often half of a clip, and whole stretches between
+    IDR pictures), and its frames equal a full decode's bit for bit; ``decord`` is the reader
+    InternVL's own code uses, which seeks to key frames and decodes every picture from there. Both number frames the same way and give the same full-size
     frames; their decoder-scaled tiles differ by about 0.3 of 255 on average (two builds of swscale).
     ``threads``: decoder and scaler threads, None for one inside a DataLoader worker (the workers use
     the cores) and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on
@@ -219,7 +218,7 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
             if total == 0:
                 raise MediaError(f"{path}: corrupt video (no decodable frames)")
             wanted = segment_centres(total, num_frames)
-            skipped, indices = _skip_plan(packets, wanted)
+            skipped, indices = decode_plan(packets, wanted)
             picked: dict[int, np.ndarray] = {}
             last = None
             decoded = (f for p in container.demux(stream) if p.pts not in skipped for f in p.decode())
@@ -240,36 +239,25 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
         raise _corrupt(path, error) from None
 
 
-def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[tuple[int | None, bool]]:
-    """(pts, disposable) of each of the video stream's packets in decode order (``h264.is_disposable``;
-    never disposable without ``length_size``, nor in a clip whose edit list drops pictures: the decoder
-    never puts those out, so frames are numbered as they come). A second open: some demuxers (avi)
-    cannot seek back."""
+def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[AccessUnit]:
+    """Each of the video stream's packets in decode order, read by ``h264.access_unit`` when
+    ``length_size`` is given; none disposable or IDR in a clip whose edit list drops pictures (the
+    decoder never puts those out, so frames are numbered as they come). A second open: some demuxers
+    (avi) cannot seek back."""
     import av
 
-    packets, dropped = [], False
+    units, dropped = [], False
     with av.open(str(path)) as container:
         for packet in container.demux(container.streams.video[0]):
             if packet.size:
                 dropped |= packet.is_discard
-                packets.append(
-                    (packet.pts, bool(length_size) and is_disposable(memoryview(packet), length_size))
+                read = length_size and not dropped
+                units.append(
+                    access_unit(packet.pts, memoryview(packet), length_size)
+                    if read
+                    else AccessUnit(packet.pts)
                 )
-    return [(pts, False) for pts, _ in packets] if dropped else packets
-
-
-def _skip_plan(packets: list[tuple[int | None, bool]], wanted: list[int]) -> tuple[set, Iterator[int]]:
-    """The pts of the packets to leave undecoded (disposable pictures that are neither wanted nor the
-    clip's last), and the presentation index of each frame the decoder will then put out, in order.
-    Indices are pts ranks, as decord numbers frames; without usable pts nothing is skipped and the
-    n-th frame out is frame n."""
-    stamps = [pts for pts, _ in packets]
-    if not any(disposable for _, disposable in packets) or None in stamps or len(set(stamps)) < len(stamps):
-        return set(), itertools.count()
-    rank = {pts: i for i, pts in enumerate(sorted(stamps))}
-    keep = {*wanted, len(stamps) - 1}
-    skipped = {pts for pts, disposable in packets if disposable and rank[pts] not in keep}
-    return skipped, iter(sorted(rank[pts] for pts in stamps if pts not in skipped))
+    return [AccessUnit(unit.pts) for unit in units] if dropped else units
 
 
 def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:

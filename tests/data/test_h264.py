@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from m2se.data import video
-from m2se.data.h264 import is_disposable, nal_length_size
+from m2se.data.h264 import AccessUnit, access_unit, decode_plan, nal_length_size
 from m2se.data.video import read_video, segment_centres
 
 AVCC = bytes([1, 100, 0, 31, 0xFF, 0xE1, 0])  # avcC record head: 4-byte NAL lengths
@@ -19,22 +19,34 @@ def nal(header: int, payload: bytes = b"\x88\x84") -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("units", "disposable"),
+    ("units", "disposable", "idr"),
     [
-        ([nal(0x01)], True),  # non-IDR slice, nal_ref_idc 0
-        ([nal(0x06), nal(0x01), nal(0x01)], True),  # SEI, then two unreferenced slices
-        ([nal(0x41)], False),  # nal_ref_idc 2
-        ([nal(0x01), nal(0x21)], False),  # one slice of the picture is referenced
-        ([nal(0x65)], False),  # IDR
-        ([nal(0x02)], False),  # a data partition: decoded to be safe
-        ([nal(0x06)], False),  # no slice at all
-        ([nal(0x01)[:-1]], False),  # a length running past the packet
-        ([nal(0x01) + b"\x00"], False),  # a truncated length prefix at the end
-        ([b"\x00\x00\x00\x00"], False),  # an empty NAL unit
+        ([nal(0x01)], True, False),  # non-IDR slice, nal_ref_idc 0
+        ([nal(0x06), nal(0x01), nal(0x01)], True, False),  # SEI, then two unreferenced slices
+        ([nal(0x41)], False, False),  # nal_ref_idc 2
+        ([nal(0x01), nal(0x21)], False, False),  # one slice of the picture is referenced
+        ([nal(0x67), nal(0x68), nal(0x65)], False, True),  # SPS, PPS, IDR slice
+        ([nal(0x02)], False, False),  # a data partition: decoded to be safe
+        ([nal(0x06)], False, False),  # no slice at all
+        ([nal(0x65)[:-1]], False, False),  # a length running past the packet
+        ([nal(0x01) + b"\x00"], False, False),  # a truncated length prefix at the end
+        ([b"\x00\x00\x00\x00"], False, False),  # an empty NAL unit
     ],
 )
-def test_a_packet_is_disposable_only_when_every_slice_is_unreferenced(units, disposable):
-    assert is_disposable(b"".join(units), 4) is disposable
+def test_a_packet_is_disposable_only_when_every_slice_is_unreferenced(units, disposable, idr):
+    assert access_unit(7, b"".join(units), 4) == AccessUnit(7, disposable, idr)
+
+
+def test_the_plan_skips_what_no_wanted_frame_needs():
+    """Three groups of four pictures, each opening with an IDR; frames 1 and 9 wanted."""
+    units = [AccessUnit(pts, disposable=pts % 4 == 3, idr=pts % 4 == 0) for pts in range(12)]
+    skipped, indices = decode_plan(units, [1, 9])
+    # The first group up to frame 1, none of the second, the third up to frame 9.
+    assert skipped == {2, 3, 4, 5, 6, 7, 10, 11} and list(indices) == [0, 1, 8, 9]
+    skipped, indices = decode_plan(units, [2, 7])  # 7 is unreferenced, and wanted
+    assert skipped == {3, 8, 9, 10, 11} and list(indices) == [0, 1, 2, 4, 5, 6, 7]
+    skipped, indices = decode_plan(units, [5, 12])  # past the end: the last frame repeats it
+    assert skipped == {0, 1, 2, 3, 6, 7} and list(indices) == [4, 5, 8, 9, 10, 11]
 
 
 def test_only_length_prefixed_h264_is_read():
@@ -46,14 +58,15 @@ def test_only_length_prefixed_h264_is_read():
     assert nal_length_size("hevc", AVCC) is None
 
 
-def write_bframe_clip(path: Path, frames: np.ndarray, first_pts: int = 0) -> Path:
+def write_bframe_clip(path: Path, frames: np.ndarray, x264: str = "", first_pts: int = 0) -> Path:
     """uint8 (N, 48, 64, 3) frames as lossy H.264 with 3 B-pictures between references (x264's
-    b-pyramid leaves 2 of each 4 unreferenced); frame i at ``first_pts + i`` twelfths of a second."""
+    b-pyramid leaves 2 of each 4 unreferenced); frame i at ``first_pts + i`` twelfths of a second;
+    ``x264``: more of x264's parameters."""
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=12)
         stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.codec_context.options = {"preset": "veryfast", "x264-params": "bframes=3:b-adapt=0"}
+        stream.codec_context.options = {"preset": "veryfast", "x264-params": f"bframes=3:b-adapt=0{x264}"}
         for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(array, format="rgb24")
             frame.pts, frame.time_base = first_pts + i, Fraction(1, 12)
@@ -62,31 +75,40 @@ def write_bframe_clip(path: Path, frames: np.ndarray, first_pts: int = 0) -> Pat
     return path
 
 
-@pytest.fixture(scope="module")
-def bframe_clip(tmp_path_factory) -> Path:
-    """40 frames of a square crossing a gradient."""
+GROUPS = {"one group": "", "closed groups": ":keyint=8", "open groups": ":keyint=8:open-gop=1"}
+
+
+@pytest.fixture(scope="module", params=list(GROUPS))
+def bframe_clip(tmp_path_factory, request) -> Path:
+    """40 frames of a square crossing a gradient: one group of pictures, groups of 8 opening with an
+    IDR picture, or groups of 8 whose I-pictures are not IDR (open groups: none can be left out whole)."""
     y, x = np.mgrid[0:48, 0:64]
     frames = np.stack(
         [np.stack([(x * 3 + 5 * t) % 256, (y * 4 + 2 * t) % 256, np.full_like(x, 90)], -1) for t in range(40)]
     )
     for t, frame in enumerate(frames):
         frame[10:26, t : t + 16] = (230, 40, 40)
-    return write_bframe_clip(tmp_path_factory.mktemp("h264") / "bframes.mp4", frames.astype(np.uint8))
+    folder = tmp_path_factory.mktemp("h264")
+    return write_bframe_clip(folder / f"{request.param}.mp4", frames.astype(np.uint8), GROUPS[request.param])
 
 
-def test_unreferenced_pictures_are_found_in_an_x264_clip(bframe_clip):
+def test_x264s_unreferenced_and_idr_pictures_are_found(bframe_clip):
     with av.open(str(bframe_clip)) as container:
         length_size = nal_length_size("h264", container.streams.video[0].codec_context.extradata)
-    packets = video._scan_packets(bframe_clip, length_size)
-    assert len(packets) == 40 and length_size == 4
-    assert 10 <= sum(disposable for _, disposable in packets) <= 30  # b-pyramid: 2 of every 4 pictures
+    units = video._scan_packets(bframe_clip, length_size)
+    assert len(units) == 40 and length_size == 4 and units[0].idr
+    assert 10 <= sum(unit.disposable for unit in units) <= 30  # b-pyramid: 2 of every 4 pictures
+    idrs = sum(unit.idr for unit in units)
+    assert idrs == (5 if bframe_clip.stem == "closed groups" else 1)  # open groups' I-pictures are not IDR
     wanted = segment_centres(40, 8)
-    skipped, indices = video._skip_plan(packets, wanted)
-    ranks = {pts: i for i, pts in enumerate(sorted(pts for pts, _ in packets))}
-    assert skipped and not {ranks[pts] for pts in skipped} & {*wanted, 39}
+    skipped, indices = decode_plan(units, wanted)
+    ranks = {pts: i for i, pts in enumerate(sorted(unit.pts for unit in units))}
+    assert skipped and not {ranks[pts] for pts in skipped} & set(wanted)
     # Some wanted frames are unreferenced pictures themselves: they are decoded all the same.
-    assert any(disposable and ranks[pts] in wanted for pts, disposable in packets)
+    assert any(unit.disposable and ranks[unit.pts] in wanted for unit in units)
     assert list(indices) == sorted(set(range(40)) - {ranks[pts] for pts in skipped})
+    if idrs > 1:  # two wanted frames of 40: most groups are left out whole
+        assert len(decode_plan(units, [3, 30])[0]) >= 25
 
 
 @pytest.mark.parametrize("size", [None, 40])
@@ -94,17 +116,19 @@ def test_unreferenced_pictures_are_found_in_an_x264_clip(bframe_clip):
 @pytest.mark.parametrize("num_frames", [8, 40, 50])
 def test_frames_equal_a_full_decode_bit_for_bit(bframe_clip, monkeypatch, size, threads, num_frames):
     fast = read_video(bframe_clip, num_frames, size, "pyav", threads=threads)
-    monkeypatch.setattr(video, "is_disposable", lambda data, length_size: False)
+    monkeypatch.setattr(video, "access_unit", lambda pts, data, length_size: AccessUnit(pts))
     full = read_video(bframe_clip, num_frames, size, "pyav", threads=threads)
     np.testing.assert_array_equal(fast, full)
-    if size is None:  # and the same frames as decord's reader (InternVL's)
+    if size is None and bframe_clip.stem != "open groups":  # and the same frames as decord's reader
+        # (which seeks to I-pictures of open groups and decodes the pictures before them without
+        # their references: other pixels than a full decode's)
         np.testing.assert_array_equal(fast, read_video(bframe_clip, num_frames, None, "decord"))
 
 
 def test_without_usable_timestamps_nothing_is_skipped():
-    wanted = [1]
-    for packets in ([(0, False), (2, True), (None, True)], [(0, False), (1, True), (1, True)]):
-        skipped, indices = video._skip_plan(packets, wanted)
+    for stamps in ([0, 2, None], [0, 1, 1]):
+        units = [AccessUnit(pts, disposable=k > 0, idr=k == 0) for k, pts in enumerate(stamps)]
+        skipped, indices = decode_plan(units, [1])
         assert skipped == set() and [next(indices) for _ in range(3)] == [0, 1, 2]
 
 
@@ -114,5 +138,5 @@ def test_a_clip_whose_edit_list_drops_its_first_pictures_is_numbered_as_decoded(
     frames = np.stack([np.full((48, 64, 3), 10 * i, np.uint8) for i in range(24)])
     path = write_bframe_clip(tmp_path / "edited.mp4", frames, first_pts=-5)  # 5 before the start
     fast = read_video(path, 8, None, "pyav")
-    monkeypatch.setattr(video, "is_disposable", lambda data, length_size: False)
+    monkeypatch.setattr(video, "access_unit", lambda pts, data, length_size: AccessUnit(pts))
     np.testing.assert_array_equal(fast, read_video(path, 8, None, "pyav"))
