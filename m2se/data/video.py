@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal, get_args
@@ -23,6 +23,7 @@ from m2se.data.h264 import AccessUnit, access_unit, decode_plan, nal_length_size
 from m2se.data.media_errors import MediaError, check_file
 
 Backend = Literal["auto", "decord", "pyav"]
+HELD_BYTES = 64 << 20  # a clip file up to this size has its packets demuxed once and held while decoding
 Resize = Literal["decoder", "pil"]
 Kind = Literal["image", "video"]
 
@@ -213,15 +214,21 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
                 stream.thread_type = "AUTO"  # frame and slice threads
             context = stream.codec_context
             length_size = nal_length_size(context.name, context.extradata)
-            packets = _scan_packets(path, length_size) if length_size or not stream.frames else []
-            total = stream.frames or len(packets)
+            source, units = container.demux(stream), []
+            if length_size or not stream.frames:  # read every packet first, to plan or to count
+                if os.path.getsize(path) <= HELD_BYTES:
+                    source = list(source)  # demuxed once (the last ones flush the decoder)
+                    units = _access_units(source, length_size)
+                else:
+                    units = _scan_packets(path, length_size)
+            total = stream.frames or len(units)
             if total == 0:
                 raise MediaError(f"{path}: corrupt video (no decodable frames)")
             wanted = segment_centres(total, num_frames)
-            skipped, indices = decode_plan(packets, wanted)
+            skipped, indices = decode_plan(units, wanted)
             picked: dict[int, np.ndarray] = {}
             last = None
-            decoded = (f for p in container.demux(stream) if p.pts not in skipped for f in p.decode())
+            decoded = (f for p in source if p.pts not in skipped for f in p.decode())
             for index, last in zip(indices, decoded, strict=False):  # the decoder may end early
                 if index in wanted:
                     picked[index] = rgb(last)
@@ -240,23 +247,26 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
 
 
 def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[AccessUnit]:
-    """Each of the video stream's packets in decode order, read by ``h264.access_unit`` when
-    ``length_size`` is given; none disposable or IDR in a clip whose edit list drops pictures (the
-    decoder never puts those out, so frames are numbered as they come). A second open: some demuxers
-    (avi) cannot seek back."""
+    """``_access_units`` of a clip too large to hold its packets in memory, from a second open (some
+    demuxers, avi's, cannot seek back)."""
     import av
 
-    units, dropped = [], False
     with av.open(str(path)) as container:
-        for packet in container.demux(container.streams.video[0]):
-            if packet.size:
-                dropped |= packet.is_discard
-                read = length_size and not dropped
-                units.append(
-                    access_unit(packet.pts, memoryview(packet), length_size)
-                    if read
-                    else AccessUnit(packet.pts)
-                )
+        return _access_units(container.demux(container.streams.video[0]), length_size)
+
+
+def _access_units(packets: Iterable, length_size: int | None) -> list[AccessUnit]:
+    """Each packet holding data, in decode order, read by ``h264.access_unit`` when ``length_size``
+    is given; none disposable or IDR in a clip whose edit list drops pictures (the decoder never puts
+    those out, so frames are numbered as they come)."""
+    units, dropped = [], False
+    for packet in packets:
+        if packet.size:
+            dropped |= packet.is_discard
+            read = length_size and not dropped
+            units.append(
+                access_unit(packet.pts, memoryview(packet), length_size) if read else AccessUnit(packet.pts)
+            )
     return [AccessUnit(unit.pts) for unit in units] if dropped else units
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from m2se.data import video
 from m2se.data.h264 import AccessUnit, access_unit, decode_plan, nal_length_size
-from m2se.data.video import read_video, segment_centres
+from m2se.data.video import _scan_packets, read_video, segment_centres
 
 AVCC = bytes([1, 100, 0, 31, 0xFF, 0xE1, 0])  # avcC record head: 4-byte NAL lengths
 
@@ -123,6 +123,16 @@ def test_frames_equal_a_full_decode_bit_for_bit(bframe_clip, monkeypatch, size, 
         # (which seeks to I-pictures of open groups and decodes the pictures before them without
         # their references: other pixels than a full decode's)
         np.testing.assert_array_equal(fast, read_video(bframe_clip, num_frames, None, "decord"))
+
+
+@pytest.mark.parametrize("num_frames", [3, 8])
+def test_a_clip_too_large_to_hold_is_planned_from_a_second_read(bframe_clip, monkeypatch, num_frames):
+    held = read_video(bframe_clip, num_frames, None, "pyav")
+    monkeypatch.setattr(video, "HELD_BYTES", 0)
+    scans = []
+    monkeypatch.setattr(video, "_scan_packets", lambda *a: scans.append(a) or _scan_packets(*a))
+    np.testing.assert_array_equal(read_video(bframe_clip, num_frames, None, "pyav"), held)
+    assert len(scans) == 1
 
 
 def test_without_usable_timestamps_nothing_is_skipped():
