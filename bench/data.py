@@ -55,6 +55,8 @@ def write_720p_clips(folder: Path, count: int, noise: bool = True) -> list[Path]
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    background = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+    background[..., 2] = ((x + y) // 9 + 50) % 256
     clips = []
     for c in range(count):
         path = folder / f"clip{c:02d}.mp4"
@@ -62,19 +64,19 @@ def write_720p_clips(folder: Path, count: int, noise: bool = True) -> list[Path]
             stream = container.add_stream("libx264", rate=FPS)
             stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
             for t in range(FPS * SECONDS):
-                planes = [(x * 200 // WIDTH + 3 * t + 20 * c), (y * 200 // HEIGHT + 2 * t), (x + y) // 9 + 50]
-                image = Image.fromarray((np.stack(planes, -1) % 256).astype(np.uint8))
+                background[..., 0] = (x[0] * 200 // WIDTH + 3 * t + 20 * c) % 256  # drifts along x
+                background[..., 1] = ((y[:, 0] * 200 // HEIGHT + 2 * t) % 256)[:, None]  # and along y
+                image = Image.fromarray(background)
                 draw = ImageDraw.Draw(image)
                 for k in range(5):
                     left, top = (150 * k + 13 * t * (k + 1) + 70 * c) % WIDTH, (90 * k + 7 * t) % HEIGHT
                     draw.ellipse(
                         [left, top, left + 160, top + 220], fill=(40 * k, 255 - 30 * k, 60 * c % 256)
                     )
-                noisy = np.asarray(image).astype(np.int16) + rng.integers(
-                    0, 4 if noise else 1, (HEIGHT, WIDTH, 1)
-                )
-                frame = av.VideoFrame.from_ndarray(noisy.clip(0, 255).astype(np.uint8), format="rgb24")
-                container.mux(stream.encode(frame))
+                pixels = np.asarray(image)
+                if noise:
+                    pixels = (pixels + rng.integers(0, 4, (HEIGHT, WIDTH, 1))).clip(0, 255).astype(np.uint8)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
             container.mux(stream.encode())
         clips.append(path)
     return clips

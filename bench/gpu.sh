@@ -42,7 +42,7 @@ PY
   part 120 "train step: gradient checkpointing off" "$PY" bench/train_step.py \
     --model internvl2_2b internvl2_4b --batch 1 --steps 5 --warmup 2 --frames 8 --no-checkpointing
   part 90 "generation: 4B shapes" "$PY" bench/eval.py --model internvl2_4b --batch 1 8 32 --samples 32
-  part 80 "data path" "$PY" bench/data.py --workers 0 --batches 20
+  part 80 "data path" "$PY" bench/data.py --clips 8 --workers 0 --batches 20
   part 70 "backbones: InternVL2-4B vs Qwen2.5-VL-3B" "$PY" bench/backbones.py \
     --model internvl2_4b qwen2_5_vl_3b --batch 1 --steps 5 --warmup 2 --frames 8
 } 2>&1 | tee "$LOG"
