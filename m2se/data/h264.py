@@ -14,7 +14,7 @@ Only length-prefixed streams (the ``avcC`` layout of MP4, MOV and Matroska, ISO/
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 # Coded-slice NAL unit types (Table 7-1): non-IDR slice, data partitions A-C, IDR slice, and the SVC/MVC
@@ -63,18 +63,20 @@ def access_unit(pts: int | None, data: bytes | memoryview, length_size: int) -> 
     return AccessUnit(pts, unreferenced > 0 and not kept, idr)
 
 
-def decode_plan(units: Sequence[AccessUnit], wanted: Sequence[int]) -> tuple[set[int], Iterator[int]]:
-    """Which packets to leave undecoded, and the frame index of each frame the decoder then puts out.
+def decode_plan(units: Sequence[AccessUnit], wanted: Sequence[int]) -> tuple[set[int], dict[int, int] | None]:
+    """Which packets to leave undecoded, and how to number the frames the decoder then puts out.
 
     ``units``: every packet of the clip in decode order; ``wanted``: sorted frame indices, a frame's
     index being its rank by pts (as decord numbers frames). Returns the pts of the packets to skip
     (unneeded as above; the clip's last picture is kept when ``wanted`` runs past the end, which then
-    repeats it) and the indices of the kept pictures in presentation order, the order a decoder puts
-    them out. Without a usable pts on every packet nothing is skipped and the n-th frame out is n.
+    repeats it) and every packet's frame index by pts, to number each frame out by its own pts (a
+    picture the decoder drops then shifts no other). Nothing is skipped and the index is None (number
+    frames as they come out) without a distinct pts on every packet, or with nothing to go by (no
+    IDR nor unreferenced picture: not H.264 read by ``access_unit``).
     """
     stamps = [unit.pts for unit in units]
     if None in stamps or len(set(stamps)) < len(stamps) or not any(u.disposable or u.idr for u in units):
-        return set(), itertools.count()
+        return set(), None
     rank = {pts: i for i, pts in enumerate(sorted(stamps))}
     keep = {*wanted, len(units) - 1} if wanted and wanted[-1] >= len(units) else set(wanted)
     starts = [i for i, unit in enumerate(units) if i == 0 or unit.idr] + [len(units)]
@@ -83,4 +85,4 @@ def decode_plan(units: Sequence[AccessUnit], wanted: Sequence[int]) -> tuple[set
         group = [(unit, rank[unit.pts] in keep) for unit in units[start:end]]
         last = max((k for k, (_, kept) in enumerate(group) if kept), default=-1)
         skipped |= {u.pts for k, (u, kept) in enumerate(group) if k > last or (u.disposable and not kept)}
-    return skipped, iter(sorted(rank[pts] for pts in stamps if pts not in skipped))
+    return skipped, rank

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -23,6 +23,7 @@ from m2se.data.h264 import AccessUnit, access_unit, decode_plan, nal_length_size
 from m2se.data.media_errors import MediaError, check_file
 
 Backend = Literal["auto", "decord", "pyav"]
+Frame = TypeVar("Frame")
 HELD_BYTES = 64 << 20  # a clip file up to this size has its packets demuxed once and held while decoding
 Resize = Literal["decoder", "pil"]
 Kind = Literal["image", "video"]
@@ -78,8 +79,11 @@ def read_video(
       pixel (``tests/data/test_video.py``).
     ``backend``: ``pyav`` (``auto`` is the same) leaves undecoded the H.264 pictures no wanted frame
     needs (``m2se.data.h264``: unreferenced ones, often half of a clip, and whole stretches between
-    IDR pictures), and its frames equal a full decode's bit for bit; ``decord`` is the reader
-    InternVL's own code uses, which seeks to key frames and decodes every picture from there. Both number frames the same way and give the same full-size
+    IDR pictures); on an intact clip its frames equal a full decode's bit for bit. It numbers H.264
+    frames by their pts, so a picture the decoder drops (the leading pictures of a clip cut inside an
+    open group, a damaged one) shifts no other, and a wanted one it drops is the frame before it;
+    other codecs' frames are numbered as they come out. ``decord`` is the reader InternVL's own code
+    uses, which seeks to key frames and decodes every picture from there. Both number frames the same way and give the same full-size
     frames; their decoder-scaled tiles differ by about 0.3 of 255 on average (two builds of swscale).
     ``threads``: decoder and scaler threads, None for one inside a DataLoader worker (the workers use
     the cores) and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on
@@ -221,29 +225,44 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
                     units = _access_units(source, length_size)
                 else:
                     units = _scan_packets(path, length_size)
-            total = stream.frames or len(units)
+            total = len(units) or stream.frames  # the packets themselves, where they were read
             if total == 0:
                 raise MediaError(f"{path}: corrupt video (no decodable frames)")
             wanted = segment_centres(total, num_frames)
-            skipped, indices = decode_plan(units, wanted)
-            picked: dict[int, np.ndarray] = {}
-            last = None
+            skipped, rank = decode_plan(units, wanted)
             decoded = (f for p in source if p.pts not in skipped for f in p.decode())
-            for index, last in zip(indices, decoded, strict=False):  # the decoder may end early
-                if index in wanted:
-                    picked[index] = rgb(last)
-                if index >= wanted[-1]:
-                    break
-            if last is None:
+            numbered = ((rank.get(f.pts), f) for f in decoded) if rank else enumerate(decoded)
+            frames = _pick(numbered, wanted)
+            if frames is None:
                 raise MediaError(f"{path}: corrupt video (no decodable frames)")
-            # A header that overcounts frames leaves the last wanted indices undecoded: they repeat
-            # the clip's last frame.
-            end = rgb(last)
-            return np.stack([picked.get(i, end) for i in wanted])
+            converted = {id(frame): rgb(frame) for frame in frames}  # a repeated frame converted once
+            return np.stack([converted[id(frame)] for frame in frames])
     except MediaError:
         raise
     except Exception as error:
         raise _corrupt(path, error) from None
+
+
+def _pick(numbered: Iterable[tuple[int | None, Frame]], wanted: list[int]) -> list[Frame] | None:
+    """The ``wanted`` frames (sorted indices) out of (index, frame) pairs in presentation order. One
+    the decoder never put out (a damaged picture it dropped, or past the end when the header
+    overcounts) is the frame out before it, or the first one out if none was. None when no frame
+    came out."""
+    targets, picked, previous = sorted(set(wanted)), {}, None
+    for index, frame in numbered:
+        if index is None:  # a pts the clip's packets do not have
+            continue
+        while len(picked) < len(targets) and targets[len(picked)] <= index:
+            at = targets[len(picked)]
+            picked[at] = frame if at == index or previous is None else previous
+        if len(picked) == len(targets):
+            break
+        previous = frame
+    if previous is None and not picked:
+        return None
+    for at in targets[len(picked) :]:
+        picked[at] = previous
+    return [picked[i] for i in wanted]
 
 
 def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[AccessUnit]:
@@ -256,9 +275,9 @@ def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[Acce
 
 
 def _access_units(packets: Iterable, length_size: int | None) -> list[AccessUnit]:
-    """Each packet holding data, in decode order, read by ``h264.access_unit`` when ``length_size``
-    is given; none disposable or IDR in a clip whose edit list drops pictures (the decoder never puts
-    those out, so frames are numbered as they come)."""
+    """Each packet holding a picture the decoder puts out, in decode order, read by
+    ``h264.access_unit`` when ``length_size`` is given; none disposable or IDR in a clip whose edit
+    list drops pictures (then nothing is skipped and frames are numbered as they come out)."""
     units, dropped = [], False
     for packet in packets:
         if packet.size:

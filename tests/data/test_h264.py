@@ -40,13 +40,11 @@ def test_a_packet_is_disposable_only_when_every_slice_is_unreferenced(units, dis
 def test_the_plan_skips_what_no_wanted_frame_needs():
     """Three groups of four pictures, each opening with an IDR; frames 1 and 9 wanted."""
     units = [AccessUnit(pts, disposable=pts % 4 == 3, idr=pts % 4 == 0) for pts in range(12)]
-    skipped, indices = decode_plan(units, [1, 9])
+    skipped, rank = decode_plan(units, [1, 9])
     # The first group up to frame 1, none of the second, the third up to frame 9.
-    assert skipped == {2, 3, 4, 5, 6, 7, 10, 11} and list(indices) == [0, 1, 8, 9]
-    skipped, indices = decode_plan(units, [2, 7])  # 7 is unreferenced, and wanted
-    assert skipped == {3, 8, 9, 10, 11} and list(indices) == [0, 1, 2, 4, 5, 6, 7]
-    skipped, indices = decode_plan(units, [5, 12])  # past the end: the last frame repeats it
-    assert skipped == {0, 1, 2, 3, 6, 7} and list(indices) == [4, 5, 8, 9, 10, 11]
+    assert skipped == {2, 3, 4, 5, 6, 7, 10, 11} and rank == {pts: pts for pts in range(12)}
+    assert decode_plan(units, [2, 7])[0] == {3, 8, 9, 10, 11}  # 7 is unreferenced, and wanted
+    assert decode_plan(units, [5, 12])[0] == {0, 1, 2, 3, 6, 7}  # past the end: the last frame repeats
 
 
 def test_only_length_prefixed_h264_is_read():
@@ -78,18 +76,26 @@ def write_bframe_clip(path: Path, frames: np.ndarray, x264: str = "", first_pts:
 GROUPS = {"one group": "", "closed groups": ":keyint=8", "open groups": ":keyint=8:open-gop=1"}
 
 
-@pytest.fixture(scope="module", params=list(GROUPS))
-def bframe_clip(tmp_path_factory, request) -> Path:
-    """40 frames of a square crossing a gradient: one group of pictures, groups of 8 opening with an
-    IDR picture, or groups of 8 whose I-pictures are not IDR (open groups: none can be left out whole)."""
+def moving_frames(count: int = 40) -> np.ndarray:
+    """uint8 (count, 48, 64, 3): a square crossing a drifting gradient."""
     y, x = np.mgrid[0:48, 0:64]
     frames = np.stack(
-        [np.stack([(x * 3 + 5 * t) % 256, (y * 4 + 2 * t) % 256, np.full_like(x, 90)], -1) for t in range(40)]
+        [
+            np.stack([(x * 3 + 5 * t) % 256, (y * 4 + 2 * t) % 256, np.full_like(x, 90)], -1)
+            for t in range(count)
+        ]
     )
     for t, frame in enumerate(frames):
         frame[10:26, t : t + 16] = (230, 40, 40)
+    return frames.astype(np.uint8)
+
+
+@pytest.fixture(scope="module", params=list(GROUPS))
+def bframe_clip(tmp_path_factory, request) -> Path:
+    """40 moving frames: one group of pictures, groups of 8 opening with an IDR picture, or groups of
+    8 whose I-pictures are not IDR (open groups: none can be left out whole)."""
     folder = tmp_path_factory.mktemp("h264")
-    return write_bframe_clip(folder / f"{request.param}.mp4", frames.astype(np.uint8), GROUPS[request.param])
+    return write_bframe_clip(folder / f"{request.param}.mp4", moving_frames(), GROUPS[request.param])
 
 
 def test_x264s_unreferenced_and_idr_pictures_are_found(bframe_clip):
@@ -101,12 +107,11 @@ def test_x264s_unreferenced_and_idr_pictures_are_found(bframe_clip):
     idrs = sum(unit.idr for unit in units)
     assert idrs == (5 if bframe_clip.stem == "closed groups" else 1)  # open groups' I-pictures are not IDR
     wanted = segment_centres(40, 8)
-    skipped, indices = decode_plan(units, wanted)
-    ranks = {pts: i for i, pts in enumerate(sorted(unit.pts for unit in units))}
+    skipped, ranks = decode_plan(units, wanted)
+    assert ranks == {pts: i for i, pts in enumerate(sorted(unit.pts for unit in units))}
     assert skipped and not {ranks[pts] for pts in skipped} & set(wanted)
     # Some wanted frames are unreferenced pictures themselves: they are decoded all the same.
     assert any(unit.disposable and ranks[unit.pts] in wanted for unit in units)
-    assert list(indices) == sorted(set(range(40)) - {ranks[pts] for pts in skipped})
     if idrs > 1:  # two wanted frames of 40: most groups are left out whole
         assert len(decode_plan(units, [3, 30])[0]) >= 25
 
@@ -135,11 +140,49 @@ def test_a_clip_too_large_to_hold_is_planned_from_a_second_read(bframe_clip, mon
     assert len(scans) == 1
 
 
-def test_without_usable_timestamps_nothing_is_skipped():
+def test_without_usable_timestamps_nothing_is_skipped_and_frames_are_numbered_as_they_come():
     for stamps in ([0, 2, None], [0, 1, 1]):
         units = [AccessUnit(pts, disposable=k > 0, idr=k == 0) for k, pts in enumerate(stamps)]
-        skipped, indices = decode_plan(units, [1])
-        assert skipped == set() and [next(indices) for _ in range(3)] == [0, 1, 2]
+        assert decode_plan(units, [1]) == (set(), None)
+    assert decode_plan([AccessUnit(0), AccessUnit(1)], [1]) == (set(), None)  # nothing to go by
+
+
+def test_a_frame_the_decoder_never_put_out_is_the_one_before_it():
+    out = [(0, "f0"), (1, "f1"), (None, "stray"), (3, "f3"), (4, "f4")]  # 2 dropped
+    assert video._pick(out, [0, 2, 2, 4]) == ["f0", "f1", "f1", "f4"]
+    assert video._pick(out[3:], [1, 3]) == ["f3", "f3"]  # none before: the first out
+    assert video._pick(out, [3, 6]) == ["f3", "f4"]  # past the end: the last out
+    assert video._pick([], [0]) is None and video._pick([(None, "stray")], [0]) is None
+
+
+def test_pictures_the_decoder_drops_shift_no_other_frame(tmp_path):
+    """An open group cut at its I-picture, as a stream copy from a key frame makes: the decoder drops
+    the leading B-pictures that refer to the group cut off. Every other frame keeps its number."""
+    clip = write_bframe_clip(tmp_path / "open.mp4", moving_frames(), GROUPS["open groups"])
+    with av.open(str(clip)) as source:
+        whole = {f.pts: f.to_ndarray(format="rgb24") for f in source.decode(video=0)}
+    with av.open(str(clip)) as source:
+        packets = [p for p in source.demux(source.streams.video[0]) if p.size]
+    keys = [k for k, p in enumerate(packets) if p.is_keyframe and k > 0]
+    start = next(k for k in keys if any(p.pts < packets[k].pts for p in packets[k + 1 : k + 4]))
+    cut = tmp_path / "cut.mkv"
+    with av.open(str(clip)) as source, av.open(str(cut), "w") as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in packets[start:]:
+            packet.stream = stream
+            target.mux(packet)
+    with av.open(str(cut)) as source:
+        shown = {f.pts for f in source.decode(video=0)}
+    with av.open(str(cut)) as source:
+        stamps = sorted(p.pts for p in source.demux(video=0) if p.size)
+    assert len(shown) < len(stamps)  # the leading pictures are dropped
+    first = min(shown)
+    wanted = segment_centres(len(stamps), 8)
+    # A dropped leading picture is the first frame out; every other is the clip's own frame.
+    expected = [stamps[i] if stamps[i] in shown else first for i in wanted]
+    order = dict(zip(stamps, sorted(whole)[-len(stamps) :], strict=True))  # Matroska keeps milliseconds
+    got = read_video(cut, 8, None, "pyav")
+    np.testing.assert_array_equal(got, np.stack([whole[order[pts]] for pts in expected]))
 
 
 def test_a_clip_whose_edit_list_drops_its_first_pictures_is_numbered_as_decoded(tmp_path, monkeypatch):
