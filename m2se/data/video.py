@@ -83,8 +83,9 @@ def read_video(
     frames by their pts, so a picture the decoder drops (the leading pictures of a clip cut inside an
     open group, a damaged one) shifts no other, and a wanted one it drops is the frame before it;
     other codecs' frames are numbered as they come out. ``decord`` is the reader InternVL's own code
-    uses, which seeks to key frames and decodes every picture from there. Both number frames the same way and give the same full-size
-    frames; their decoder-scaled tiles differ by about 0.3 of 255 on average (two builds of swscale).
+    uses, which seeks to key frames and decodes every picture from there. Both number frames the same
+    way and give the same full-size frames; their decoder-scaled tiles differ by about 0.3 of 255 on
+    average at 720p and 1 on the demo's 56-px tiles (two builds of swscale).
     ``threads``: decoder and scaler threads, None for one inside a DataLoader worker (the workers use
     the cores) and FFmpeg's choice elsewhere. A clip's display rotation (phone videos) is applied on
     every path. Errors: ``MediaError`` naming the file for a missing, unreadable or corrupt clip.
@@ -280,8 +281,9 @@ def _access_units(packets: Iterable, length_size: int | None) -> list[AccessUnit
     list drops pictures (then nothing is skipped and frames are numbered as they come out)."""
     units, dropped = [], False
     for packet in packets:
-        if packet.size:
-            dropped |= packet.is_discard
+        if packet.size and packet.is_discard:
+            dropped = True  # before the edit list's start: decoded as a reference, never put out
+        elif packet.size:
             read = length_size and not dropped
             units.append(
                 access_unit(packet.pts, memoryview(packet), length_size) if read else AccessUnit(packet.pts)

@@ -186,10 +186,14 @@ def test_pictures_the_decoder_drops_shift_no_other_frame(tmp_path):
 
 
 def test_a_clip_whose_edit_list_drops_its_first_pictures_is_numbered_as_decoded(tmp_path, monkeypatch):
-    """Pictures before the edit list's start are demuxed but never put out by the decoder: frames are
-    then numbered as they come out (nothing skipped), as for a full decode."""
+    """Pictures before the edit list's start are demuxed but never put out by the decoder: the clip is
+    the 19 after it, numbered as they come out (nothing skipped), as for a full decode."""
     frames = np.stack([np.full((48, 64, 3), 10 * i, np.uint8) for i in range(24)])
     path = write_bframe_clip(tmp_path / "edited.mp4", frames, first_pts=-5)  # 5 before the start
     fast = read_video(path, 8, None, "pyav")
+    # Frame i of the clip is picture 5 + i, of brightness 10 (5 + i), up to the codec's loss.
+    np.testing.assert_allclose(
+        fast.mean(axis=(1, 2, 3)), [10 * (5 + i) for i in segment_centres(19, 8)], atol=3
+    )
     monkeypatch.setattr(video, "access_unit", lambda pts, data, length_size: AccessUnit(pts))
     np.testing.assert_array_equal(fast, read_video(path, 8, None, "pyav"))
