@@ -16,6 +16,8 @@ class MediaError(Exception):
 
 def check_file(path: str | os.PathLike) -> None:
     """MediaError unless ``path`` is a non-empty file."""
+    if Path(path).is_dir():
+        raise MediaError(f"{path}: a folder, not a file")
     if not Path(path).is_file():
         raise MediaError(f"{path}: missing file")
     if Path(path).stat().st_size == 0:

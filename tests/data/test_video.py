@@ -159,6 +159,7 @@ def test_broken_image_raises_media_error(tmp_path, moving_clip):
     (tmp_path / "empty.png").write_bytes(b"")
     for path, reason in [
         (tmp_path / "missing.png", "missing file"),
+        (tmp_path, "a folder, not a file"),
         (tmp_path / "empty.png", "empty file"),
         (tmp_path / "cut.png", "corrupt image"),
         (moving_clip, "unreadable image"),
