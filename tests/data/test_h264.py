@@ -1,4 +1,4 @@
-"""Leaving unreferenced H.264 pictures undecoded: the right packets, and frames equal to a full decode."""
+"""The H.264 decode plan: which packets it leaves undecoded, how it numbers frames, and frames equal to a full decode's."""
 
 from fractions import Fraction
 from pathlib import Path
