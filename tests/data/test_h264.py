@@ -1,4 +1,4 @@
-"""The H.264 decode plan: what it leaves undecoded, how it numbers frames, and frames equal to a full decode."""
+"""The H.264 decode plan: what it leaves undecoded, how it numbers frames, frames equal to a full decode."""
 
 from fractions import Fraction
 from pathlib import Path
