@@ -40,8 +40,7 @@ from m2se.data import internvl
 from m2se.data.cache import FrameCache, build_cache, cache_medium, settings_dir
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_demo_dataset
-from m2se.data.h264 import access_unit, nal_length_size
-from m2se.data.video import MediaLoader, read_video, segment_centres
+from m2se.data.video import MediaLoader, read_video, scan_access_units, segment_centres
 from m2se.model.tiny import build_tiny_internvl
 
 MIXTURES = {"second": [{"task": t, "weight": 1} for t in ("msa", "eri", "erc", "ecpe")]}
@@ -130,17 +129,8 @@ def decode_only(frames: int) -> Callable[[Path], object]:
 
 def unreferenced_share(clips: list[Path]) -> float:
     """The share of the clips' pictures that no other picture references (``h264.access_unit``)."""
-    flags = []
-    for clip in clips:
-        with av.open(str(clip)) as container:
-            stream = container.streams.video[0]
-            size = nal_length_size(stream.codec_context.name, stream.codec_context.extradata)
-            flags += [
-                bool(size) and access_unit(p.pts, memoryview(p), size).disposable
-                for p in container.demux(stream)
-                if p.size
-            ]
-    return sum(flags) / len(flags)
+    units = [unit for clip in clips for unit in scan_access_units(clip)]
+    return sum(unit.disposable for unit in units) / len(units)
 
 
 def pixel_gap(clips: list[Path], frames: int, tile: int) -> tuple[float, int]:

@@ -225,7 +225,7 @@ def _read_pyav(path: str | os.PathLike, num_frames: int, size: int | None, threa
                     source = list(source)  # demuxed once (the last ones flush the decoder)
                     units = _access_units(source, length_size)
                 else:
-                    units = _scan_packets(path, length_size)
+                    units = scan_access_units(path)
             total = len(units) or stream.frames  # the packets themselves, where they were read
             if total == 0:
                 raise MediaError(f"{path}: corrupt video (no decodable frames)")
@@ -266,13 +266,16 @@ def _pick(numbered: Iterable[tuple[int | None, Frame]], wanted: list[int]) -> li
     return [picked[i] for i in wanted]
 
 
-def _scan_packets(path: str | os.PathLike, length_size: int | None) -> list[AccessUnit]:
-    """``_access_units`` of a clip too large to hold its packets in memory, from a second open (some
-    demuxers, avi's, cannot seek back)."""
+def scan_access_units(path: str | os.PathLike) -> list[AccessUnit]:
+    """The clip's packets as ``_access_units`` reads them, from an open of their own: how
+    ``read_video`` plans a clip too large to hold in memory (some demuxers, avi's, cannot seek back),
+    and what ``bench/data.py`` counts. Errors: FFmpeg's, for an unreadable file."""
     import av
 
     with av.open(str(path)) as container:
-        return _access_units(container.demux(container.streams.video[0]), length_size)
+        stream = container.streams.video[0]
+        length_size = nal_length_size(stream.codec_context.name, stream.codec_context.extradata)
+        return _access_units(container.demux(stream), length_size)
 
 
 def _access_units(packets: Iterable, length_size: int | None) -> list[AccessUnit]:

@@ -9,7 +9,7 @@ import pytest
 
 from m2se.data import video
 from m2se.data.h264 import AccessUnit, access_unit, decode_plan, nal_length_size
-from m2se.data.video import _scan_packets, read_video, segment_centres
+from m2se.data.video import read_video, scan_access_units, segment_centres
 
 AVCC = bytes([1, 100, 0, 31, 0xFF, 0xE1, 0])  # avcC record head: 4-byte NAL lengths
 
@@ -101,7 +101,7 @@ def bframe_clip(tmp_path_factory, request) -> Path:
 def test_x264s_unreferenced_and_idr_pictures_are_found(bframe_clip):
     with av.open(str(bframe_clip)) as container:
         length_size = nal_length_size("h264", container.streams.video[0].codec_context.extradata)
-    units = video._scan_packets(bframe_clip, length_size)
+    units = scan_access_units(bframe_clip)
     assert len(units) == 40 and length_size == 4 and units[0].idr
     assert 10 <= sum(unit.disposable for unit in units) <= 30  # b-pyramid: 2 of every 4 pictures
     idrs = sum(unit.idr for unit in units)
@@ -135,7 +135,7 @@ def test_a_clip_too_large_to_hold_is_planned_from_a_second_read(bframe_clip, mon
     held = read_video(bframe_clip, num_frames, None, "pyav")
     monkeypatch.setattr(video, "HELD_BYTES", 0)
     scans = []
-    monkeypatch.setattr(video, "_scan_packets", lambda *a: scans.append(a) or _scan_packets(*a))
+    monkeypatch.setattr(video, "scan_access_units", lambda *a: scans.append(a) or scan_access_units(*a))
     np.testing.assert_array_equal(read_video(bframe_clip, num_frames, None, "pyav"), held)
     assert len(scans) == 1
 
