@@ -1,6 +1,6 @@
 """The training loop's overhead: train.py's path against a bare PyTorch loop doing the same steps.
 
-    python bench/loop.py [--steps 60] [--warmup 5] [--workers 2] [--batch 8] [--mixture second]
+    python bench/loop.py [--steps 60] [--warmup 5] [--workers 2] [--batch 8] [--mixture second] [--threads N]
 
 On the tiny model and the demo dataset (built in a temporary folder), both at the demo's settings
 (``experiment=demo``):
@@ -14,7 +14,9 @@ On the tiny model and the demo dataset (built in a temporary folder), both at th
 Both skip ``--warmup`` steps, then time ``--steps``. Prints each one's samples/s, the ratio, and the
 data wait's share of the real loop's time. ``--frame-cache`` builds a frame cache of the demo's media
 first and both loops read it. On 2 CPU cores the workers' decoding takes CPU time the step then lacks,
-which the bare loop never pays: the data wait stays small while the ratio drops.
+which the bare loop never pays: the data wait stays small while the ratio drops. ``--threads N`` holds
+both loops' steps to N torch threads (default: torch's, one per core); ``--threads 1`` on 2 cores
+leaves the workers a core of their own, as a GPU step does, and so measures the loader alone.
 """
 
 from __future__ import annotations
@@ -129,8 +131,16 @@ def main() -> None:
     parser.add_argument(
         "--frame-cache", action="store_true", help="both loops read frames from a frame cache built first"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for both loops' steps (default: one per core)",
+    )
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for both loops (logger=none, ...)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # the main process's; DataLoader workers take 1 each
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.WARNING)  # data tables, GPU/TPU lines
     with tempfile.TemporaryDirectory() as folder:
@@ -147,9 +157,8 @@ def main() -> None:
         real, waiting = real_loop(cfg, args)
     print(f"bare loop (batches collated beforehand): {bare:7.1f} samples/s")
     frames = "frame cache" if args.frame_cache else "decoding"
-    print(
-        f"train.py path ({args.workers} workers, {frames}, {args.mixture} mixture, batch {args.batch}): {real:7.1f} samples/s"
-    )
+    setting = f"{args.workers} workers, {frames}, {args.mixture} mixture, batch {args.batch}"
+    print(f"train.py path ({setting}, {torch.get_num_threads()} step threads): {real:7.1f} samples/s")
     print(
         f"train.py path vs bare loop: {real / bare:.2f}x; data wait {100 * waiting:.1f}% of the loop's time"
     )
