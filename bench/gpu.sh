@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bash bench/gpu.sh   every GPU figure in one block, on one CUDA GPU, nothing downloaded (limits add up to 8 min)
+# bash bench/gpu.sh   every GPU figure in one block, on one CUDA GPU, nothing downloaded (limits add up to 7:35, under 8 min with start-up)
 #
 # 1. training step: InternVL2-2B and -4B shapes (random weights), 8 frames of 448 px, batch 1: step
 #    time, tokens/s, peak memory and MFU, with gradient checkpointing and without; flash-attention 2
@@ -37,13 +37,13 @@ flash = importlib.util.find_spec("flash_attn") is not None
 print(f"{torch.cuda.get_device_name()}; torch {torch.__version__}, transformers {transformers.__version__}, "
       f"flash-attn {'installed' if flash else 'not installed (sdpa)'}")
 PY
-  part 120 "train step: gradient checkpointing on" "$PY" bench/train_step.py \
+  part 115 "train step: gradient checkpointing on" "$PY" bench/train_step.py \
     --model internvl2_2b internvl2_4b --batch 1 --steps 5 --warmup 2 --frames 8 --checkpointing
-  part 120 "train step: gradient checkpointing off" "$PY" bench/train_step.py \
+  part 115 "train step: gradient checkpointing off" "$PY" bench/train_step.py \
     --model internvl2_2b internvl2_4b --batch 1 --steps 5 --warmup 2 --frames 8 --no-checkpointing
-  part 90 "generation: 4B shapes" "$PY" bench/eval.py --model internvl2_4b --batch 1 8 32 --samples 32
-  part 80 "data path" "$PY" bench/data.py --clips 8 --workers 0 --batches 20
-  part 70 "backbones: InternVL2-4B vs Qwen2.5-VL-3B" "$PY" bench/backbones.py \
+  part 85 "generation: 4B shapes" "$PY" bench/eval.py --model internvl2_4b --batch 1 8 32 --samples 32
+  part 75 "data path" "$PY" bench/data.py --clips 8 --workers 0 --batches 20
+  part 65 "backbones: InternVL2-4B vs Qwen2.5-VL-3B" "$PY" bench/backbones.py \
     --model internvl2_4b qwen2_5_vl_3b --batch 1 --steps 5 --warmup 2 --frames 8
 } 2>&1 | tee "$LOG"
 echo "log: $LOG"
