@@ -1,16 +1,18 @@
 """Data-pipeline throughput: the project's video path against plain transformers on 720p clips, and the
 DataModule on the demo dataset.
 
-    python bench/data.py [--frames 8] [--tile 448] [--clips 12] [--batches 40] [--workers 0 2]
+    python bench/data.py [--frames 8] [--tile 448] [--clips 12] [--batches 40] [--workers 0 2] [--threads N]
 
 Writes MELD-like clips itself (1280x720, 24 fps, 3 s, H.264) and times, in this process, best of two
 repetitions, clip → float32 pixel values (``--frames`` tiles of ``--tile`` px, ImageNet-normalised):
 - transformers: ``transformers.video_utils.load_video`` (decord) + ``GotOcr2ImageProcessorPil``;
-- decode: ``MediaLoader`` (frames scaled to tiles in the decoder) + the InternVL processor's pixels;
+- decode: ``MediaLoader`` (frames scaled to tiles in the decoder) + the InternVL processor's pixels,
+  with ``--threads`` decoder threads (default: the reader's own, one per usable core; 0 is FFmpeg's
+  choice, one more than the cores; transformers' decord reader keeps its own default);
 - exact: the same with ``resize="pil"`` (InternVL's own pixels);
 - cached: the frame cache (``m2se.data.cache``) built from the same clips, then the same pixels;
-- decode all: PyAV decoding every picture up to the last wanted frame, nothing converted: the floor of
-  a reader that decodes every picture (transformers' does). The decode path leaves unreferenced
+- decode all: PyAV decoding every picture up to the last wanted frame with the same threads, nothing
+  converted: the floor of a reader that decodes every picture (transformers' does). The decode path leaves unreferenced
   H.264 pictures undecoded (``m2se.data.h264``), so it can beat this floor where there are many;
 - transformers and decode again on the same clips written without noise, where x264 makes many of
   the pictures unreferenced B-pictures (the share of each set is printed);
@@ -40,7 +42,7 @@ from m2se.data import internvl
 from m2se.data.cache import FrameCache, build_cache, cache_medium, settings_dir
 from m2se.data.datamodule import MultiTaskDataModule
 from m2se.data.demo import write_demo_dataset
-from m2se.data.video import MediaLoader, read_video, scan_access_units, segment_centres
+from m2se.data.video import MediaLoader, default_threads, read_video, scan_access_units, segment_centres
 from m2se.model.tiny import build_tiny_internvl
 
 MIXTURES = {"second": [{"task": t, "weight": 1} for t in ("msa", "eri", "erc", "ecpe")]}
@@ -111,14 +113,14 @@ def transformers_path(frames: int, tile: int) -> Callable[[Path], object]:
     return run
 
 
-def decode_only(frames: int) -> Callable[[Path], object]:
-    """PyAV decoding every picture up to the last wanted frame, converting nothing: the floor of any
-    reader that decodes every picture (transformers' does)."""
+def decode_only(frames: int, threads: int) -> Callable[[Path], object]:
+    """PyAV decoding every picture up to the last wanted frame with ``threads`` threads, converting
+    nothing: the floor of any reader that decodes every picture (transformers' does)."""
 
     def run(clip: Path):
         with av.open(str(clip)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_count, stream.thread_type = threads, "AUTO"
             last = segment_centres(stream.frames, frames)[-1]
             for index, _ in enumerate(container.decode(stream)):
                 if index >= last:
@@ -175,6 +177,12 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=12, help="720p clips to write and time")
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="the reader's decoder threads (default: one per usable core)",
+    )
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # data tables
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,9 +191,10 @@ def main() -> None:
         processor = internvl.from_pretrained(model, max_length=None)
         vision = dataclasses.replace(processor.vision, tile_size=args.tile)
         clips = write_720p_clips(Path(tmp) / "720p", args.clips)
+        threads = default_threads() if args.threads is None else args.threads
         decoder, exact = (
-            MediaLoader(args.frames, args.tile),
-            MediaLoader(args.frames, args.tile, resize="pil"),
+            MediaLoader(args.frames, args.tile, threads=threads),
+            MediaLoader(args.frames, args.tile, resize="pil", threads=threads),
         )
         cache = FrameCache(decoder, Path(tmp) / "cache-720p")
         cache.folder.mkdir(parents=True)
@@ -195,7 +204,7 @@ def main() -> None:
             "transformers": clips_per_second(transformers_path(args.frames, args.tile), clips),
             "decode": clips_per_second(lambda c: vision.pixel_values(decoder.decode("video", c)), clips),
             "exact": clips_per_second(lambda c: vision.pixel_values(exact.decode("video", c)), clips),
-            "decode all": clips_per_second(decode_only(args.frames), clips),
+            "decode all": clips_per_second(decode_only(args.frames, threads), clips),
             "cached": clips_per_second(lambda c: vision.pixel_values(cache.load([], [c])[1][0]), clips),
         }
         if (
@@ -215,6 +224,7 @@ def main() -> None:
             lambda c: vision.pixel_values(decoder.decode("video", c)), clean
         )
         assert cache.misses == 0, "the 720p frame cache missed"
+        print(f"decoder threads: {threads} (transformers' decord reader: its own default)")
         for name, rate in rates.items():
             print(f"720p clip → {args.frames}x{args.tile}px float pixels, {name:<19} {rate:7.2f} clips/s")
         for label, some in (("noisy", clips), ("clean", clean)):

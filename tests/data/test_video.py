@@ -8,7 +8,14 @@ import pytest
 from PIL import Image
 
 from m2se.data.demo import write_clip
-from m2se.data.video import MediaError, MediaLoader, read_image, read_video, segment_centres
+from m2se.data.video import (
+    MediaError,
+    MediaLoader,
+    default_threads,
+    read_image,
+    read_video,
+    segment_centres,
+)
 
 BACKENDS = ("decord", "pyav")
 
@@ -217,6 +224,24 @@ def test_decoder_threads_do_not_change_pixels(smooth_clip):
     for backend in BACKENDS:
         one, auto = (read_video(smooth_clip, 4, 56, backend, threads=t) for t in (1, 0))
         np.testing.assert_array_equal(one, auto)
+
+
+def test_decoder_threads_default_to_the_usable_cores_and_one_inside_a_worker():
+    import os
+
+    import torch
+
+    class Threads(torch.utils.data.Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            return default_threads()
+
+    usable = len(os.sched_getaffinity(0))
+    assert default_threads() == usable  # not 0: FFmpeg's own choice runs one thread more than the cores
+    in_worker = torch.utils.data.DataLoader(Threads(), num_workers=1, batch_size=None)
+    assert list(in_worker) == [1]
 
 
 def test_an_unknown_resize_or_backend_is_refused(smooth_clip):
