@@ -63,3 +63,18 @@ def trained_runs(tiny_model_dir, tmp_path_factory) -> Path:
     from tests.model.trained_runs import write_trained_runs
 
     return write_trained_runs(tmp_path_factory.mktemp("trained"), tiny_model_dir)
+
+
+_COLLECTED = pytest.StashKey[frozenset]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # Before -m or -k deselects any test: the files this session collected (collected_files).
+    config.stash[_COLLECTED] = frozenset(Path(item.path) for item in items)
+
+
+@pytest.fixture
+def collected_files(request) -> frozenset[Path]:
+    """Every test file this session collected, before markers or -k deselected tests."""
+    return request.config.stash[_COLLECTED]
