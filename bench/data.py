@@ -7,13 +7,14 @@ Writes MELD-like clips itself (1280x720, 24 fps, 3 s, H.264) and times, in this 
 repetitions, clip → float32 pixel values (``--frames`` tiles of ``--tile`` px, ImageNet-normalised):
 - transformers: ``transformers.video_utils.load_video`` (decord) + ``GotOcr2ImageProcessorPil``;
 - decode: ``MediaLoader`` (frames scaled to tiles in the decoder) + the InternVL processor's pixels,
-  with ``--threads`` decoder threads (default: the reader's own, one per usable core; 0 is FFmpeg's
-  choice, one more than the cores; transformers' decord reader keeps its own default);
+  with ``--threads`` decoder threads (default: the reader's own, ``video.default_threads``; 0 is
+  FFmpeg's choice, one more than the cores; transformers' decord reader keeps its own default);
 - exact: the same with ``resize="pil"`` (InternVL's own pixels);
 - cached: the frame cache (``m2se.data.cache``) built from the same clips, then the same pixels;
 - decode all: PyAV decoding every picture up to the last wanted frame with the same threads, nothing
-  converted: the floor of a reader that decodes every picture (transformers' does). The decode path leaves unreferenced
-  H.264 pictures undecoded (``m2se.data.h264``), so it can beat this floor where there are many;
+  converted: the floor of a reader that decodes every picture (transformers' does). The decode path
+  leaves unreferenced H.264 pictures undecoded (``m2se.data.h264``), so it can beat this floor where
+  there are many;
 - transformers and decode again on the same clips written without noise, where x264 makes many of
   the pictures unreferenced B-pictures (the share of each set is printed);
 - with CUDA, decode and cached again with the uint8 tiles pinned, moved to the GPU and normalised
@@ -181,7 +182,7 @@ def main() -> None:
         "--threads",
         type=int,
         default=None,
-        help="the reader's decoder threads (default: one per usable core)",
+        help="the reader's decoder threads (default: one per usable core, at most 16)",
     )
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # data tables

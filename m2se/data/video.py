@@ -86,9 +86,9 @@ def read_video(
     uses, which seeks to key frames and decodes every picture from there. Both number frames the same
     way and give the same full-size frames; their decoder-scaled tiles differ by about 0.3 of 255 on
     average at 720p and 1 on the demo's 56-px tiles (two builds of swscale).
-    ``threads``: decoder and scaler threads, 0 for FFmpeg's choice (one more than the cores), None for
-    one inside a DataLoader worker (the workers use the cores) and one per usable core elsewhere. A clip's display rotation (phone videos) is applied on
-    every path. Errors: ``MediaError`` naming the file for a missing, unreadable or corrupt clip.
+    ``threads``: decoder and scaler threads; 0 for FFmpeg's choice, None for ``default_threads()``.
+    A clip's display rotation (phone videos) is applied on every path. Errors: ``MediaError`` naming
+    the file for a missing, unreadable or corrupt clip.
     """
     check_file(path)
     _check_settings("read_video", backend, resize)
@@ -175,13 +175,16 @@ def _check_settings(who: str, backend: str, resize: str) -> None:
 
 
 def default_threads() -> int:
-    """1 inside a DataLoader worker, else the usable cores: FFmpeg's own choice, one thread more than
-    the cores, decodes 720p H.264 about 20% slower on 2 cores (``python bench/data.py --threads 0``)."""
+    """The decoder threads ``read_video`` uses by default: 1 inside a DataLoader worker (the workers
+    share the cores), else one per usable core, at most 16 (FFmpeg's own cap). FFmpeg's own choice
+    (``threads=0``) is one thread more than the cores, which on 2 cores decodes 720p H.264 15-20%
+    slower (``python bench/data.py --threads 0``, its ``decode all`` line)."""
     from torch.utils.data import get_worker_info
 
     if get_worker_info() is not None:
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, 16)
 
 
 def _read_decord(
