@@ -91,7 +91,7 @@ def read_video(
     the file for a missing, unreadable or corrupt clip.
     """
     check_file(path)
-    _check_settings("read_video", backend, resize)
+    _check_settings("read_video", backend, resize, threads)
     threads = default_threads() if threads is None else threads
     scale = size if resize == "decoder" else None
     if backend == "decord":
@@ -127,7 +127,8 @@ class MediaLoader:
     threads: int | None = None  # read_video's; not a setting of the frames (a cache ignores it)
 
     def __post_init__(self) -> None:
-        _check_settings("MediaLoader", self.backend, self.resize)  # when built, not at the first clip
+        # When built, not at the first clip, where FFmpeg's refusal would read as a corrupt file.
+        _check_settings("MediaLoader", self.backend, self.resize, self.threads)
         if self.backend == "decord":
             _import_decord()
 
@@ -167,10 +168,14 @@ def _import_decord() -> ModuleType:
     return decord
 
 
-def _check_settings(who: str, backend: str, resize: str) -> None:
+def _check_settings(who: str, backend: str, resize: str, threads: int | None) -> None:
     if resize not in get_args(Resize) or backend not in get_args(Backend):
         raise ValueError(
             f"{who}: resize must be decoder or pil and backend auto, decord or pyav; got {resize!r}, {backend!r}"
+        )
+    if threads is not None and (type(threads) is not int or threads < 0):
+        raise ValueError(
+            f"{who}: threads must be None or an integer >= 0 (0: FFmpeg's choice), got {threads!r}"
         )
 
 

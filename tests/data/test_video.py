@@ -253,6 +253,17 @@ def test_an_unknown_resize_or_backend_is_refused(smooth_clip):
         MediaLoader(4, 56, resize="nearest")
 
 
+@pytest.mark.parametrize("threads", [-1, 2.5, True, "2"])
+def test_a_wrong_thread_count_is_refused_not_read_as_a_corrupt_clip(smooth_clip, threads):
+    # FFmpeg refused -1 at the first clip, which read as "corrupt video" naming the file.
+    with pytest.raises(
+        ValueError, match=f"read_video: threads must be None or an integer >= 0.*got {threads!r}"
+    ):
+        read_video(smooth_clip, 4, 56, threads=threads)
+    with pytest.raises(ValueError, match="MediaLoader: threads must be"):
+        MediaLoader(4, 56, threads=threads)
+
+
 def test_a_phone_clips_rotation_is_applied_on_every_path(tmp_path):
     """A 96x48 clip flagged to display turned by 90 degrees: decord's scaler turns it, and so must
     PyAV and the PIL path (a tall bright top half becomes a bright side)."""
