@@ -185,6 +185,11 @@ def main() -> None:
         help="the reader's decoder threads (default: one per usable core, at most 16)",
     )
     args = parser.parse_args()
+    if (
+        min(args.frames, args.tile, args.clips, args.batches) < 1
+        or min([*args.workers, args.threads or 0]) < 0
+    ):
+        parser.error("--frames, --tile, --clips and --batches must be >= 1, --workers and --threads >= 0")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # data tables
     with tempfile.TemporaryDirectory() as tmp:
         root = write_demo_dataset(Path(tmp) / "demo")

@@ -139,6 +139,11 @@ def main() -> None:
     )
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for both loops (logger=none, ...)")
     args = parser.parse_args()
+    if (
+        min(args.steps, args.batch, 1 if args.threads is None else args.threads) < 1
+        or min(args.warmup, args.workers) < 0
+    ):
+        parser.error("--steps, --batch and --threads must be >= 1, --warmup and --workers >= 0")
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # the main process's; DataLoader workers take 1 each
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch"):
