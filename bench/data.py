@@ -1,5 +1,6 @@
-"""Data-pipeline throughput: the project's video path against plain transformers on 720p clips, and the
-DataModule on the demo dataset.
+"""Data-pipeline throughput: the project's video path against plain transformers on 720p clips.
+
+Also the DataModule on the demo dataset.
 
     python bench/data.py [--frames 8] [--tile 448] [--clips 12] [--batches 40] [--workers 0 2] [--threads N]
 
@@ -182,7 +183,7 @@ def main() -> None:
         "--threads",
         type=int,
         default=None,
-        help="the reader's decoder threads (default: one per usable core, at most 16)",
+        help="the reader's decoder threads: 0 for FFmpeg's choice (default: one per usable core, at most 16)",
     )
     args = parser.parse_args()
     if (

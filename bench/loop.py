@@ -135,7 +135,7 @@ def main() -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads for both loops' steps (default: one per core)",
+        help="torch threads for both loops' steps, >= 1 (default: one per core)",
     )
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for both loops (logger=none, ...)")
     args = parser.parse_args()

@@ -182,8 +182,8 @@ def _check_settings(who: str, backend: str, resize: str, threads: int | None) ->
 def default_threads() -> int:
     """The decoder threads ``read_video`` uses by default: 1 inside a DataLoader worker (the workers
     share the cores), else one per usable core, at most 16 (FFmpeg's own cap). FFmpeg's own choice
-    (``threads=0``) is one thread more than the cores, which on 2 cores decodes 720p H.264 15-20%
-    slower (``python bench/data.py --threads 0``, its ``decode all`` line)."""
+    (``threads=0``) is one thread more than the cores, which on 2 cores decodes 720p H.264 12-23%
+    slower (``python bench/data.py --threads 0`` against the default, its ``decode all`` line)."""
     from torch.utils.data import get_worker_info
 
     if get_worker_info() is not None:
