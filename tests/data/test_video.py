@@ -222,8 +222,9 @@ def test_decoder_resize_stays_close_to_pil(smooth_clip, backend, size):
 
 def test_decoder_threads_do_not_change_pixels(smooth_clip):
     for backend in BACKENDS:
-        one, auto = (read_video(smooth_clip, 4, 56, backend, threads=t) for t in (1, 0))
+        one, auto, two = (read_video(smooth_clip, 4, 56, backend, threads=t) for t in (1, 0, 2))
         np.testing.assert_array_equal(one, auto)
+        np.testing.assert_array_equal(one, two)  # the default outside workers on 2 cores
 
 
 def test_decoder_threads_default_to_the_usable_cores_and_one_inside_a_worker():
