@@ -14,11 +14,12 @@ On the tiny model and the demo dataset (built in a temporary folder), both at th
   AdamW over the same number of batches collated beforehand, nothing else.
 Both skip ``--warmup`` steps, then time ``--steps``; the two loops take turns ``--repeats`` times and
 each keeps its best run (a 2-core machine's speed drifts between runs). Prints each one's samples/s,
-the ratio, and the data wait's share of the real loop's best run. ``--frame-cache`` builds a frame cache of the demo's media
-first and both loops read it. On 2 CPU cores the workers' decoding takes CPU time the step then lacks,
-which the bare loop never pays: the data wait stays small while the ratio drops. ``--threads N`` holds
-both loops' steps to N torch threads (default: torch's, one per core); ``--threads 1`` on 2 cores
-leaves the workers a core of their own, as a GPU step does, and so measures the loader alone.
+the ratio, and the data wait's share of the real loop's best run. ``--frame-cache`` builds a frame
+cache of the demo's media first and both loops read it. On 2 CPU cores the workers' decoding takes
+CPU time the step then lacks, which the bare loop never pays: the data wait stays small while the
+ratio drops. ``--threads N`` holds both loops' steps to N torch threads (default: torch's, one per
+core); ``--threads 1`` on 2 cores leaves the workers a core of their own, as a GPU step does, and so
+measures the loader and Lightning's loop alone.
 """
 
 from __future__ import annotations
