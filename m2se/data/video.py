@@ -104,7 +104,7 @@ def read_video(
             raise _corrupt(path, error) from None
     else:
         frames = _read_pyav(path, num_frames, scale, threads)
-    if size is None:
+    if size is None or frames.shape[1:3] == (size, size):  # decoder-scaled frames are the tiles already
         return frames
     return np.stack([resize_frame(frame, size) for frame in frames])
 
